@@ -1,0 +1,107 @@
+//! GFLOP/s of `Tensor::matmul` on the VAE's shapes (batch 128) and on squares, beside a
+//! direct single-threaded `matrixmultiply::sgemm` call on the same data and strides.
+//!
+//! Criterion's throughput is set to 2·m·n·k "elements", so its `Gelem/s` reads as GFLOP/s.
+//! Run: `cargo bench --bench matmul`.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use std::hint::black_box;
+use std::time::Duration;
+use tensor::Tensor;
+
+/// One product: a name, `m, k, n`, and whether each operand is a transposed view.
+struct Case {
+    name: &'static str,
+    m: usize,
+    k: usize,
+    n: usize,
+    a_t: bool,
+    b_t: bool,
+}
+
+const fn case(name: &'static str, m: usize, k: usize, n: usize, a_t: bool, b_t: bool) -> Case {
+    Case { name, m, k, n, a_t, b_t }
+}
+
+const CASES: &[Case] = &[
+    // Forward: x·Wᵀ with W stored [out, in], so the right operand is a transposed view.
+    case("fwd_128x784x400", 128, 784, 400, false, true),
+    case("fwd_128x400x784", 128, 400, 784, false, true),
+    case("fwd_128x400x20", 128, 400, 20, false, true),
+    case("fwd_128x20x400", 128, 20, 400, false, true),
+    // Weight gradients gᵀ·x: the left operand is a transposed view of the [128, out] gradient.
+    case("wgrad_400x128x784", 400, 128, 784, true, false),
+    case("wgrad_784x128x400", 784, 128, 400, true, false),
+    case("wgrad_20x128x400", 20, 128, 400, true, false),
+    case("wgrad_400x128x20", 400, 128, 20, true, false),
+    // Input gradients g·W.
+    case("igrad_128x400x784", 128, 400, 784, false, false),
+    case("igrad_128x784x400", 128, 784, 400, false, false),
+    case("igrad_128x20x400", 128, 20, 400, false, false),
+    case("igrad_128x400x20", 128, 400, 20, false, false),
+    case("square_256", 256, 256, 256, false, false),
+    case("square_512", 512, 512, 512, false, false),
+    case("square_1024", 1024, 1024, 1024, false, false),
+];
+
+fn operand(rows: usize, cols: usize, transposed: bool, rng: &mut StdRng) -> Tensor<f32> {
+    if transposed {
+        Tensor::randn(&[cols, rows], rng).t()
+    } else {
+        Tensor::randn(&[rows, cols], rng)
+    }
+}
+
+fn direct_sgemm(a: &Tensor<f32>, b: &Tensor<f32>, c: &mut [f32]) {
+    let (m, k, n) = (a.shape()[0], a.shape()[1], b.shape()[1]);
+    let (sa, sb) = (a.strides(), b.strides());
+    // SAFETY: both tensors are fresh views at offset 0 whose strides address only their
+    // own storage; `c` holds m·n elements and aliases neither.
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            a.storage().as_ptr(),
+            sa[0] as isize,
+            sa[1] as isize,
+            b.storage().as_ptr(),
+            sb[0] as isize,
+            sb[1] as isize,
+            0.0,
+            c.as_mut_ptr(),
+            n as isize,
+            1,
+        )
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let mut rng = StdRng::seed_from_u64(0);
+    let one_thread = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    let threads = rayon::current_num_threads();
+    let mut group = c.benchmark_group("matmul");
+    group.warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2)).sample_size(30);
+    for cs in CASES {
+        let a = operand(cs.m, cs.k, cs.a_t, &mut rng);
+        let b = operand(cs.k, cs.n, cs.b_t, &mut rng);
+        group.throughput(Throughput::Elements((2 * cs.m * cs.n * cs.k) as u64));
+        group.bench_function(BenchmarkId::new(format!("tensor_{threads}t"), cs.name), |bch| {
+            bch.iter(|| black_box(a.matmul(&b)))
+        });
+        group.bench_function(BenchmarkId::new("tensor_1t", cs.name), |bch| {
+            one_thread.install(|| bch.iter(|| black_box(a.matmul(&b))))
+        });
+        let mut out = vec![0.0f32; cs.m * cs.n];
+        group.bench_function(BenchmarkId::new("matrixmultiply_1t", cs.name), |bch| {
+            bch.iter(|| direct_sgemm(black_box(&a), black_box(&b), &mut out))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

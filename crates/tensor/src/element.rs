@@ -1,0 +1,155 @@
+//! The sealed [`Element`] trait: the scalar types a [`Tensor`](crate::Tensor) may hold.
+
+use std::fmt::{Debug, Display};
+use std::iter::Sum;
+use std::ops::{AddAssign, DivAssign, MulAssign, SubAssign};
+
+use num_traits::{Float, FromPrimitive};
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for f64 {}
+}
+
+/// The name of an element type, as checkpoints and error messages spell it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DType {
+    /// 32-bit IEEE float.
+    F32,
+    /// 64-bit IEEE float.
+    F64,
+}
+
+impl Display for DType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DType::F32 => "f32",
+            DType::F64 => "f64",
+        })
+    }
+}
+
+/// A floating-point element type: `f32` or `f64`. Sealed: no other type can implement it.
+///
+/// Besides the arithmetic of [`num_traits::Float`], it carries the GEMM routine of
+/// `matrixmultiply` for its precision (see [`crate::gemm`]).
+pub trait Element:
+    Float
+    + FromPrimitive
+    + Debug
+    + Display
+    + Default
+    + Send
+    + Sync
+    + Sum
+    + AddAssign
+    + SubAssign
+    + MulAssign
+    + DivAssign
+    + 'static
+    + sealed::Sealed
+{
+    /// The runtime tag of this type.
+    const DTYPE: DType;
+
+    /// Converts from `f64`, rounding to nearest.
+    fn from_f64_lossy(v: f64) -> Self;
+
+    /// Widens (or keeps) to `f64`.
+    fn to_f64_lossless(self) -> f64;
+
+    /// `matrixmultiply`'s `sgemm` or `dgemm`. Callers go through [`crate::gemm`], which
+    /// holds the safety argument; this is the only raw GEMM entry point.
+    ///
+    /// # Safety
+    /// The pointers and strides must describe valid `m×k`, `k×n` and `m×n` matrices, and
+    /// `c` must not alias `a` or `b`.
+    #[doc(hidden)]
+    unsafe fn raw_gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        alpha: Self,
+        a: *const Self,
+        rsa: isize,
+        csa: isize,
+        b: *const Self,
+        rsb: isize,
+        csb: isize,
+        beta: Self,
+        c: *mut Self,
+        rsc: isize,
+        csc: isize,
+    );
+}
+
+impl Element for f32 {
+    const DTYPE: DType = DType::F32;
+
+    #[inline]
+    fn from_f64_lossy(v: f64) -> Self {
+        v as f32
+    }
+
+    #[inline]
+    fn to_f64_lossless(self) -> f64 {
+        self as f64
+    }
+
+    #[inline]
+    unsafe fn raw_gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        alpha: Self,
+        a: *const Self,
+        rsa: isize,
+        csa: isize,
+        b: *const Self,
+        rsb: isize,
+        csb: isize,
+        beta: Self,
+        c: *mut Self,
+        rsc: isize,
+        csc: isize,
+    ) {
+        // SAFETY: forwarded verbatim; the caller upholds the contract stated on the trait.
+        unsafe { matrixmultiply::sgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
+    }
+}
+
+impl Element for f64 {
+    const DTYPE: DType = DType::F64;
+
+    #[inline]
+    fn from_f64_lossy(v: f64) -> Self {
+        v
+    }
+
+    #[inline]
+    fn to_f64_lossless(self) -> f64 {
+        self
+    }
+
+    #[inline]
+    unsafe fn raw_gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        alpha: Self,
+        a: *const Self,
+        rsa: isize,
+        csa: isize,
+        b: *const Self,
+        rsb: isize,
+        csb: isize,
+        beta: Self,
+        c: *mut Self,
+        rsc: isize,
+        csc: isize,
+    ) {
+        // SAFETY: forwarded verbatim; the caller upholds the contract stated on the trait.
+        unsafe { matrixmultiply::dgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
+    }
+}

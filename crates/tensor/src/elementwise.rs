@@ -1,0 +1,224 @@
+//! Named elementwise operations: unary math, binary arithmetic with numpy broadcasting,
+//! comparisons giving 0/1 masks, scalar forms, in-place forms and operator overloads.
+
+use std::ops::{Add, Div, Mul, Neg, Sub};
+
+use crate::element::Element;
+use crate::error::{ok, Result};
+use crate::kernels::{map, map_assign, zip, zip_assign};
+use crate::tensor::Tensor;
+
+/// `ln(1 + e^x)` without overflow for large `x` or loss of precision for very negative `x`.
+#[inline]
+pub fn softplus_scalar<T: Element>(x: T) -> T {
+    x.max(T::zero()) + (-x.abs()).exp().ln_1p()
+}
+
+/// `1 / (1 + e^-x)`, finite for every finite `x`.
+#[inline]
+pub fn sigmoid_scalar<T: Element>(x: T) -> T {
+    if x >= T::zero() {
+        T::one() / (T::one() + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (T::one() + e)
+    }
+}
+
+macro_rules! unary_ops {
+    ($($(#[$doc:meta])* $name:ident => |$x:ident| $body:expr;)*) => {
+        impl<T: Element> Tensor<T> {
+            $(
+                $(#[$doc])*
+                pub fn $name(&self) -> Tensor<T> {
+                    map(self, |$x: T| $body)
+                }
+            )*
+        }
+    };
+}
+
+unary_ops! {
+    /// `e^x`.
+    exp => |x| x.exp();
+    /// Natural logarithm.
+    ln => |x| x.ln();
+    /// Square root.
+    sqrt => |x| x.sqrt();
+    /// Absolute value.
+    abs => |x| x.abs();
+    /// `max(x, 0)`.
+    relu => |x| if x > T::zero() { x } else { T::zero() };
+    /// Logistic sigmoid, stable at both tails.
+    sigmoid => |x| sigmoid_scalar(x);
+    /// Hyperbolic tangent.
+    tanh => |x| x.tanh();
+    /// `ln(1 + e^x)`, stable at both tails.
+    softplus => |x| softplus_scalar(x);
+    /// `ln(sigmoid(x)) = -softplus(-x)`, stable at both tails.
+    log_sigmoid => |x| -softplus_scalar(-x);
+    /// `x²`.
+    square => |x| x * x;
+    /// `1/x`.
+    recip => |x| x.recip();
+    /// 1 where the element is positive, else 0 (the derivative of relu).
+    step => |x| if x > T::zero() { T::one() } else { T::zero() };
+}
+
+impl<T: Element> Tensor<T> {
+    /// Natural logarithm (an alias of [`ln`](Self::ln)).
+    pub fn log(&self) -> Tensor<T> {
+        self.ln()
+    }
+
+    /// `x^p`.
+    pub fn powf(&self, p: T) -> Tensor<T> {
+        map(self, |x| x.powf(p))
+    }
+
+    /// `x + s`.
+    pub fn add_scalar(&self, s: T) -> Tensor<T> {
+        map(self, |x| x + s)
+    }
+
+    /// `x * s`.
+    pub fn mul_scalar(&self, s: T) -> Tensor<T> {
+        map(self, |x| x * s)
+    }
+
+    /// Clamps every element to `[lo, hi]`.
+    pub fn clamp(&self, lo: T, hi: T) -> Tensor<T> {
+        map(self, |x| x.max(lo).min(hi))
+    }
+
+    /// A new tensor `f(x)` for every element (contiguous; parallel when large).
+    pub fn map<F: Fn(T) -> T + Sync>(&self, f: F) -> Tensor<T> {
+        map(self, f)
+    }
+
+    /// A new tensor `f(a, b)` over the broadcast of both shapes. Panics if they do not
+    /// broadcast.
+    #[track_caller]
+    pub fn zip_with<F: Fn(T, T) -> T + Sync>(&self, rhs: &Tensor<T>, f: F) -> Tensor<T> {
+        ok(zip("zip_with", self, rhs, f))
+    }
+
+    // ------------------------------------------------------------ in place
+
+    /// `self[i] = f(self[i])` in place.
+    pub fn map_inplace<F: Fn(T) -> T + Sync + Send>(&mut self, f: F) {
+        map_assign(self, f)
+    }
+
+    /// `self[i] = f(self[i], rhs[i])` in place, `rhs` broadcast to `self`'s shape.
+    #[track_caller]
+    pub fn zip_inplace<F: Fn(T, T) -> T + Sync + Send>(&mut self, rhs: &Tensor<T>, f: F) {
+        ok(zip_assign(self, rhs, f))
+    }
+
+    /// `self += rhs` in place, `rhs` broadcast to `self`'s shape.
+    #[track_caller]
+    pub fn add_assign_t(&mut self, rhs: &Tensor<T>) {
+        ok(zip_assign(self, rhs, |a, b| a + b))
+    }
+
+    /// `self += alpha * x` in place (BLAS `axpy`), `x` broadcast to `self`'s shape.
+    #[track_caller]
+    pub fn axpy(&mut self, alpha: T, x: &Tensor<T>) {
+        ok(zip_assign(self, x, move |a, b| a + alpha * b))
+    }
+
+    /// `self *= alpha` in place.
+    pub fn scale_inplace(&mut self, alpha: T) {
+        map_assign(self, move |a| a * alpha)
+    }
+
+    /// Sets every element to `v` in place.
+    pub fn fill(&mut self, v: T) {
+        map_assign(self, move |_| v)
+    }
+}
+
+macro_rules! binary_ops {
+    ($($(#[$doc:meta])* $name:ident, $try_name:ident => |$a:ident, $b:ident| $body:expr;)*) => {
+        impl<T: Element> Tensor<T> {
+            $(
+                $(#[$doc])*
+                ///
+                /// Shapes broadcast as in numpy; panics (naming both shapes) if they cannot.
+                #[track_caller]
+                pub fn $name(&self, rhs: &Tensor<T>) -> Tensor<T> {
+                    ok(self.$try_name(rhs))
+                }
+
+                #[doc = concat!("Fallible [`", stringify!($name), "`](Self::", stringify!($name), ").")]
+                pub fn $try_name(&self, rhs: &Tensor<T>) -> Result<Tensor<T>> {
+                    zip(stringify!($name), self, rhs, |$a: T, $b: T| $body)
+                }
+            )*
+        }
+    };
+}
+
+binary_ops! {
+    /// `a + b`.
+    add, try_add => |a, b| a + b;
+    /// `a - b`.
+    sub, try_sub => |a, b| a - b;
+    /// `a * b`.
+    mul, try_mul => |a, b| a * b;
+    /// `a / b`.
+    div, try_div => |a, b| a / b;
+    /// `max(a, b)`.
+    maximum, try_maximum => |a, b| a.max(b);
+    /// `min(a, b)`.
+    minimum, try_minimum => |a, b| a.min(b);
+    /// 1 where `a > b`, else 0.
+    gt, try_gt => |a, b| if a > b { T::one() } else { T::zero() };
+    /// 1 where `a >= b`, else 0.
+    ge, try_ge => |a, b| if a >= b { T::one() } else { T::zero() };
+    /// 1 where `a < b`, else 0.
+    lt, try_lt => |a, b| if a < b { T::one() } else { T::zero() };
+    /// 1 where `a <= b`, else 0.
+    le, try_le => |a, b| if a <= b { T::one() } else { T::zero() };
+    /// 1 where `a == b`, else 0.
+    eq_mask, try_eq_mask => |a, b| if a == b { T::one() } else { T::zero() };
+}
+
+macro_rules! operator {
+    ($tr:ident, $m:ident, $name:ident) => {
+        impl<T: Element> $tr<&Tensor<T>> for &Tensor<T> {
+            type Output = Tensor<T>;
+            #[track_caller]
+            fn $m(self, rhs: &Tensor<T>) -> Tensor<T> {
+                self.$name(rhs)
+            }
+        }
+        impl<T: Element> $tr<Tensor<T>> for Tensor<T> {
+            type Output = Tensor<T>;
+            #[track_caller]
+            fn $m(self, rhs: Tensor<T>) -> Tensor<T> {
+                (&self).$name(&rhs)
+            }
+        }
+    };
+}
+
+operator!(Add, add, add);
+operator!(Sub, sub, sub);
+operator!(Mul, mul, mul);
+operator!(Div, div, div);
+
+impl<T: Element> Neg for &Tensor<T> {
+    type Output = Tensor<T>;
+    fn neg(self) -> Tensor<T> {
+        map(self, |x| -x)
+    }
+}
+
+impl<T: Element> Neg for Tensor<T> {
+    type Output = Tensor<T>;
+    fn neg(self) -> Tensor<T> {
+        -&self
+    }
+}

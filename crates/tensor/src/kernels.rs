@@ -1,0 +1,175 @@
+//! The elementwise engines every named operation is built on: a contiguous fast path that
+//! the compiler vectorizes, a general strided path that walks rows of the last axis, and
+//! rayon over fixed-size chunks above [`PAR_MIN_LEN`] elements. Chunk boundaries never
+//! depend on the thread count, so results are the same at any number of threads.
+
+use rayon::prelude::*;
+
+use crate::element::Element;
+use crate::error::Result;
+use crate::layout::{broadcast_shapes, Layout};
+use crate::tensor::Tensor;
+
+/// Below this many elements a kernel stays on the calling thread.
+pub const PAR_MIN_LEN: usize = 1 << 15;
+/// Elements per parallel task.
+const PAR_CHUNK: usize = 1 << 13;
+
+/// Fills `out` (row-major, the shape of `layout`) with `f(src[i])`.
+fn unary_into<T: Element, F>(src: &[T], layout: &Layout, out: &mut [T], f: F)
+where
+    F: Fn(T) -> T + Sync,
+{
+    let n = out.len();
+    if layout.is_contiguous() {
+        let src = &src[layout.offset()..layout.offset() + n];
+        if n >= PAR_MIN_LEN {
+            out.par_chunks_mut(PAR_CHUNK).zip(src.par_chunks(PAR_CHUNK)).for_each(|(o, s)| {
+                o.iter_mut().zip(s).for_each(|(o, &s)| *o = f(s));
+            });
+        } else {
+            out.iter_mut().zip(src).for_each(|(o, &s)| *o = f(s));
+        }
+        return;
+    }
+    let (inner, stride) = layout.inner();
+    if inner == 0 {
+        return;
+    }
+    let rows = |first_row: usize, chunk: &mut [T]| {
+        for (r, o) in chunk.chunks_mut(inner).enumerate() {
+            let base = layout.row_offset(first_row + r);
+            if stride == 1 {
+                o.iter_mut().zip(&src[base..base + inner]).for_each(|(o, &s)| *o = f(s));
+            } else {
+                o.iter_mut().enumerate().for_each(|(j, o)| *o = f(src[base + j * stride]));
+            }
+        }
+    };
+    if n >= PAR_MIN_LEN {
+        let rows_per_task = PAR_CHUNK.div_ceil(inner);
+        out.par_chunks_mut(rows_per_task * inner)
+            .enumerate()
+            .for_each(|(t, chunk)| rows(t * rows_per_task, chunk));
+    } else {
+        rows(0, out);
+    }
+}
+
+/// Fills `out` (row-major, the common shape of both layouts) with `f(a[i], b[i])`.
+fn binary_into<T: Element, F>(a: &[T], la: &Layout, b: &[T], lb: &Layout, out: &mut [T], f: F)
+where
+    F: Fn(T, T) -> T + Sync,
+{
+    let n = out.len();
+    if la.is_contiguous() && lb.is_contiguous() {
+        let a = &a[la.offset()..la.offset() + n];
+        let b = &b[lb.offset()..lb.offset() + n];
+        if n >= PAR_MIN_LEN {
+            out.par_chunks_mut(PAR_CHUNK).zip(a.par_chunks(PAR_CHUNK).zip(b.par_chunks(PAR_CHUNK))).for_each(
+                |(o, (a, b))| {
+                    o.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (&a, &b))| *o = f(a, b));
+                },
+            );
+        } else {
+            out.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (&a, &b))| *o = f(a, b));
+        }
+        return;
+    }
+    let (inner, sa) = la.inner();
+    let (_, sb) = lb.inner();
+    if inner == 0 {
+        return;
+    }
+    let rows = |first_row: usize, chunk: &mut [T]| {
+        for (r, o) in chunk.chunks_mut(inner).enumerate() {
+            let (oa, ob) = (la.row_offset(first_row + r), lb.row_offset(first_row + r));
+            match (sa, sb) {
+                (1, 1) => o
+                    .iter_mut()
+                    .zip(a[oa..oa + inner].iter().zip(&b[ob..ob + inner]))
+                    .for_each(|(o, (&a, &b))| *o = f(a, b)),
+                (1, 0) => {
+                    let bv = b[ob];
+                    o.iter_mut().zip(&a[oa..oa + inner]).for_each(|(o, &a)| *o = f(a, bv));
+                }
+                (0, 1) => {
+                    let av = a[oa];
+                    o.iter_mut().zip(&b[ob..ob + inner]).for_each(|(o, &b)| *o = f(av, b));
+                }
+                _ => o.iter_mut().enumerate().for_each(|(j, o)| *o = f(a[oa + j * sa], b[ob + j * sb])),
+            }
+        }
+    };
+    if n >= PAR_MIN_LEN {
+        let rows_per_task = PAR_CHUNK.div_ceil(inner);
+        out.par_chunks_mut(rows_per_task * inner)
+            .enumerate()
+            .for_each(|(t, chunk)| rows(t * rows_per_task, chunk));
+    } else {
+        rows(0, out);
+    }
+}
+
+/// A new contiguous tensor `f(x)` for every element `x` of `t`.
+pub fn map<T: Element, F: Fn(T) -> T + Sync>(t: &Tensor<T>, f: F) -> Tensor<T> {
+    let mut out = vec![T::zero(); t.len()];
+    unary_into(t.storage(), t.layout(), &mut out, f);
+    Tensor::from_vec(out, t.shape())
+}
+
+/// A new contiguous tensor `f(a, b)` over the numpy broadcast of the two shapes.
+pub fn zip<T: Element, F: Fn(T, T) -> T + Sync>(
+    op: &'static str,
+    a: &Tensor<T>,
+    b: &Tensor<T>,
+    f: F,
+) -> Result<Tensor<T>> {
+    let shape =
+        if a.shape() == b.shape() { a.shape().into() } else { broadcast_shapes(op, a.shape(), b.shape())? };
+    let la = a.layout().broadcast_to(&shape)?;
+    let lb = b.layout().broadcast_to(&shape)?;
+    let mut out = vec![T::zero(); la.len()];
+    binary_into(a.storage(), &la, b.storage(), &lb, &mut out, f);
+    Ok(Tensor::from_vec(out, &shape))
+}
+
+/// `a[i] = f(a[i], b[i])` in place, with `b` broadcast to `a`'s shape. `a` is made
+/// contiguous and sole owner of its storage first if it is not.
+pub fn zip_assign<T: Element, F: Fn(T, T) -> T + Sync + Send>(
+    a: &mut Tensor<T>,
+    b: &Tensor<T>,
+    f: F,
+) -> Result<()> {
+    let lb = b.layout().broadcast_to(a.shape())?;
+    let shape = a.shape().to_vec();
+    let out = a.make_mut_slice();
+    let n = out.len();
+    if lb.is_contiguous() {
+        let b = &b.storage()[lb.offset()..lb.offset() + n];
+        if n >= PAR_MIN_LEN {
+            out.par_chunks_mut(PAR_CHUNK).zip(b.par_chunks(PAR_CHUNK)).for_each(|(o, b)| {
+                o.iter_mut().zip(b).for_each(|(o, &b)| *o = f(*o, b));
+            });
+        } else {
+            out.iter_mut().zip(b).for_each(|(o, &b)| *o = f(*o, b));
+        }
+    } else {
+        // Broadcast or strided right-hand side: materialise it once (rare on hot paths).
+        let mut tmp = vec![T::zero(); n];
+        unary_into(b.storage(), &lb, &mut tmp, |x| x);
+        debug_assert_eq!(Layout::contiguous(&shape).len(), n);
+        out.iter_mut().zip(&tmp).for_each(|(o, &b)| *o = f(*o, b));
+    }
+    Ok(())
+}
+
+/// `a[i] = f(a[i])` in place (copy on write if the storage is shared).
+pub fn map_assign<T: Element, F: Fn(T) -> T + Sync + Send>(a: &mut Tensor<T>, f: F) {
+    let out = a.make_mut_slice();
+    if out.len() >= PAR_MIN_LEN {
+        out.par_chunks_mut(PAR_CHUNK).for_each(|o| o.iter_mut().for_each(|x| *x = f(*x)));
+    } else {
+        out.iter_mut().for_each(|x| *x = f(*x));
+    }
+}

@@ -1,0 +1,246 @@
+//! Matrix products through `matrixmultiply`: 2-D and batched (leading batch axes that
+//! broadcast), any operand strides passed straight to the GEMM (a transposed view is never
+//! copied), an accumulate form `C = alpha·A·B + beta·C`, and rayon over disjoint row blocks
+//! of `C` with each block one single-threaded GEMM call. This file holds the crate's only
+//! `unsafe`.
+
+use rayon::prelude::*;
+
+use crate::element::Element;
+use crate::error::{ok, Result, TensorError};
+use crate::layout::{broadcast_shapes, Dims, Layout};
+use crate::tensor::Tensor;
+
+/// Below this many multiply-adds (`m·k·n`) a product stays on the calling thread.
+pub const PAR_MIN_MACS: usize = 1 << 17;
+/// The fewest rows of `C` a parallel block gets.
+const MIN_BLOCK_ROWS: usize = 16;
+
+/// A strided 2-D operand: its storage, offset and row/column strides.
+#[derive(Clone, Copy)]
+struct Operand<'a, T> {
+    data: &'a [T],
+    offset: usize,
+    rs: usize,
+    cs: usize,
+}
+
+impl<T> Operand<'_, T> {
+    /// The operand moved down by `rows` rows.
+    fn down(self, rows: usize) -> Self {
+        Operand { offset: self.offset + rows * self.rs, ..self }
+    }
+}
+
+/// One single-threaded GEMM: `c = alpha·a·b + beta·c`, `a` is `m×k`, `b` is `k×n`, `c` is
+/// row-major `m×n` (row stride `n`).
+fn gemm_serial<T: Element>(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: T,
+    a: Operand<T>,
+    b: Operand<T>,
+    beta: T,
+    c: &mut [T],
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(c.len() >= m * n, "gemm: output buffer of {} for {m}x{n}", c.len());
+    if k == 0 {
+        c[..m * n].iter_mut().for_each(|x| *x = if beta == T::zero() { T::zero() } else { *x * beta });
+        return;
+    }
+    // Bounds: the last element each operand reaches lies inside its slice.
+    assert!(a.offset + (m - 1) * a.rs + (k - 1) * a.cs < a.data.len(), "gemm: lhs out of bounds");
+    assert!(b.offset + (k - 1) * b.rs + (n - 1) * b.cs < b.data.len(), "gemm: rhs out of bounds");
+    // SAFETY: the asserts above keep every element matrixmultiply reads inside `a.data`
+    // and `b.data`, and every element it writes inside `c`, an exclusive borrow that
+    // therefore aliases neither input. Strides fit in isize since they index slices.
+    unsafe {
+        T::raw_gemm(
+            m,
+            k,
+            n,
+            alpha,
+            a.data.as_ptr().add(a.offset),
+            a.rs as isize,
+            a.cs as isize,
+            b.data.as_ptr().add(b.offset),
+            b.rs as isize,
+            b.cs as isize,
+            beta,
+            c.as_mut_ptr(),
+            n as isize,
+            1,
+        );
+    }
+}
+
+/// [`gemm_serial`], split over disjoint row blocks of `c` on the rayon pool when the product
+/// is large enough to pay for it.
+fn gemm<T: Element>(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: T,
+    a: Operand<T>,
+    b: Operand<T>,
+    beta: T,
+    c: &mut [T],
+) {
+    let threads = rayon::current_num_threads();
+    let blocks = threads.min(m / MIN_BLOCK_ROWS);
+    if blocks < 2 || m * k * n < PAR_MIN_MACS {
+        return gemm_serial(m, k, n, alpha, a, b, beta, c);
+    }
+    let rows = m.div_ceil(blocks);
+    c[..m * n].par_chunks_mut(rows * n).enumerate().for_each(|(i, block)| {
+        let first = i * rows;
+        gemm_serial(block.len() / n, k, n, alpha, a.down(first), b, beta, block);
+    });
+}
+
+/// The shapes of a (batched) product: batch shape, `m`, `k`, `n`, and both operand layouts
+/// broadcast over the batch shape.
+struct Plan {
+    batch: Dims,
+    m: usize,
+    k: usize,
+    n: usize,
+    la: Layout,
+    lb: Layout,
+}
+
+impl Plan {
+    fn new<T: Element>(op: &'static str, a: &Tensor<T>, b: &Tensor<T>) -> Result<Plan> {
+        let mismatch = || TensorError::ShapeMismatch { op, lhs: a.shape().to_vec(), rhs: b.shape().to_vec() };
+        if a.rank() < 2 || b.rank() < 2 {
+            return Err(TensorError::Invalid {
+                op,
+                msg: format!("needs operands of rank 2 or more, got {:?} and {:?}", a.shape(), b.shape()),
+            });
+        }
+        let (ra, rb) = (a.rank(), b.rank());
+        let (m, k) = (a.shape()[ra - 2], a.shape()[ra - 1]);
+        let (k2, n) = (b.shape()[rb - 2], b.shape()[rb - 1]);
+        if k != k2 {
+            return Err(mismatch());
+        }
+        let batch =
+            broadcast_shapes(op, &a.shape()[..ra - 2], &b.shape()[..rb - 2]).map_err(|_| mismatch())?;
+        let full = |r: usize, c: usize| -> Dims { batch.iter().copied().chain([r, c]).collect() };
+        let la = a.layout().broadcast_to(&full(m, k))?;
+        let lb = b.layout().broadcast_to(&full(k, n))?;
+        Ok(Plan { batch, m, k, n, la, lb })
+    }
+
+    fn out_shape(&self) -> Dims {
+        self.batch.iter().copied().chain([self.m, self.n]).collect()
+    }
+
+    fn nbatch(&self) -> usize {
+        self.batch.iter().product()
+    }
+
+    /// The 2-D operand of batch `i` in layout `l` over `data`.
+    fn operand<'a, T>(&self, data: &'a [T], l: &Layout, mut i: usize) -> Operand<'a, T> {
+        let r = l.rank();
+        let mut offset = l.offset();
+        for ax in (0..r - 2).rev() {
+            offset += (i % l.shape()[ax]) * l.strides()[ax];
+            i /= l.shape()[ax];
+        }
+        Operand { data, offset, rs: l.strides()[r - 2], cs: l.strides()[r - 1] }
+    }
+
+    /// `c = alpha·a·b + beta·c` over every batch, `c` row-major of [`out_shape`](Self::out_shape).
+    fn run<T: Element>(&self, alpha: T, a: &[T], b: &[T], beta: T, c: &mut [T]) {
+        let (m, k, n) = (self.m, self.k, self.n);
+        let nb = self.nbatch();
+        let ops = |i: usize| (self.operand(a, &self.la, i), self.operand(b, &self.lb, i));
+        if nb == 1 {
+            let (oa, ob) = ops(0);
+            gemm(m, k, n, alpha, oa, ob, beta, c);
+        } else if m * n > 0 && nb * m * k * n >= PAR_MIN_MACS && rayon::current_num_threads() > 1 {
+            c.par_chunks_mut(m * n).enumerate().for_each(|(i, c)| {
+                let (oa, ob) = ops(i);
+                gemm_serial(m, k, n, alpha, oa, ob, beta, c);
+            });
+        } else if m * n > 0 {
+            for (i, c) in c.chunks_mut(m * n).enumerate() {
+                let (oa, ob) = ops(i);
+                gemm(m, k, n, alpha, oa, ob, beta, c);
+            }
+        }
+    }
+}
+
+impl<T: Element> Tensor<T> {
+    /// The matrix product over the last two axes; leading axes are batch axes that
+    /// broadcast. Operands of any strides are used in place. Panics, naming both shapes,
+    /// when the inner dimensions differ or an operand has rank below 2.
+    ///
+    /// ```
+    /// use tensor::Tensor;
+    /// let a = Tensor::<f64>::arange(6).reshape(&[2, 3]);
+    /// let b = Tensor::<f64>::ones(&[3, 1]);
+    /// assert_eq!(a.matmul(&b).to_vec(), vec![3.0, 12.0]);
+    /// // aᵀ·a reads `a` through strides; nothing is copied.
+    /// assert_eq!(a.t().matmul(&a).shape(), &[3, 3]);
+    /// ```
+    #[track_caller]
+    pub fn matmul(&self, rhs: &Tensor<T>) -> Tensor<T> {
+        ok(self.try_matmul(rhs))
+    }
+
+    /// Fallible [`matmul`](Self::matmul).
+    pub fn try_matmul(&self, rhs: &Tensor<T>) -> Result<Tensor<T>> {
+        let plan = Plan::new("matmul", self, rhs)?;
+        let shape = plan.out_shape();
+        let mut out = vec![T::zero(); shape.iter().product()];
+        plan.run(T::one(), self.storage(), rhs.storage(), T::zero(), &mut out);
+        Ok(Tensor::from_vec(out, &shape))
+    }
+
+    /// `self = alpha·a·b + beta·self` in place (the GEMM accumulate form that backward
+    /// passes use to add a product into an existing gradient). `self` must have the shape of
+    /// `a.matmul(b)`; it is made contiguous and sole owner of its storage first if needed.
+    #[track_caller]
+    pub fn matmul_acc(&mut self, alpha: T, a: &Tensor<T>, b: &Tensor<T>, beta: T) {
+        ok(self.try_matmul_acc(alpha, a, b, beta))
+    }
+
+    /// Fallible [`matmul_acc`](Self::matmul_acc).
+    pub fn try_matmul_acc(&mut self, alpha: T, a: &Tensor<T>, b: &Tensor<T>, beta: T) -> Result<()> {
+        let plan = Plan::new("matmul_acc", a, b)?;
+        if self.shape() != plan.out_shape().as_slice() {
+            return Err(TensorError::ShapeMismatch {
+                op: "matmul_acc",
+                lhs: self.shape().to_vec(),
+                rhs: plan.out_shape().to_vec(),
+            });
+        }
+        plan.run(alpha, a.storage(), b.storage(), beta, self.make_mut_slice());
+        Ok(())
+    }
+}
+
+/// A plain `C = alpha·A·B + beta·C` on row-major slices, single-threaded: `a` is `m×k`,
+/// `b` is `k×n`, `c` is `m×n`. Used by benchmarks as the baseline the tensor API is
+/// compared with. Panics if a slice is too short.
+pub fn gemm_rowmajor<T: Element>(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: T,
+    a: &[T],
+    b: &[T],
+    beta: T,
+    c: &mut [T],
+) {
+    let oa = Operand { data: a, offset: 0, rs: k, cs: 1 };
+    let ob = Operand { data: b, offset: 0, rs: n, cs: 1 };
+    gemm_serial(m, k, n, alpha, oa, ob, beta, c);
+}

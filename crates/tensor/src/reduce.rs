@@ -1,0 +1,223 @@
+//! Reductions over all axes or one axis (with `keepdim`): sum, mean, max, logsumexp; and
+//! `sum_to`, which undoes a broadcast by summing.
+
+use rayon::prelude::*;
+
+use crate::element::Element;
+use crate::error::{ok, Result, TensorError};
+use crate::kernels::PAR_MIN_LEN;
+use crate::tensor::Tensor;
+
+/// Elements per task of a parallel full sum (fixed, so results do not depend on threads).
+const SUM_CHUNK: usize = 1 << 14;
+
+/// Sum of a slice with eight independent accumulators, so that the loop vectorizes.
+#[inline]
+pub fn sum_slice<T: Element>(s: &[T]) -> T {
+    let mut acc = [T::zero(); 8];
+    let chunks = s.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for i in 0..8 {
+            acc[i] += c[i];
+        }
+    }
+    let mut total = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for &x in rest {
+        total += x;
+    }
+    total
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Sum,
+    Max,
+}
+
+impl Kind {
+    fn init<T: Element>(self) -> T {
+        match self {
+            Kind::Sum => T::zero(),
+            Kind::Max => T::neg_infinity(),
+        }
+    }
+
+    #[inline]
+    fn combine<T: Element>(self, a: T, b: T) -> T {
+        match self {
+            Kind::Sum => a + b,
+            // NaN-propagating max, so that a NaN is never hidden by a reduction.
+            Kind::Max => {
+                if a.is_nan() || b.is_nan() {
+                    T::nan()
+                } else {
+                    a.max(b)
+                }
+            }
+        }
+    }
+
+    fn fold<T: Element>(self, s: &[T]) -> T {
+        match self {
+            Kind::Sum => sum_slice(s),
+            Kind::Max => s.iter().fold(self.init(), |a, &b| self.combine(a, b)),
+        }
+    }
+}
+
+fn reduce_all<T: Element>(t: &Tensor<T>, kind: Kind) -> T {
+    let c = t.contiguous();
+    let s = c.as_slice().expect("contiguous");
+    if s.len() >= PAR_MIN_LEN {
+        let parts: Vec<T> = s.par_chunks(SUM_CHUNK).map(|c| kind.fold(c)).collect();
+        parts.into_iter().fold(kind.init(), |a, b| kind.combine(a, b))
+    } else {
+        kind.fold(s)
+    }
+}
+
+fn reduce_axis<T: Element>(
+    t: &Tensor<T>,
+    op: &'static str,
+    axis: usize,
+    keepdim: bool,
+    kind: Kind,
+) -> Result<Tensor<T>> {
+    t.layout().check_axis(op, axis)?;
+    let shape = t.shape();
+    let outer: usize = shape[..axis].iter().product();
+    let n = shape[axis];
+    let inner: usize = shape[axis + 1..].iter().product();
+    let mut out_shape = shape.to_vec();
+    if keepdim {
+        out_shape[axis] = 1;
+    } else {
+        out_shape.remove(axis);
+    }
+    let c = t.contiguous();
+    let src = c.as_slice().expect("contiguous");
+    let mut out = vec![kind.init::<T>(); outer * inner];
+    if inner > 0 {
+        let block = |o: usize, dst: &mut [T]| {
+            let x = &src[o * n * inner..(o + 1) * n * inner];
+            if inner == 1 {
+                dst[0] = kind.fold(x);
+            } else {
+                for row in x.chunks_exact(inner) {
+                    dst.iter_mut().zip(row).for_each(|(d, &r)| *d = kind.combine(*d, r));
+                }
+            }
+        };
+        if src.len() >= PAR_MIN_LEN && outer > 1 {
+            out.par_chunks_mut(inner).enumerate().for_each(|(o, dst)| block(o, dst));
+        } else {
+            out.chunks_mut(inner).enumerate().for_each(|(o, dst)| block(o, dst));
+        }
+    }
+    Ok(Tensor::from_vec(out, &out_shape))
+}
+
+impl<T: Element> Tensor<T> {
+    /// Sum of all elements, as a rank-0 tensor.
+    pub fn sum(&self) -> Tensor<T> {
+        Tensor::scalar(reduce_all(self, Kind::Sum))
+    }
+
+    /// Sum over `axis`; with `keepdim` the axis stays with extent 1.
+    #[track_caller]
+    pub fn sum_axis(&self, axis: usize, keepdim: bool) -> Tensor<T> {
+        ok(self.try_sum_axis(axis, keepdim))
+    }
+
+    /// Fallible [`sum_axis`](Self::sum_axis).
+    pub fn try_sum_axis(&self, axis: usize, keepdim: bool) -> Result<Tensor<T>> {
+        reduce_axis(self, "sum_axis", axis, keepdim, Kind::Sum)
+    }
+
+    /// Sum over `axis`, keeping it with extent 1.
+    #[track_caller]
+    pub fn sum_keepdim(&self, axis: usize) -> Tensor<T> {
+        self.sum_axis(axis, true)
+    }
+
+    /// Mean of all elements, as a rank-0 tensor (NaN for an empty tensor).
+    pub fn mean(&self) -> Tensor<T> {
+        let n = T::from_usize(self.len()).unwrap();
+        Tensor::scalar(reduce_all(self, Kind::Sum) / n)
+    }
+
+    /// Mean over `axis`.
+    #[track_caller]
+    pub fn mean_axis(&self, axis: usize, keepdim: bool) -> Tensor<T> {
+        let s = self.sum_axis(axis, keepdim);
+        let n = T::from_usize(self.shape()[axis]).unwrap();
+        s.mul_scalar(T::one() / n)
+    }
+
+    /// Largest element, as a rank-0 tensor (−∞ for an empty tensor; NaN if any is NaN).
+    pub fn max(&self) -> Tensor<T> {
+        Tensor::scalar(reduce_all(self, Kind::Max))
+    }
+
+    /// Largest element along `axis`.
+    #[track_caller]
+    pub fn max_axis(&self, axis: usize, keepdim: bool) -> Tensor<T> {
+        ok(reduce_axis(self, "max_axis", axis, keepdim, Kind::Max))
+    }
+
+    /// `ln Σ e^x` over all elements, computed stably (shifted by the maximum).
+    pub fn logsumexp(&self) -> Tensor<T> {
+        let m = reduce_all(self, Kind::Max);
+        let shift = if m.is_finite() { m } else { T::zero() };
+        let s = reduce_all(&self.map(|x| (x - shift).exp()), Kind::Sum);
+        Tensor::scalar(shift + s.ln())
+    }
+
+    /// `ln Σ e^x` along `axis`, computed stably.
+    #[track_caller]
+    pub fn logsumexp_axis(&self, axis: usize, keepdim: bool) -> Tensor<T> {
+        let m = self.max_axis(axis, true).map(|m| if m.is_finite() { m } else { T::zero() });
+        let s = self.zip_with(&m, |x, m| (x - m).exp()).sum_axis(axis, true);
+        let out = s.zip_with(&m, |s, m| m + s.ln());
+        if keepdim {
+            out
+        } else {
+            out.squeeze(axis)
+        }
+    }
+
+    /// Sums `self` down to `shape`, the inverse of broadcasting `shape` up to `self.shape()`
+    /// (the backward of a broadcast). Panics if `shape` does not broadcast to `self.shape()`.
+    #[track_caller]
+    pub fn sum_to(&self, shape: &[usize]) -> Tensor<T> {
+        ok(self.try_sum_to(shape))
+    }
+
+    /// Fallible [`sum_to`](Self::sum_to).
+    pub fn try_sum_to(&self, shape: &[usize]) -> Result<Tensor<T>> {
+        if self.shape() == shape {
+            return Ok(self.clone());
+        }
+        let err =
+            || TensorError::ShapeMismatch { op: "sum_to", lhs: self.shape().to_vec(), rhs: shape.to_vec() };
+        if shape.len() > self.rank() {
+            return Err(err());
+        }
+        let lead = self.rank() - shape.len();
+        let mut t = self.clone();
+        for _ in 0..lead {
+            t = t.try_sum_axis(0, false)?;
+        }
+        for (i, &d) in shape.iter().enumerate() {
+            if d == t.shape()[i] {
+                continue;
+            }
+            if d != 1 {
+                return Err(err());
+            }
+            t = t.try_sum_axis(i, true)?;
+        }
+        Ok(t)
+    }
+}

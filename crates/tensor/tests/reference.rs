@@ -1,0 +1,330 @@
+//! Every kernel against a slow, obviously correct index-loop reference, over random shapes
+//! (including 0- and 1-sized axes) and non-contiguous inputs (transposed, narrowed,
+//! broadcast).
+
+use proptest::prelude::*;
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use tensor::Tensor;
+
+/// All multi-indices of `shape` in row-major order.
+fn indices(shape: &[usize]) -> Vec<Vec<usize>> {
+    let n: usize = shape.iter().product();
+    (0..n)
+        .map(|mut flat| {
+            let mut idx = vec![0; shape.len()];
+            for ax in (0..shape.len()).rev() {
+                idx[ax] = flat % shape[ax];
+                flat /= shape[ax];
+            }
+            idx
+        })
+        .collect()
+}
+
+/// A tensor of logical `shape` presented in one of four layouts.
+fn presented(shape: &[usize], kind: u8, rng: &mut StdRng) -> Tensor<f64> {
+    let rank = shape.len();
+    match kind % 4 {
+        // contiguous
+        0 => Tensor::randn(shape, rng),
+        // transposed: built in reversed order and permuted back
+        1 => {
+            let rev: Vec<usize> = shape.iter().rev().copied().collect();
+            let perm: Vec<usize> = (0..rank).rev().collect();
+            Tensor::randn(&rev, rng).permute(&perm)
+        }
+        // narrowed out of a larger tensor on the first axis
+        2 if rank > 0 => {
+            let mut big = shape.to_vec();
+            big[0] += 3;
+            Tensor::randn(&big, rng).narrow(0, 2, shape[0])
+        }
+        // broadcast from extent 1 on the last axis
+        _ if rank > 0 => {
+            let mut small = shape.to_vec();
+            small[rank - 1] = 1;
+            Tensor::randn(&small, rng).broadcast_to(shape)
+        }
+        _ => Tensor::randn(shape, rng),
+    }
+}
+
+type BinFn = fn(f64, f64) -> f64;
+
+fn shape_strategy(max_rank: usize) -> impl Strategy<Value = Vec<usize>> {
+    prop::collection::vec(prop_oneof![Just(0usize), Just(1), 2..6usize], 0..=max_rank)
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-12 * (1.0 + a.abs().max(b.abs())) || (a.is_nan() && b.is_nan()) || a == b
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn unary_matches_reference(shape in shape_strategy(4), kind in 0u8..4, seed in 0u64..1000) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let x = presented(&shape, kind, &mut rng);
+        for (name, got, f) in [
+            ("exp", x.exp(), f64::exp as fn(f64) -> f64),
+            ("neg", -&x, |v: f64| -v),
+            ("relu", x.relu(), |v: f64| v.max(0.0)),
+            ("sigmoid", x.sigmoid(), |v: f64| 1.0 / (1.0 + (-v).exp())),
+            ("softplus", x.softplus(), |v: f64| (1.0 + v.exp()).ln()),
+            ("tanh", x.tanh(), f64::tanh),
+            ("abs", x.abs(), f64::abs),
+        ] {
+            prop_assert_eq!(got.shape(), x.shape());
+            for idx in indices(&shape) {
+                let (g, w) = (got.get(&idx).unwrap(), f(x.get(&idx).unwrap()));
+                prop_assert!((g - w).abs() <= 1e-12 * (1.0 + w.abs()), "{} at {:?}: {} vs {}", name, idx, g, w);
+            }
+        }
+    }
+
+    #[test]
+    fn binary_broadcast_matches_reference(
+        shape in shape_strategy(4),
+        mask in prop::collection::vec(any::<bool>(), 4),
+        drop_lead in 0usize..3,
+        ka in 0u8..4, kb in 0u8..4, seed in 0u64..1000,
+    ) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        // b's shape: some axes set to 1, some leading axes dropped, so it broadcasts to a's.
+        let bshape: Vec<usize> = shape.iter().enumerate()
+            .map(|(i, &d)| if mask[i] { 1 } else { d })
+            .skip(drop_lead.min(shape.len()))
+            .collect();
+        let a = presented(&shape, ka, &mut rng);
+        let b = presented(&bshape, kb, &mut rng).add_scalar(3.0);
+        let lead = shape.len() - bshape.len();
+        let bidx = |idx: &[usize]| -> Vec<usize> {
+            idx[lead..].iter().zip(&bshape).map(|(&i, &d)| if d == 1 { 0 } else { i }).collect()
+        };
+        let ops: [(&str, Tensor<f64>, BinFn); 6] = [
+            ("add", &a + &b, |x, y| x + y),
+            ("sub", &a - &b, |x, y| x - y),
+            ("mul", &a * &b, |x, y| x * y),
+            ("div", &a / &b, |x, y| x / y),
+            ("maximum", a.maximum(&b), f64::max),
+            ("gt", a.gt(&b), |x, y| if x > y { 1.0 } else { 0.0 }),
+        ];
+        for (name, got, f) in ops {
+            prop_assert_eq!(got.shape(), &shape[..]);
+            for idx in indices(&shape) {
+                let w = f(a.get(&idx).unwrap(), b.get(&bidx(&idx)).unwrap());
+                prop_assert!(close(got.get(&idx).unwrap(), w), "{} at {:?}", name, idx);
+            }
+            // Broadcasting is symmetric in shape.
+            let ba = b.try_add(&a).unwrap();
+            prop_assert_eq!(ba.shape(), &shape[..]);
+        }
+    }
+
+    #[test]
+    fn reductions_match_reference(shape in shape_strategy(3), kind in 0u8..4, seed in 0u64..1000, keep in any::<bool>()) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let x = presented(&shape, kind, &mut rng);
+        let all = indices(&shape);
+        let total: f64 = all.iter().map(|i| x.get(i).unwrap()).sum();
+        prop_assert!(close(x.sum().item(), total));
+        let mx = all.iter().map(|i| x.get(i).unwrap()).fold(f64::NEG_INFINITY, f64::max);
+        prop_assert!(close(x.max().item(), mx));
+        let lse = all.iter().map(|i| (x.get(i).unwrap() - mx).exp()).sum::<f64>().ln() + mx;
+        if !shape.contains(&0) {
+            prop_assert!((x.logsumexp().item() - lse).abs() < 1e-10);
+        }
+        for axis in 0..shape.len() {
+            let s = x.sum_axis(axis, keep);
+            let m = x.max_axis(axis, keep);
+            let l = x.logsumexp_axis(axis, keep);
+            let mut out_shape = shape.clone();
+            if keep { out_shape[axis] = 1 } else { out_shape.remove(axis); }
+            prop_assert_eq!(s.shape(), &out_shape[..]);
+            for oidx in indices(&out_shape) {
+                let mut full = oidx.clone();
+                if !keep { full.insert(axis, 0) }
+                let vals: Vec<f64> = (0..shape[axis]).map(|j| { full[axis] = j; x.get(&full).unwrap() }).collect();
+                let want_sum: f64 = vals.iter().sum();
+                let want_max = vals.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                prop_assert!(close(s.get(&oidx).unwrap(), want_sum));
+                prop_assert!(close(m.get(&oidx).unwrap(), want_max));
+                if !vals.is_empty() {
+                    let want_lse = vals.iter().map(|v| (v - want_max).exp()).sum::<f64>().ln() + want_max;
+                    prop_assert!((l.get(&oidx).unwrap() - want_lse).abs() < 1e-10);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn sum_to_inverts_broadcast(shape in shape_strategy(3), mask in prop::collection::vec(any::<bool>(), 3), seed in 0u64..100) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let small: Vec<usize> = shape.iter().enumerate().map(|(i, &d)| if mask[i] { 1 } else { d }).collect();
+        let g = Tensor::<f64>::randn(&shape, &mut rng);
+        let s = g.sum_to(&small);
+        prop_assert_eq!(s.shape(), &small[..]);
+        // <broadcast(v), g> == <v, sum_to(g)> for any v: the adjoint relation.
+        let v = Tensor::<f64>::randn(&small, &mut rng);
+        let lhs = (&v.broadcast_to(&shape) * &g).sum().item();
+        let rhs = (&v * &s).sum().item();
+        prop_assert!((lhs - rhs).abs() < 1e-10 * (1.0 + lhs.abs()));
+    }
+
+    #[test]
+    fn batched_matmul_matches_reference(
+        batch in prop::collection::vec(1usize..4, 0..3),
+        bcast in any::<bool>(),
+        m in 0usize..7, k in 0usize..7, n in 0usize..7,
+        ta in any::<bool>(), tb in any::<bool>(), seed in 0u64..1000,
+    ) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mk = |r: usize, c: usize, t: bool, batch: &[usize], rng: &mut StdRng| {
+            let mut s = batch.to_vec();
+            if t { s.extend([c, r]); Tensor::<f64>::randn(&s, rng).t() } else { s.extend([r, c]); Tensor::randn(&s, rng) }
+        };
+        let a = mk(m, k, ta, &batch, &mut rng);
+        // Broadcast b's batch: drop its batch axes entirely.
+        let bb: Vec<usize> = if bcast { vec![] } else { batch.clone() };
+        let b = mk(k, n, tb, &bb, &mut rng);
+        let c = a.matmul(&b);
+        let mut want_shape = batch.clone();
+        want_shape.extend([m, n]);
+        prop_assert_eq!(c.shape(), &want_shape[..]);
+        for idx in indices(&want_shape) {
+            let nb = batch.len();
+            let (i, j) = (idx[nb], idx[nb + 1]);
+            let mut want = 0.0;
+            for p in 0..k {
+                let mut ia = idx[..nb].to_vec(); ia.extend([i, p]);
+                let mut ib = if bcast { vec![] } else { idx[..nb].to_vec() }; ib.extend([p, j]);
+                want += a.get(&ia).unwrap() * b.get(&ib).unwrap();
+            }
+            prop_assert!((c.get(&idx).unwrap() - want).abs() < 1e-10);
+        }
+    }
+}
+
+/// Every combination of row- and column-major A, B and C, in both precisions, at sizes
+/// small and large enough to take the parallel path.
+#[test]
+fn matmul_every_major_combination() {
+    let mut rng = StdRng::seed_from_u64(7);
+    for &(m, k, n) in &[(1, 1, 1), (3, 5, 4), (17, 9, 33), (130, 70, 90), (64, 257, 31)] {
+        for ta in [false, true] {
+            for tb in [false, true] {
+                for tc in [false, true] {
+                    let a64 = if ta {
+                        Tensor::<f64>::randn(&[k, m], &mut rng).t()
+                    } else {
+                        Tensor::randn(&[m, k], &mut rng)
+                    };
+                    let b64 = if tb {
+                        Tensor::<f64>::randn(&[n, k], &mut rng).t()
+                    } else {
+                        Tensor::randn(&[k, n], &mut rng)
+                    };
+                    let c0 = if tc {
+                        Tensor::<f64>::randn(&[n, m], &mut rng).t()
+                    } else {
+                        Tensor::randn(&[m, n], &mut rng)
+                    };
+                    let (alpha, beta) = (0.5, -1.5);
+                    let mut c = c0.clone();
+                    c.matmul_acc(alpha, &a64, &b64, beta);
+                    let mut c32 = c0.cast::<f32>();
+                    c32.matmul_acc(alpha as f32, &a64.cast(), &b64.cast(), beta as f32);
+                    for i in 0..m {
+                        for j in 0..n {
+                            let dot: f64 =
+                                (0..k).map(|p| a64.get(&[i, p]).unwrap() * b64.get(&[p, j]).unwrap()).sum();
+                            let want = alpha * dot + beta * c0.get(&[i, j]).unwrap();
+                            let got = c.get(&[i, j]).unwrap();
+                            assert!(
+                                (got - want).abs() < 1e-10 * (1.0 + want.abs()),
+                                "f64 {m}x{k}x{n} {ta}{tb}{tc}"
+                            );
+                            let got32 = c32.get(&[i, j]).unwrap() as f64;
+                            assert!(
+                                (got32 - want).abs() < 1e-3 * (1.0 + want.abs()) * (k as f64).sqrt(),
+                                "f32 {m}x{k}x{n}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn matmul_same_result_at_one_and_two_threads() {
+    let mut rng = StdRng::seed_from_u64(3);
+    let a = Tensor::<f32>::randn(&[128, 400], &mut rng);
+    let b = Tensor::<f32>::randn(&[784, 400], &mut rng);
+    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap().install(|| a.matmul(&b.t()));
+    let two = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap().install(|| a.matmul(&b.t()));
+    assert_eq!(one.to_vec(), two.to_vec());
+}
+
+#[test]
+fn views_never_copy_and_contiguous_copies_only_when_needed() {
+    let mut rng = StdRng::seed_from_u64(1);
+    let a = Tensor::<f32>::randn(&[4, 6], &mut rng);
+    for v in [a.t(), a.narrow(1, 1, 3), a.reshape(&[2, 12]), a.unsqueeze(0), a.broadcast_to(&[3, 4, 6])] {
+        assert!(std::sync::Arc::ptr_eq(v.storage(), a.storage()));
+    }
+    assert!(std::sync::Arc::ptr_eq(a.contiguous().storage(), a.storage()));
+    let tc = a.t().contiguous();
+    assert!(!std::sync::Arc::ptr_eq(tc.storage(), a.storage()));
+    assert!(tc.is_contiguous());
+    assert_eq!(tc, a.t());
+    assert_eq!(a.unsqueeze(1).squeeze(1), a);
+}
+
+#[test]
+fn errors_name_the_op_and_shapes() {
+    let a = Tensor::<f32>::zeros(&[2, 3]);
+    let b = Tensor::<f32>::zeros(&[4, 3]);
+    let e = a.try_add(&b).unwrap_err().to_string();
+    assert_eq!(e, "add: shapes [2, 3] and [4, 3] do not match");
+    let e = a.try_matmul(&b).unwrap_err().to_string();
+    assert_eq!(e, "matmul: shapes [2, 3] and [4, 3] do not match");
+    assert!(Tensor::<f32>::try_from_vec(vec![1.0; 5], &[2, 3]).is_err());
+    assert!(a.t().try_reshape(&[6]).is_err());
+    assert!(a.try_reshape(&[5]).is_err());
+    let p = std::panic::catch_unwind(|| a.mul(&b)).unwrap_err();
+    assert_eq!(p.downcast_ref::<String>().unwrap(), "mul: shapes [2, 3] and [4, 3] do not match");
+}
+
+#[test]
+fn constructors() {
+    assert_eq!(Tensor::<f32>::eye(2).to_vec(), vec![1., 0., 0., 1.]);
+    assert_eq!(Tensor::<f64>::arange(3).to_vec(), vec![0., 1., 2.]);
+    assert_eq!(Tensor::<f32>::full(&[2], 7.0).to_vec(), vec![7., 7.]);
+    let mut r1 = StdRng::seed_from_u64(5);
+    let mut r2 = StdRng::seed_from_u64(5);
+    assert_eq!(Tensor::<f32>::randn(&[10], &mut r1), Tensor::<f32>::randn(&[10], &mut r2));
+    let u = Tensor::<f64>::rand_uniform(&[1000], -0.5, 0.5, &mut r1);
+    assert!(u.to_vec().iter().all(|&x| (-0.5..0.5).contains(&x)));
+    let _: f64 = r1.random();
+}
+
+#[test]
+fn large_kernels_take_the_parallel_path_and_agree() {
+    let mut rng = StdRng::seed_from_u64(11);
+    let n = tensor::PAR_MIN_LEN * 3 + 5;
+    let x = Tensor::<f64>::randn(&[n / 5, 5], &mut rng);
+    let y = x.t().exp(); // strided, parallel
+    for j in [0, 1, n / 10] {
+        assert_eq!(y.get(&[2, j]).unwrap(), x.get(&[j, 2]).unwrap().exp());
+    }
+    let s: f64 = x.to_vec().iter().sum();
+    assert!((x.sum().item() - s).abs() < 1e-9 * s.abs().max(1.0));
+    let mut z = x.clone();
+    z.axpy(2.0, &x);
+    assert_eq!(z.get(&[7, 3]).unwrap(), 3.0 * x.get(&[7, 3]).unwrap());
+    assert_eq!(x.get(&[7, 3]).unwrap(), x.to_vec()[38]); // copy on write left x alone
+}
