@@ -1,1 +1,42 @@
-//! autograd
+//! Tape-based reverse-mode automatic differentiation over [`tensor::Tensor`].
+//!
+//! A [`Graph`] records every value in creation order; a [`Var`] is a `Copy` handle into it
+//! with operator overloading. [`Var::backward`] walks the tape in reverse, adds up the
+//! contributions of values used more than once, and returns [`Gradients`]. Each op lives in
+//! its own file under `ops/` with its forward, backward rule and gradient check;
+//! [`gradcheck`] compares any function's gradients with finite differences.
+//!
+//! ```
+//! use autograd::Graph;
+//! use tensor::Tensor;
+//!
+//! let g = Graph::<f64>::new();
+//! let w = g.param(Tensor::from_vec(vec![0.5, -1.0], &[1, 2])); // [out, in]
+//! let x = g.constant(Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0], &[2, 2]));
+//! let logits = x.matmul(w.t()); // [2, 1]
+//! let target = g.constant(Tensor::from_vec(vec![1.0, 0.0], &[2, 1]));
+//! let loss = logits.bce_with_logits(target).sum();
+//! let grads = loss.backward();
+//! assert_eq!(grads.get(w).unwrap().shape(), &[1, 2]);
+//! assert!(grads.get(x).is_none()); // constants take no gradient
+//! ```
+#![warn(missing_docs)]
+// `Var::add` and friends are the named forms of the operators, which are implemented too.
+#![allow(clippy::should_implement_trait)]
+
+mod gradcheck;
+mod graph;
+mod ops;
+
+pub use gradcheck::{gradcheck, GradcheckConfig, GradcheckMode, GradcheckReport, Worst};
+pub use graph::{Gradients, Graph, Var};
+pub use ops::bce_with_logits_scalar;
+
+/// Unwraps a result, panicking at the caller with the error's one-line message.
+#[track_caller]
+pub(crate) fn ok<V>(r: tensor::Result<V>) -> V {
+    match r {
+        Ok(v) => v,
+        Err(e) => tensor::fail(e),
+    }
+}

@@ -12,7 +12,7 @@ use crate::layout::{broadcast_shapes, Dims, Layout};
 use crate::tensor::Tensor;
 
 /// Below this many multiply-adds (`m·k·n`) a product stays on the calling thread.
-pub const PAR_MIN_MACS: usize = 1 << 17;
+pub const PAR_MIN_MACS: usize = 1 << 21;
 /// The fewest rows of `C` a parallel block gets.
 const MIN_BLOCK_ROWS: usize = 16;
 

@@ -1,0 +1,144 @@
+//! Engine-level behaviour: a composite model's gradients, stability at extreme inputs,
+//! no-grad mode, detach, and clear panics on misuse.
+
+use autograd::{gradcheck, GradcheckConfig, GradcheckMode, Graph, Var};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use tensor::Tensor;
+
+fn panic_message(f: impl FnOnce() + std::panic::UnwindSafe) -> String {
+    let err = std::panic::catch_unwind(f).expect_err("expected a panic");
+    err.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap()
+}
+
+/// tanh(x·W1ᵀ + b1)·W2ᵀ + b2 against soft targets, BCE-with-logits summed.
+fn mlp<'g>(_: &'g Graph<f64>, v: &[Var<'g, f64>]) -> Var<'g, f64> {
+    let h = (v[0].matmul(v[1].t()) + v[2]).tanh();
+    let logits = h.matmul(v[3].t()) + v[4];
+    logits.bce_with_logits(v[5]).sum()
+}
+
+/// A 2-layer MLP with a BCE-with-logits loss; every weight, bias and the input checked.
+#[test]
+fn two_layer_mlp_with_bce_passes_gradcheck() {
+    let mut rng = StdRng::seed_from_u64(42);
+    let x = Tensor::<f64>::randn(&[5, 6], &mut rng);
+    let w1 = Tensor::<f64>::randn(&[4, 6], &mut rng).mul_scalar(0.5);
+    let b1 = Tensor::<f64>::randn(&[4], &mut rng);
+    let w2 = Tensor::<f64>::randn(&[3, 4], &mut rng).mul_scalar(0.5);
+    let b2 = Tensor::<f64>::randn(&[3], &mut rng);
+    let target = Tensor::<f64>::rand_uniform(&[5, 3], 0.0, 1.0, &mut rng);
+    let inputs = [x, w1, b1, w2, b2, target];
+    let full = gradcheck(mlp, &inputs, &GradcheckConfig::default());
+    assert!(full.passed && full.max_rel_error <= 1e-6, "{full}");
+    assert_eq!(full.checked, 30 + 24 + 4 + 12 + 3 + 15);
+    let fast = gradcheck(
+        mlp,
+        &inputs,
+        &GradcheckConfig { mode: GradcheckMode::Fast { directions: 8 }, ..Default::default() },
+    );
+    assert!(fast.passed && fast.max_rel_error <= 1e-6, "{fast}");
+}
+
+/// The same MLP with relu, where an input feeds two branches (used twice).
+#[test]
+fn value_used_twice_in_a_network() {
+    let mut rng = StdRng::seed_from_u64(1);
+    let inputs = [Tensor::<f64>::randn(&[3, 4], &mut rng), Tensor::<f64>::randn(&[4, 4], &mut rng)];
+    let r = gradcheck(
+        |_, v| {
+            let h = v[0].matmul(v[1]).relu();
+            (h * v[0]).log_sigmoid() + h.softplus().matmul(v[1].t())
+        },
+        &inputs,
+        &GradcheckConfig::default(),
+    );
+    assert!(r.passed && r.max_rel_error <= 1e-6, "{r}");
+}
+
+#[test]
+fn stable_formulations_are_finite_at_extreme_inputs() {
+    let g = Graph::<f32>::new();
+    let x = g.param(Tensor::from_vec(vec![-1e4, -50.0, 0.0, 50.0, 1e4], &[5]));
+    let t = g.constant(Tensor::from_vec(vec![1.0, 0.0, 0.5, 1.0, 0.0], &[5]));
+    let losses = [
+        ("log_sigmoid", x.log_sigmoid()),
+        ("softplus", x.softplus()),
+        ("sigmoid", x.sigmoid()),
+        ("bce_with_logits", x.bce_with_logits(t)),
+        ("logsumexp", x.logsumexp()),
+    ];
+    for (name, y) in losses {
+        let v = y.value().to_vec();
+        assert!(v.iter().all(|v| v.is_finite()), "{name} value {v:?}");
+        let grads = y.sum().backward();
+        let gx = grads.get(x).unwrap().to_vec();
+        assert!(gx.iter().all(|v| v.is_finite()), "{name} gradient {gx:?}");
+    }
+    assert_eq!(x.log_sigmoid().value().to_vec()[0], -1e4);
+    assert_eq!(x.softplus().value().to_vec()[4], 1e4);
+}
+
+#[test]
+fn no_grad_and_detach() {
+    let g = Graph::<f32>::no_grad();
+    let w = g.param(Tensor::ones(&[2, 2]));
+    let y = w.matmul(w).sum();
+    assert_eq!(y.value().item(), 8.0);
+    assert!(!y.requires_grad());
+    let msg = panic_message(|| {
+        let g = Graph::<f32>::no_grad();
+        let _ = g.param(Tensor::ones(&[1])).sum().backward();
+    });
+    assert!(msg.contains("no-grad"), "{msg}");
+
+    let g = Graph::<f64>::new();
+    let a = g.param(Tensor::from_vec(vec![3.0], &[1]));
+    let y = (a * a.detach()).sum(); // d/da = a (only the live factor)
+    let grads = y.backward();
+    assert_eq!(grads.get(a).unwrap().to_vec(), vec![3.0]);
+}
+
+#[test]
+fn misuse_panics_with_one_clear_message() {
+    let msg = panic_message(|| {
+        let g = Graph::<f32>::new();
+        let _ = g.param(Tensor::ones(&[2, 3])).backward();
+    });
+    assert!(msg.starts_with("backward: called on a value of shape [2, 3], not a scalar"), "{msg}");
+
+    let msg = panic_message(|| {
+        let (g1, g2) = (Graph::<f32>::new(), Graph::<f32>::new());
+        let _ = g1.param(Tensor::ones(&[2])) + g2.param(Tensor::ones(&[2]));
+    });
+    assert_eq!(msg, "add: operands belong to different graphs (tapes)");
+
+    let msg = panic_message(|| {
+        let g = Graph::<f32>::new();
+        let _ = g.param(Tensor::ones(&[2, 3])) * g.param(Tensor::ones(&[4, 3]));
+    });
+    assert_eq!(msg, "mul: shapes [2, 3] and [4, 3] do not match");
+
+    let msg = panic_message(|| {
+        let g = Graph::<f32>::new();
+        let _ = g.param(Tensor::ones(&[2, 3])).matmul(g.param(Tensor::ones(&[2, 3])));
+    });
+    assert_eq!(msg, "matmul: shapes [2, 3] and [2, 3] do not match");
+
+    let g = Graph::<f32>::new();
+    let err = g.param(Tensor::ones(&[2, 3])).try_add(g.param(Tensor::ones(&[3, 2]))).unwrap_err();
+    assert_eq!(err.to_string(), "add: shapes [2, 3] and [3, 2] do not match");
+}
+
+#[test]
+fn backward_with_a_seed_for_a_vector_output() {
+    let g = Graph::<f64>::new();
+    let x = g.param(Tensor::from_vec(vec![1.0, 2.0], &[2]));
+    let y = x.exp();
+    let grads = y.backward_with(Tensor::from_vec(vec![1.0, 0.5], &[2]));
+    let gx = grads.get(x).unwrap().to_vec();
+    assert!((gx[0] - 1f64.exp()).abs() < 1e-12 && (gx[1] - 0.5 * 2f64.exp()).abs() < 1e-12);
+}
