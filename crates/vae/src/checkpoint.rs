@@ -1,0 +1,163 @@
+//! Checkpoints in safetensors: the parameters under PyTorch `state_dict` names
+//! (`fc1.weight` `[400, 784]`, …), the optimizer state under `optimizer.{slot}.{name}`, and
+//! in the metadata the run's configuration, the epochs done, the optimizer's step count and
+//! the metrics so far. Random streams are derived from the seed and the epoch (see
+//! [`crate::train::stream_rng`]), so this is all a resumed run needs to continue exactly.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use serde_json::{json, Value};
+use tensor::Tensor;
+
+use crate::error::{Result, VaeError};
+use crate::io::atomic_write;
+use crate::train::{EpochMetrics, TrainConfig, Trainer};
+
+/// The metadata key naming this file format.
+const FORMAT: &str = "vae-from-scratch checkpoint v1";
+
+fn bytes_of(t: &Tensor<f32>) -> Vec<u8> {
+    t.to_vec().iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// Serializes a trainer's state to safetensors bytes.
+pub fn to_bytes(trainer: &Trainer) -> Result<Vec<u8>> {
+    let params = &trainer.model.params;
+    let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (name, t) in params.names().iter().zip(params.tensors()) {
+        owned.push((name.clone(), t.shape().to_vec(), bytes_of(t)));
+    }
+    for (name, t) in trainer.optimizer.named_state(params) {
+        owned.push((format!("optimizer.{name}"), t.shape().to_vec(), bytes_of(t)));
+    }
+    let views: Vec<(String, TensorView<'_>)> = owned
+        .iter()
+        .map(|(n, s, b)| (n.clone(), TensorView::new(Dtype::F32, s.clone(), b).expect("sizes agree")))
+        .collect();
+    let history: Vec<Value> = trainer
+        .history
+        .iter()
+        .map(|m| json!([m.epoch, m.train_neg_elbo, m.test_neg_elbo, m.epoch_seconds]))
+        .collect();
+    let meta = HashMap::from([
+        ("format".to_string(), FORMAT.to_string()),
+        ("config".to_string(), trainer.config.to_json().to_string()),
+        ("epoch".to_string(), trainer.epoch.to_string()),
+        ("optimizer_steps".to_string(), trainer.optimizer.steps.to_string()),
+        ("history".to_string(), Value::Array(history).to_string()),
+    ]);
+    safetensors::serialize(views, Some(meta))
+        .map_err(|e| VaeError::Config(format!("serializing a checkpoint: {e}")))
+}
+
+/// Writes a trainer's state to `path` atomically (a temporary file, fsync, rename), so a
+/// crash at any moment leaves the previous checkpoint intact.
+pub fn save(path: &Path, trainer: &Trainer) -> Result<()> {
+    atomic_write(path, &to_bytes(trainer)?)
+}
+
+/// Reads only the run configuration stored in a checkpoint.
+pub fn read_config(path: &Path) -> Result<TrainConfig> {
+    let bytes = std::fs::read(path).map_err(|e| VaeError::io(path, e))?;
+    let (_, meta) = parse_meta(path, &bytes)?;
+    Ok(meta.0)
+}
+
+type Meta = (TrainConfig, usize, u64, Vec<EpochMetrics>);
+
+fn parse_meta<'b>(path: &Path, bytes: &'b [u8]) -> Result<(SafeTensors<'b>, Meta)> {
+    let bad = |msg: String| VaeError::Checkpoint { path: path.to_path_buf(), msg };
+    let st =
+        SafeTensors::deserialize(bytes).map_err(|e| bad(format!("not a valid safetensors file ({e})")))?;
+    let (_, header) =
+        SafeTensors::read_metadata(bytes).map_err(|e| bad(format!("unreadable header ({e})")))?;
+    let meta = header.metadata().clone().unwrap_or_default();
+    if meta.get("format").map(String::as_str) != Some(FORMAT) {
+        return Err(bad("not a checkpoint of this program (no or unknown \"format\" metadata)".into()));
+    }
+    let get = |k: &str| meta.get(k).ok_or_else(|| bad(format!("metadata lacks \"{k}\"")));
+    let config = serde_json::from_str::<Value>(get("config")?)
+        .ok()
+        .and_then(|v| TrainConfig::from_json(&v))
+        .ok_or_else(|| bad("unreadable \"config\" metadata".into()))?;
+    let epoch = get("epoch")?.parse::<usize>().map_err(|_| bad("bad \"epoch\" metadata".into()))?;
+    let steps =
+        get("optimizer_steps")?.parse::<u64>().map_err(|_| bad("bad \"optimizer_steps\" metadata".into()))?;
+    let history: Vec<EpochMetrics> = serde_json::from_str::<Vec<(usize, f64, f64, f64)>>(get("history")?)
+        .map_err(|_| bad("bad \"history\" metadata".into()))?
+        .into_iter()
+        .map(|(epoch, train_neg_elbo, test_neg_elbo, epoch_seconds)| EpochMetrics {
+            epoch,
+            train_neg_elbo,
+            test_neg_elbo,
+            epoch_seconds,
+        })
+        .collect();
+    if history.len() != epoch {
+        return Err(bad(format!("metadata says {epoch} epochs but holds metrics for {}", history.len())));
+    }
+    Ok((st, (config, epoch, steps, history)))
+}
+
+/// Loads a checkpoint into a trainer. Refuses, with a message naming the difference, a file
+/// that is not a checkpoint, whose tensors' names, shapes or dtypes do not match its model,
+/// or whose run configuration differs from `expected` (other than the number of epochs);
+/// the trainer takes `expected`'s number of epochs.
+pub fn load(path: &Path, expected: &TrainConfig) -> Result<Trainer> {
+    let bad = |msg: String| VaeError::Checkpoint { path: path.to_path_buf(), msg };
+    let bytes = std::fs::read(path).map_err(|e| VaeError::io(path, e))?;
+    let (st, (config, epoch, steps, history)) = parse_meta(path, &bytes)?;
+    if !config.same_run(expected) {
+        return Err(bad(format!(
+            "it was made with another configuration ({}); pass the same flags, or use another --out",
+            config.differences(expected).join(", ")
+        )));
+    }
+    config.validate().map_err(|e| bad(format!("stored configuration is invalid: {e}")))?;
+    let mut trainer = Trainer::new(TrainConfig { epochs: expected.epochs, ..config });
+    let names: Vec<String> = trainer.model.params.names().to_vec();
+    let mut wanted: Vec<(String, Vec<usize>)> = names
+        .iter()
+        .zip(trainer.model.params.tensors())
+        .map(|(n, t)| (n.clone(), t.shape().to_vec()))
+        .collect();
+    let opt_names: Vec<(String, Vec<usize>)> = trainer
+        .optimizer
+        .named_state(&trainer.model.params)
+        .map(|(n, t)| (format!("optimizer.{n}"), t.shape().to_vec()))
+        .collect();
+    wanted.extend(opt_names);
+    let present: std::collections::HashSet<String> = st.names().into_iter().map(String::from).collect();
+    if let Some(extra) = present.iter().find(|n| !wanted.iter().any(|(w, _)| w == *n)) {
+        return Err(bad(format!("unexpected tensor \"{extra}\" for this model")));
+    }
+    let mut loaded = Vec::with_capacity(wanted.len());
+    for (name, shape) in &wanted {
+        let view = st.tensor(name).map_err(|_| bad(format!("missing tensor \"{name}\"")))?;
+        if view.dtype() != Dtype::F32 {
+            return Err(bad(format!("tensor \"{name}\" has dtype {:?}, expected F32", view.dtype())));
+        }
+        if view.shape() != shape.as_slice() {
+            return Err(bad(format!("tensor \"{name}\" has shape {:?}, expected {shape:?}", view.shape())));
+        }
+        let data: Vec<f32> =
+            view.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+        loaded.push(Tensor::from_vec(data, shape));
+    }
+    let n = names.len();
+    let mut loaded = loaded.into_iter();
+    for (slot, t) in trainer.model.params.tensors_mut().iter_mut().zip(loaded.by_ref().take(n)) {
+        *slot = t;
+    }
+    for slot in 0..trainer.optimizer.kind.slots().len() {
+        for i in 0..n {
+            *trainer.optimizer.state_mut(slot, i) = loaded.next().expect("one per slot and parameter");
+        }
+    }
+    trainer.optimizer.steps = steps;
+    trainer.epoch = epoch;
+    trainer.history = history;
+    Ok(trainer)
+}

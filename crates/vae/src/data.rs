@@ -1,0 +1,316 @@
+//! MNIST-style data: the IDX reader (raw or gzip), datasets kept as bytes, shuffled batches
+//! and dynamic binarization.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use flate2::read::GzDecoder;
+use rand::seq::SliceRandom;
+use rand::{Rng, RngExt};
+use tensor::{Element, Tensor};
+
+use crate::error::{Result, VaeError};
+
+/// An IDX file's contents: dimensions and the raw unsigned bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Idx {
+    /// Extent of each dimension (the first is the item count).
+    pub dims: Vec<usize>,
+    /// The items, row-major.
+    pub data: Vec<u8>,
+}
+
+/// Reads an IDX file of unsigned bytes (type code 0x08), gzip-compressed (`.gz`) or raw.
+/// Every problem, from a missing file to a truncated one, is a [`VaeError`] naming the file.
+pub fn read_idx(path: &Path) -> Result<Idx> {
+    let file = File::open(path).map_err(|e| VaeError::io(path, e))?;
+    let mut bytes = Vec::new();
+    let is_gz = path.extension().is_some_and(|e| e == "gz");
+    if is_gz {
+        GzDecoder::new(file)
+            .read_to_end(&mut bytes)
+            .map_err(|e| VaeError::format(path, format!("not a valid gzip file ({e})")))?;
+    } else {
+        let mut file = file;
+        file.read_to_end(&mut bytes).map_err(|e| VaeError::io(path, e))?;
+    }
+    parse_idx(&bytes).map_err(|msg| VaeError::format(path, msg))
+}
+
+/// Parses IDX bytes: a 4-byte magic `0 0 type rank`, `rank` big-endian u32 dimensions, then
+/// the data.
+pub fn parse_idx(bytes: &[u8]) -> std::result::Result<Idx, String> {
+    if bytes.len() < 4 {
+        return Err(format!("too short for an IDX header ({} bytes)", bytes.len()));
+    }
+    if bytes[0] != 0 || bytes[1] != 0 {
+        return Err(format!(
+            "wrong magic number {:02x}{:02x}{:02x}{:02x}: not an IDX file",
+            bytes[0], bytes[1], bytes[2], bytes[3]
+        ));
+    }
+    if bytes[2] != 0x08 {
+        return Err(format!("element type 0x{:02x} is not unsigned bytes (0x08)", bytes[2]));
+    }
+    let rank = bytes[3] as usize;
+    if rank == 0 {
+        return Err("IDX rank 0 has no items".into());
+    }
+    let header = 4 + 4 * rank;
+    if bytes.len() < header {
+        return Err(format!(
+            "truncated header: {rank} dimensions need {header} bytes, file has {}",
+            bytes.len()
+        ));
+    }
+    let dims: Vec<usize> = (0..rank)
+        .map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().unwrap()) as usize)
+        .collect();
+    let len = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or("dimensions overflow")?;
+    let body = &bytes[header..];
+    if body.len() < len {
+        return Err(format!("truncated: dimensions {dims:?} need {len} data bytes, file has {}", body.len()));
+    }
+    if body.len() > len {
+        return Err(format!(
+            "{} bytes of trailing data after {len} data bytes for dimensions {dims:?}",
+            body.len() - len
+        ));
+    }
+    Ok(Idx { dims, data: body.to_vec() })
+}
+
+/// Images and labels, kept as bytes (pixels 0–255) and converted per batch.
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    images: Vec<u8>,
+    labels: Vec<u8>,
+    rows: usize,
+    cols: usize,
+}
+
+impl Dataset {
+    /// A dataset from raw parts. `images.len()` must be `labels.len() · rows · cols`.
+    pub fn new(images: Vec<u8>, labels: Vec<u8>, rows: usize, cols: usize) -> Result<Self> {
+        if images.len() != labels.len() * rows * cols {
+            return Err(VaeError::Config(format!(
+                "{} image bytes do not make {} images of {rows}x{cols}",
+                images.len(),
+                labels.len()
+            )));
+        }
+        Ok(Dataset { images, labels, rows, cols })
+    }
+
+    /// Loads an IDX image file and its label file, checking that they agree.
+    pub fn load(images: &Path, labels: &Path) -> Result<Self> {
+        let im = read_idx(images)?;
+        let lb = read_idx(labels)?;
+        if im.dims.len() != 3 {
+            return Err(VaeError::format(
+                images,
+                format!("image file has dimensions {:?}, expected [count, rows, cols]", im.dims),
+            ));
+        }
+        if lb.dims.len() != 1 {
+            return Err(VaeError::format(
+                labels,
+                format!("label file has dimensions {:?}, expected [count]", lb.dims),
+            ));
+        }
+        if im.dims[0] != lb.dims[0] {
+            return Err(VaeError::format(
+                labels,
+                format!("{} labels for {} images in {}", lb.dims[0], im.dims[0], images.display()),
+            ));
+        }
+        Dataset::new(im.data, lb.data, im.dims[1], im.dims[2])
+    }
+
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// True when there are no images.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Pixels per image.
+    pub fn dim(&self) -> usize {
+        self.rows * self.cols
+    }
+
+    /// Image height and width.
+    pub fn image_shape(&self) -> (usize, usize) {
+        (self.rows, self.cols)
+    }
+
+    /// The label of image `i`.
+    pub fn label(&self, i: usize) -> u8 {
+        self.labels[i]
+    }
+
+    /// The pixels of image `i` as bytes.
+    pub fn image(&self, i: usize) -> &[u8] {
+        &self.images[i * self.dim()..(i + 1) * self.dim()]
+    }
+
+    /// Keeps only the first `n` images (all of them when `n` is larger).
+    pub fn truncate(&mut self, n: usize) {
+        let n = n.min(self.len());
+        self.images.truncate(n * self.dim());
+        self.labels.truncate(n);
+    }
+
+    /// The images at `indices` as a `[len, dim]` tensor scaled to [0, 1]; with `binarize`,
+    /// each pixel is instead drawn as 1 with probability equal to its intensity.
+    pub fn batch<T: Element, R: Rng + ?Sized>(
+        &self,
+        indices: &[usize],
+        binarize: Option<&mut R>,
+    ) -> Tensor<T> {
+        let d = self.dim();
+        let mut out = Vec::with_capacity(indices.len() * d);
+        let scale = 1.0f32 / 255.0;
+        match binarize {
+            None => {
+                for &i in indices {
+                    out.extend(self.image(i).iter().map(|&p| T::from_f64_lossy((p as f32 * scale) as f64)));
+                }
+            }
+            Some(rng) => {
+                for &i in indices {
+                    out.extend(self.image(i).iter().map(|&p| {
+                        // A pixel of 255 is always on and 0 never; between, with probability p/255.
+                        let on = (rng.random::<u32>() % 255) < p as u32;
+                        if on {
+                            T::one()
+                        } else {
+                            T::zero()
+                        }
+                    }));
+                }
+            }
+        }
+        Tensor::from_vec(out, &[indices.len(), d])
+    }
+
+    /// The image indices in batches of `batch_size`, shuffled by `rng` when given; the last
+    /// batch may be smaller.
+    pub fn batches<R: Rng + ?Sized>(&self, batch_size: usize, shuffle: Option<&mut R>) -> Vec<Vec<usize>> {
+        let mut order: Vec<usize> = (0..self.len()).collect();
+        if let Some(rng) = shuffle {
+            order.shuffle(rng);
+        }
+        order.chunks(batch_size.max(1)).map(<[usize]>::to_vec).collect()
+    }
+}
+
+/// The MNIST training and test sets.
+#[derive(Clone, Debug)]
+pub struct Mnist {
+    /// 60,000 training images for MNIST.
+    pub train: Dataset,
+    /// 10,000 test images for MNIST.
+    pub test: Dataset,
+}
+
+/// The four standard file names, looked up with and without `.gz`.
+const FILES: [&str; 4] = [
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+];
+
+impl Mnist {
+    /// Loads the four IDX files (each raw or `.gz`) from `dir`, as MNIST and Fashion-MNIST
+    /// name them.
+    pub fn load(dir: &Path) -> Result<Self> {
+        if !dir.is_dir() {
+            return Err(VaeError::io(
+                dir,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "data directory not found"),
+            ));
+        }
+        let find = |name: &str| -> Result<PathBuf> {
+            let gz = dir.join(format!("{name}.gz"));
+            let raw = dir.join(name);
+            if gz.is_file() {
+                Ok(gz)
+            } else if raw.is_file() {
+                Ok(raw)
+            } else {
+                Err(VaeError::io(
+                    gz,
+                    std::io::Error::new(std::io::ErrorKind::NotFound, "file not found (nor without .gz)"),
+                ))
+            }
+        };
+        let train = Dataset::load(&find(FILES[0])?, &find(FILES[1])?)?;
+        let test = Dataset::load(&find(FILES[2])?, &find(FILES[3])?)?;
+        if train.image_shape() != test.image_shape() {
+            return Err(VaeError::format(
+                find(FILES[2])?,
+                format!(
+                    "test images are {:?}, training images {:?}",
+                    test.image_shape(),
+                    train.image_shape()
+                ),
+            ));
+        }
+        Ok(Mnist { train, test })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+
+    fn idx(dims: &[u32], data: &[u8]) -> Vec<u8> {
+        let mut v = vec![0, 0, 8, dims.len() as u8];
+        for d in dims {
+            v.extend(d.to_be_bytes());
+        }
+        v.extend(data);
+        v
+    }
+
+    #[test]
+    fn parses_and_rejects() {
+        let ok = parse_idx(&idx(&[2, 1, 2], &[1, 2, 3, 4])).unwrap();
+        assert_eq!(ok.dims, vec![2, 1, 2]);
+        assert!(parse_idx(&idx(&[2, 1, 2], &[1, 2, 3])).unwrap_err().contains("truncated"));
+        assert!(parse_idx(&[1, 2, 3, 4]).unwrap_err().contains("magic"));
+        assert!(parse_idx(&[0, 0, 0x0d, 1, 0, 0, 0, 0]).unwrap_err().contains("type"));
+    }
+
+    #[test]
+    fn batches_cover_everything_once_and_binarize_is_fair() {
+        let ds = Dataset::new((0..10 * 4).map(|i| (i * 6) as u8).collect(), (0..10).collect(), 2, 2).unwrap();
+        let mut rng = StdRng::seed_from_u64(3);
+        let b = ds.batches(3, Some(&mut rng));
+        assert_eq!(b.iter().map(Vec::len).collect::<Vec<_>>(), vec![3, 3, 3, 1]);
+        let mut all: Vec<usize> = b.concat();
+        all.sort();
+        assert_eq!(all, (0..10).collect::<Vec<_>>());
+        let x = ds.batch::<f32, StdRng>(&[1], None);
+        assert_eq!(x.to_vec(), vec![24. / 255., 30. / 255., 36. / 255., 42. / 255.]);
+        // Binarization: mean over many draws approaches the intensity.
+        let ds = Dataset::new(vec![0, 64, 191, 255], vec![0], 2, 2).unwrap();
+        let mut sums = [0.0f64; 4];
+        for _ in 0..20_000 {
+            let x = ds.batch::<f64, _>(&[0], Some(&mut rng)).to_vec();
+            sums.iter_mut().zip(x).for_each(|(s, v)| *s += v);
+        }
+        assert_eq!(sums[0], 0.0);
+        assert_eq!(sums[3], 20_000.0);
+        assert!((sums[1] / 20_000.0 - 64.0 / 255.0).abs() < 0.01);
+        assert!((sums[2] / 20_000.0 - 191.0 / 255.0).abs() < 0.01);
+    }
+}

@@ -1,0 +1,265 @@
+//! The objective: log-likelihood terms, the analytic KL, the Monte Carlo ELBO with the
+//! reparameterization or the score-function estimator, and the importance-weighted bound.
+
+use std::fmt;
+use std::str::FromStr;
+
+use autograd::{Graph, Var};
+use rand::Rng;
+use rand_distr::{Distribution, StandardNormal};
+use tensor::{Element, Tensor};
+
+use crate::model::{DecoderOut, Likelihood, Vae};
+
+/// `ln 2π`.
+pub const LN_2PI: f64 = 1.837_877_066_409_345_5;
+
+/// `log p(x|z)` per image (`[batch]`) for decoder outputs `dec` and images `x` (`[batch, d]`).
+///
+/// - Bernoulli: `−Σ BCE-with-logits(logits, x)` (stable at any logit).
+/// - Gaussian, unit variance: `−Σ ½(x−μ)² − ½·d·ln 2π`.
+/// - Gaussian, learned variance: `−Σ [½ log σ² + (x−μ)²/(2σ²)] − ½·d·ln 2π`.
+pub fn log_likelihood<'g, T: Element>(
+    likelihood: Likelihood,
+    dec: DecoderOut<'g, T>,
+    x: Var<'g, T>,
+) -> Var<'g, T> {
+    let half = T::from_f64_lossy(0.5);
+    let d = x.shape()[x.shape().len() - 1] as f64;
+    let constant = T::from_f64_lossy(-0.5 * d * LN_2PI);
+    match likelihood {
+        Likelihood::Bernoulli => -dec.out.bce_with_logits(x).sum_axis(1, false),
+        Likelihood::Gaussian => {
+            (x - dec.out).square().sum_axis(1, false).mul_scalar(-half).add_scalar(constant)
+        }
+        Likelihood::GaussianLearned => {
+            let logvar = dec.logvar.expect("a learned-variance decoder outputs a log-variance");
+            let nll = logvar + (x - dec.out).square() * (-logvar).exp();
+            nll.sum_axis(1, false).mul_scalar(-half).add_scalar(constant)
+        }
+    }
+}
+
+/// `KL(N(mu, diag e^logvar) ‖ N(0, I)) = −½ Σ (1 + logvar − mu² − e^logvar)` per row.
+pub fn kl_standard_normal<'g, T: Element>(mu: Var<'g, T>, logvar: Var<'g, T>) -> Var<'g, T> {
+    let one_plus = logvar.add_scalar(T::one()) - mu.square() - logvar.exp();
+    one_plus.sum_axis(1, false).mul_scalar(T::from_f64_lossy(-0.5))
+}
+
+/// `log N(z; mu, diag e^logvar)` per row.
+pub fn log_normal_diag<'g, T: Element>(z: Var<'g, T>, mu: Var<'g, T>, logvar: Var<'g, T>) -> Var<'g, T> {
+    let d = z.shape()[1] as f64;
+    let quad = logvar + (z - mu).square() * (-logvar).exp();
+    quad.sum_axis(1, false)
+        .mul_scalar(T::from_f64_lossy(-0.5))
+        .add_scalar(T::from_f64_lossy(-0.5 * d * LN_2PI))
+}
+
+/// How the encoder's gradient of the reconstruction term is estimated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Estimator {
+    /// The reparameterization trick: `z = mu + σ·eps` is differentiated through.
+    Reparam,
+    /// The score-function (REINFORCE) estimator: `z` is sampled and detached, and the encoder
+    /// gets `f(z)·∇ log q(z|x)` with `f = log p(x|z)`, plus the analytic KL gradient.
+    Score,
+}
+
+impl Estimator {
+    /// The name used on the command line and in checkpoints.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Estimator::Reparam => "reparam",
+            Estimator::Score => "score",
+        }
+    }
+}
+
+impl fmt::Display for Estimator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Estimator {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "reparam" => Ok(Estimator::Reparam),
+            "score" => Ok(Estimator::Score),
+            _ => Err(format!("unknown estimator '{s}' (expected reparam or score)")),
+        }
+    }
+}
+
+/// Settings of the Monte Carlo objective.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ElboConfig {
+    /// Samples of z per image (L).
+    pub samples: usize,
+    /// Weight of the KL term (β; 1 for the ELBO).
+    pub beta: f64,
+    /// Gradient estimator for the encoder.
+    pub estimator: Estimator,
+}
+
+impl Default for ElboConfig {
+    fn default() -> Self {
+        ElboConfig { samples: 1, beta: 1.0, estimator: Estimator::Reparam }
+    }
+}
+
+/// One batch's objective: the scalar to minimize and the batch sums of its parts.
+pub struct ElboTerms<'g, T: Element> {
+    /// The scalar whose gradient is the chosen estimator of `−∇ ELBO_β` summed over the
+    /// batch. For [`Estimator::Reparam`] its value is the β-weighted negative ELBO; for
+    /// [`Estimator::Score`] it is a surrogate whose value means nothing.
+    pub loss: Var<'g, T>,
+    /// `−E_q[log p(x|z)]` (the L-sample average) summed over the batch.
+    pub recon: f64,
+    /// `KL(q(z|x) ‖ p(z))` summed over the batch.
+    pub kl: f64,
+}
+
+impl<T: Element> ElboTerms<'_, T> {
+    /// The negative ELBO (β = 1) summed over the batch: `recon + kl`.
+    pub fn neg_elbo(&self) -> f64 {
+        self.recon + self.kl
+    }
+}
+
+/// Draws the `L` noise tensors `eps ~ N(0, I)` of shape `[batch, latent]`.
+pub fn sample_noise<T: Element, R: Rng + ?Sized>(
+    samples: usize,
+    batch: usize,
+    latent: usize,
+    rng: &mut R,
+) -> Vec<Tensor<T>>
+where
+    StandardNormal: Distribution<T>,
+{
+    (0..samples).map(|_| Tensor::randn(&[batch, latent], rng)).collect()
+}
+
+/// The Monte Carlo objective for images `x` with the given noise (one `[batch, latent]`
+/// tensor per sample), so that it is a deterministic function of the parameters.
+pub fn elbo_with_noise<'g, T: Element>(
+    model: &Vae<T>,
+    vars: &[Var<'g, T>],
+    x: Var<'g, T>,
+    noise: &[Tensor<T>],
+    config: &ElboConfig,
+) -> ElboTerms<'g, T> {
+    assert!(!noise.is_empty(), "elbo: at least one noise sample is needed");
+    let graph = x.graph();
+    let (mu, logvar) = model.encode(vars, x);
+    let kl = kl_standard_normal(mu, logvar).sum();
+    let mut recon_sum: Option<Var<'g, T>> = None;
+    let mut recon_value = 0.0;
+    for eps in noise {
+        let eps = graph.constant(eps.clone());
+        let z = Vae::reparameterize(mu, logvar, eps);
+        let term = match config.estimator {
+            Estimator::Reparam => {
+                let ll = log_likelihood(model.config.likelihood, model.decode(vars, z), x).sum();
+                recon_value -= ll.value().item().to_f64_lossless();
+                -ll
+            }
+            Estimator::Score => {
+                let z = z.detach();
+                let ll = log_likelihood(model.config.likelihood, model.decode(vars, z), x);
+                let logq = log_normal_diag(z, mu, logvar);
+                recon_value -= ll.sum().value().item().to_f64_lossless();
+                // d/dφ of f(z)·log q(z|x) with f held fixed: the REINFORCE term.
+                -(ll + ll.detach() * logq).sum()
+            }
+        };
+        recon_sum = Some(match recon_sum {
+            Some(s) => s + term,
+            None => term,
+        });
+    }
+    let inv_l = T::from_f64_lossy(1.0 / noise.len() as f64);
+    let loss =
+        recon_sum.expect("one sample").mul_scalar(inv_l) + kl.mul_scalar(T::from_f64_lossy(config.beta));
+    ElboTerms { loss, recon: recon_value / noise.len() as f64, kl: kl.value().item().to_f64_lossless() }
+}
+
+/// [`elbo_with_noise`] with fresh noise from `rng`.
+pub fn elbo<'g, T: Element, R: Rng + ?Sized>(
+    model: &Vae<T>,
+    vars: &[Var<'g, T>],
+    x: Var<'g, T>,
+    config: &ElboConfig,
+    rng: &mut R,
+) -> ElboTerms<'g, T>
+where
+    StandardNormal: Distribution<T>,
+{
+    let noise = sample_noise(config.samples.max(1), x.shape()[0], model.config.latent, rng);
+    elbo_with_noise(model, vars, x, &noise, config)
+}
+
+/// Importance-weighted estimates of `log p(x)` per image (`[batch]`):
+/// `log (1/k) Σᵢ p(x, zᵢ)/q(zᵢ|x)` with `zᵢ ~ q(z|x)`, a lower bound that tightens as `k`
+/// grows (Burda et al.). All samples of a chunk of images go through the decoder as one
+/// batch of matrix products; at most `max_rows` decoder rows are live at once.
+pub fn iwae_log_likelihood<T: Element, R: Rng + ?Sized>(
+    model: &Vae<T>,
+    x: &Tensor<T>,
+    k: usize,
+    max_rows: usize,
+    rng: &mut R,
+) -> Tensor<T>
+where
+    StandardNormal: Distribution<T>,
+{
+    let (batch, latent) = (x.shape()[0], model.config.latent);
+    let g = Graph::no_grad();
+    let vars = model.params.bind(&g);
+    let xv = g.constant(x.clone());
+    let (mu, logvar) = model.encode(&vars, xv);
+    let std = logvar.value().mul_scalar(T::from_f64_lossy(0.5)).exp();
+    let (mu, logvar) = (mu.value(), logvar.value());
+    // Running log Σ w over sample chunks, per image.
+    let mut acc = Tensor::full(&[batch], T::neg_infinity());
+    let chunk = (max_rows / batch.max(1)).clamp(1, k.max(1));
+    let mut done = 0;
+    while done < k {
+        let kc = chunk.min(k - done);
+        let eps = Tensor::<T>::randn(&[kc, batch, latent], rng);
+        let z = (&(&eps * &std) + &mu).reshape(&[kc * batch, latent]);
+        let gz = Graph::no_grad();
+        let zv = gz.constant(z.clone());
+        let dec = model.decode(&model.params.bind(&gz), zv);
+        let xs = gz.constant(
+            x.broadcast_to(&[kc, batch, x.shape()[1]]).contiguous().reshape(&[kc * batch, x.shape()[1]]),
+        );
+        let log_px = log_likelihood(model.config.likelihood, dec, xs).value().reshape(&[kc, batch]);
+        let d = latent as f64;
+        let c = T::from_f64_lossy(-0.5 * d * LN_2PI);
+        let half = T::from_f64_lossy(-0.5);
+        let log_pz = z.square().sum_axis(1, false).mul_scalar(half).add_scalar(c).reshape(&[kc, batch]);
+        // log q(z|x) = −½ Σ (eps² + logvar) + c, since (z − mu)/σ = eps.
+        let log_qz = (&eps.square() + &logvar).sum_axis(2, false).mul_scalar(half).add_scalar(c);
+        let log_w = &(&log_px + &log_pz) - &log_qz;
+        let chunk_lse = log_w.logsumexp_axis(0, false);
+        acc = Tensor::from_vec(
+            acc.to_vec()
+                .into_iter()
+                .zip(chunk_lse.to_vec())
+                .map(|(a, b)| {
+                    let m = a.max(b);
+                    if m == T::neg_infinity() {
+                        m
+                    } else {
+                        m + ((a - m).exp() + (b - m).exp()).ln()
+                    }
+                })
+                .collect(),
+            &[batch],
+        );
+        done += kc;
+    }
+    acc.add_scalar(T::from_f64_lossy(-(k as f64).ln()))
+}

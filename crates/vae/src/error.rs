@@ -1,0 +1,54 @@
+//! The errors that come from outside the program: files, data, checkpoints, settings.
+
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+/// Why a `vae` operation on outside input failed. Each variant's message is one line that
+/// names the file (where there is one) and the problem.
+#[derive(Debug, Error)]
+pub enum VaeError {
+    /// A file or directory could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// A data file whose contents are not what its format requires.
+    #[error("{}: {msg}", path.display())]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        msg: String,
+    },
+    /// A checkpoint that cannot be used with this model or run.
+    #[error("checkpoint {}: {msg}", path.display())]
+    Checkpoint {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// What does not match.
+        msg: String,
+    },
+    /// A setting that cannot work (for example a batch size of 0).
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// Training produced a non-finite loss.
+    #[error("{0}")]
+    NonFinite(String),
+}
+
+impl VaeError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        VaeError::Io { path: path.into(), source }
+    }
+
+    pub(crate) fn format(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
+        VaeError::Format { path: path.into(), msg: msg.into() }
+    }
+}
+
+/// Result of a `vae` operation.
+pub type Result<T> = std::result::Result<T, VaeError>;

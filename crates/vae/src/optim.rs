@@ -1,0 +1,224 @@
+//! Optimizers over a [`ParamSet`]: Adam, SGD with momentum, Adagrad, with PyTorch's update
+//! rules and state names (so a checkpoint's optimizer state reads like PyTorch's).
+
+use std::fmt;
+use std::str::FromStr;
+
+use rayon::prelude::*;
+use tensor::{Element, Tensor};
+
+use crate::nn::ParamSet;
+
+/// Which update rule, with its hyper-parameters.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum OptimizerKind {
+    /// Adam (Kingma & Ba) with bias correction.
+    Adam {
+        /// Decay of the first moment (0.9).
+        beta1: f64,
+        /// Decay of the second moment (0.999).
+        beta2: f64,
+        /// Added to the denominator (1e-8).
+        eps: f64,
+    },
+    /// Stochastic gradient descent with (heavy-ball) momentum.
+    Sgd {
+        /// Momentum (0 for plain SGD).
+        momentum: f64,
+    },
+    /// Adagrad.
+    Adagrad {
+        /// Added to the denominator (1e-10).
+        eps: f64,
+    },
+}
+
+impl OptimizerKind {
+    /// Adam with PyTorch's defaults.
+    pub fn adam() -> Self {
+        OptimizerKind::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8 }
+    }
+
+    /// The name used on the command line and in checkpoints.
+    pub fn name(&self) -> &'static str {
+        match self {
+            OptimizerKind::Adam { .. } => "adam",
+            OptimizerKind::Sgd { .. } => "sgd",
+            OptimizerKind::Adagrad { .. } => "adagrad",
+        }
+    }
+
+    /// Names of the per-parameter state tensors, as PyTorch names them.
+    pub fn slots(&self) -> &'static [&'static str] {
+        match self {
+            OptimizerKind::Adam { .. } => &["exp_avg", "exp_avg_sq"],
+            OptimizerKind::Sgd { .. } => &["momentum_buffer"],
+            OptimizerKind::Adagrad { .. } => &["sum"],
+        }
+    }
+}
+
+impl fmt::Display for OptimizerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for OptimizerKind {
+    type Err = String;
+    /// `adam`, `sgd` (momentum 0.9) or `adagrad`, each with its usual defaults.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "adam" => Ok(OptimizerKind::adam()),
+            "sgd" => Ok(OptimizerKind::Sgd { momentum: 0.9 }),
+            "adagrad" => Ok(OptimizerKind::Adagrad { eps: 1e-10 }),
+            _ => Err(format!("unknown optimizer '{s}' (expected adam, sgd or adagrad)")),
+        }
+    }
+}
+
+/// Below this many elements a parameter is updated on the calling thread.
+const PAR_MIN: usize = 1 << 15;
+
+/// An optimizer: the rule, the learning rate, the step count and per-parameter state.
+#[derive(Clone, Debug)]
+pub struct Optimizer<T: Element> {
+    /// The rule.
+    pub kind: OptimizerKind,
+    /// Learning rate.
+    pub lr: f64,
+    /// Updates applied so far.
+    pub steps: u64,
+    /// `state[slot][param]`, zeros of each parameter's shape to start.
+    state: Vec<Vec<Tensor<T>>>,
+}
+
+impl<T: Element> Optimizer<T> {
+    /// A fresh optimizer for `params`.
+    pub fn new(kind: OptimizerKind, lr: f64, params: &ParamSet<T>) -> Self {
+        let state = kind
+            .slots()
+            .iter()
+            .map(|_| params.tensors().iter().map(|p| Tensor::zeros(p.shape())).collect())
+            .collect();
+        Optimizer { kind, lr, steps: 0, state }
+    }
+
+    /// The state tensors with their names, `"{slot}.{param}"` (e.g. `exp_avg.fc1.weight`).
+    pub fn named_state<'a>(
+        &'a self,
+        params: &'a ParamSet<T>,
+    ) -> impl Iterator<Item = (String, &'a Tensor<T>)> + 'a {
+        self.kind.slots().iter().zip(&self.state).flat_map(move |(slot, ts)| {
+            params.names().iter().zip(ts).map(move |(name, t)| (format!("{slot}.{name}"), t))
+        })
+    }
+
+    /// Mutable access to the state tensor of `slot` for parameter `index` (for loading).
+    pub fn state_mut(&mut self, slot: usize, index: usize) -> &mut Tensor<T> {
+        &mut self.state[slot][index]
+    }
+
+    /// Applies one update to every parameter, with `grads[i]` the gradient of parameter `i`.
+    pub fn step(&mut self, params: &mut ParamSet<T>, grads: &[Tensor<T>]) {
+        assert_eq!(grads.len(), params.len(), "optimizer: one gradient per parameter");
+        self.steps += 1;
+        let lr = self.lr;
+        let t = self.steps as i32;
+        let kind = self.kind;
+        for (i, (p, g)) in params.tensors_mut().iter_mut().zip(grads).enumerate() {
+            assert_eq!(p.shape(), g.shape(), "optimizer: gradient shape of parameter {i}");
+            let g = g.contiguous();
+            let g = g.as_slice().expect("contiguous");
+            let p = p.make_mut_slice();
+            match kind {
+                OptimizerKind::Adam { beta1, beta2, eps } => {
+                    let (m_slot, v_slot) = self.state.split_at_mut(1);
+                    let m = m_slot[0][i].make_mut_slice();
+                    let v = v_slot[0][i].make_mut_slice();
+                    let bc1 = 1.0 - beta1.powi(t);
+                    let bc2 = 1.0 - beta2.powi(t);
+                    let step_size = T::from_f64_lossy(lr / bc1);
+                    let inv_sqrt_bc2 = T::from_f64_lossy(1.0 / bc2.sqrt());
+                    let (b1, b2, eps) =
+                        (T::from_f64_lossy(beta1), T::from_f64_lossy(beta2), T::from_f64_lossy(eps));
+                    let (c1, c2) = (T::one() - b1, T::one() - b2);
+                    let update = |(((p, m), v), &g): (((&mut T, &mut T), &mut T), &T)| {
+                        *m = b1 * *m + c1 * g;
+                        *v = b2 * *v + c2 * g * g;
+                        *p -= step_size * *m / (v.sqrt() * inv_sqrt_bc2 + eps);
+                    };
+                    if p.len() >= PAR_MIN {
+                        p.par_iter_mut()
+                            .zip(m.par_iter_mut())
+                            .zip(v.par_iter_mut())
+                            .zip(g.par_iter())
+                            .for_each(update);
+                    } else {
+                        p.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g.iter()).for_each(update);
+                    }
+                }
+                OptimizerKind::Sgd { momentum } => {
+                    let lr = T::from_f64_lossy(lr);
+                    if momentum == 0.0 {
+                        p.iter_mut().zip(g).for_each(|(p, &g)| *p -= lr * g);
+                    } else {
+                        let mu = T::from_f64_lossy(momentum);
+                        let first = t == 1;
+                        let buf = self.state[0][i].make_mut_slice();
+                        p.iter_mut().zip(buf.iter_mut()).zip(g).for_each(|((p, b), &g)| {
+                            *b = if first { g } else { mu * *b + g };
+                            *p -= lr * *b;
+                        });
+                    }
+                }
+                OptimizerKind::Adagrad { eps } => {
+                    let (lr, eps) = (T::from_f64_lossy(lr), T::from_f64_lossy(eps));
+                    let sum = self.state[0][i].make_mut_slice();
+                    p.iter_mut().zip(sum.iter_mut()).zip(g).for_each(|((p, s), &g)| {
+                        *s += g * g;
+                        *p -= lr * g / (s.sqrt() + eps);
+                    });
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Minimizes (p − 3)² from p = 0 with each rule.
+    fn minimize(kind: OptimizerKind, lr: f64, steps: usize) -> f64 {
+        let mut params = ParamSet::<f64>::new();
+        params.push("p", Tensor::zeros(&[1]));
+        let mut opt = Optimizer::new(kind, lr, &params);
+        for _ in 0..steps {
+            let p = params.tensors()[0].item();
+            opt.step(&mut params, &[Tensor::from_vec(vec![2.0 * (p - 3.0)], &[1])]);
+        }
+        params.tensors()[0].item()
+    }
+
+    #[test]
+    fn every_rule_converges() {
+        assert!((minimize(OptimizerKind::adam(), 0.1, 500) - 3.0).abs() < 1e-3);
+        assert!((minimize(OptimizerKind::Sgd { momentum: 0.9 }, 0.01, 500) - 3.0).abs() < 1e-3);
+        assert!((minimize(OptimizerKind::Sgd { momentum: 0.0 }, 0.1, 200) - 3.0).abs() < 1e-6);
+        assert!((minimize(OptimizerKind::Adagrad { eps: 1e-10 }, 1.0, 500) - 3.0).abs() < 1e-3);
+    }
+
+    #[test]
+    fn adam_first_step_is_lr_times_sign() {
+        // With bias correction, Adam's first step is lr·g/|g| (up to eps).
+        let mut params = ParamSet::<f64>::new();
+        params.push("p", Tensor::from_vec(vec![1.0, 1.0], &[2]));
+        let mut opt = Optimizer::new(OptimizerKind::adam(), 1e-3, &params);
+        opt.step(&mut params, &[Tensor::from_vec(vec![0.5, -20.0], &[2])]);
+        let p = params.tensors()[0].to_vec();
+        assert!((p[0] - (1.0 - 1e-3)).abs() < 1e-9 && (p[1] - (1.0 + 1e-3)).abs() < 1e-9, "{p:?}");
+        let names: Vec<String> = opt.named_state(&params).map(|(n, _)| n).collect();
+        assert_eq!(names, vec!["exp_avg.p", "exp_avg_sq.p"]);
+    }
+}

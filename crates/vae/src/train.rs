@@ -1,0 +1,309 @@
+//! Training and evaluation: the configuration of a run, one optimizer step, one epoch, the
+//! test-set ELBO, and the reproducible random streams that make a resumed run bit-identical.
+
+use std::time::Instant;
+
+use autograd::Graph;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use serde_json::{json, Value};
+use tensor::Tensor;
+
+use crate::data::Dataset;
+use crate::elbo::{elbo, ElboConfig, Estimator};
+use crate::error::{Result, VaeError};
+use crate::model::{Likelihood, Vae, VaeConfig};
+use crate::optim::{Optimizer, OptimizerKind};
+
+/// Everything that defines a training run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainConfig {
+    /// The model's shape.
+    pub model: VaeConfig,
+    /// Epochs to train in all (a resumed run continues up to this many).
+    pub epochs: usize,
+    /// Images per optimizer step.
+    pub batch_size: usize,
+    /// Learning rate.
+    pub lr: f64,
+    /// Seed of the initialization and of every random stream.
+    pub seed: u64,
+    /// Draw binary pixels afresh each epoch (dynamic binarization) instead of using
+    /// intensities as Bernoulli targets.
+    pub binarize: bool,
+    /// The objective.
+    pub elbo: ElboConfig,
+    /// The update rule.
+    pub optimizer: OptimizerKind,
+    /// Train on only the first this many training images.
+    pub train_limit: Option<usize>,
+}
+
+impl Default for TrainConfig {
+    /// pytorch/examples' recipe: 784-400-20, Adam 1e-3, batch 128, 10 epochs, seed 1.
+    fn default() -> Self {
+        TrainConfig {
+            model: VaeConfig::default(),
+            epochs: 10,
+            batch_size: 128,
+            lr: 1e-3,
+            seed: 1,
+            binarize: false,
+            elbo: ElboConfig::default(),
+            optimizer: OptimizerKind::adam(),
+            train_limit: None,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Checks the settings that could not work.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: &str| Err(VaeError::Config(m.into()));
+        if self.batch_size == 0 {
+            return bad("batch size must be at least 1");
+        }
+        if self.model.latent == 0 || self.model.hidden == 0 || self.model.input == 0 {
+            return bad("input, hidden and latent sizes must be at least 1");
+        }
+        if self.elbo.samples == 0 {
+            return bad("samples per image must be at least 1");
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return bad("learning rate must be a positive number");
+        }
+        if !(self.elbo.beta.is_finite() && self.elbo.beta >= 0.0) {
+            return bad("beta must be a non-negative number");
+        }
+        if self.train_limit == Some(0) {
+            return bad("train limit must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// The configuration as JSON (stored in checkpoints and summaries).
+    pub fn to_json(&self) -> Value {
+        json!({
+            "input": self.model.input,
+            "hidden": self.model.hidden,
+            "latent": self.model.latent,
+            "likelihood": self.model.likelihood.as_str(),
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "lr": self.lr,
+            "seed": self.seed,
+            "binarize": self.binarize,
+            "samples": self.elbo.samples,
+            "beta": self.elbo.beta,
+            "estimator": self.elbo.estimator.as_str(),
+            "optimizer": self.optimizer.name(),
+            "train_limit": self.train_limit,
+        })
+    }
+
+    /// Reads [`to_json`](Self::to_json)'s form back; `None` if anything is missing or odd.
+    pub fn from_json(v: &Value) -> Option<Self> {
+        let u = |k: &str| v.get(k)?.as_u64().map(|x| x as usize);
+        let f = |k: &str| v.get(k)?.as_f64();
+        let s = |k: &str| v.get(k)?.as_str();
+        Some(TrainConfig {
+            model: VaeConfig {
+                input: u("input")?,
+                hidden: u("hidden")?,
+                latent: u("latent")?,
+                likelihood: s("likelihood")?.parse::<Likelihood>().ok()?,
+            },
+            epochs: u("epochs")?,
+            batch_size: u("batch_size")?,
+            lr: f("lr")?,
+            seed: v.get("seed")?.as_u64()?,
+            binarize: v.get("binarize")?.as_bool()?,
+            elbo: ElboConfig {
+                samples: u("samples")?,
+                beta: f("beta")?,
+                estimator: s("estimator")?.parse::<Estimator>().ok()?,
+            },
+            optimizer: s("optimizer")?.parse::<OptimizerKind>().ok()?,
+            train_limit: match v.get("train_limit")? {
+                Value::Null => None,
+                x => Some(x.as_u64()? as usize),
+            },
+        })
+    }
+
+    /// True when `other` describes the same run, up to the number of epochs (which a
+    /// resumed run may extend).
+    pub fn same_run(&self, other: &TrainConfig) -> bool {
+        TrainConfig { epochs: 0, ..self.clone() } == TrainConfig { epochs: 0, ..other.clone() }
+    }
+
+    /// Differences from `other` (other than epochs), as `key: ours vs theirs` lines.
+    pub fn differences(&self, other: &TrainConfig) -> Vec<String> {
+        let (a, b) = (self.to_json(), other.to_json());
+        let (a, b) = (a.as_object().unwrap(), b.as_object().unwrap());
+        a.iter()
+            .filter(|(k, v)| k.as_str() != "epochs" && b.get(*k) != Some(v))
+            .map(|(k, v)| format!("{k} {} vs {}", v, b.get(k).unwrap_or(&Value::Null)))
+            .collect()
+    }
+}
+
+/// The random streams of a run. Each is seeded from the run's seed, the epoch and its
+/// purpose alone, so a run resumed at an epoch boundary draws exactly what an uninterrupted
+/// run would have drawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    /// Parameter initialization.
+    Init,
+    /// Shuffling, binarization and noise while training an epoch.
+    Train,
+    /// Noise and binarization while evaluating after an epoch.
+    Eval,
+    /// Everything after training (images, the IWAE bound).
+    Final,
+}
+
+/// The generator of `stream` for `epoch` of a run seeded with `seed`.
+pub fn stream_rng(seed: u64, epoch: usize, stream: Stream) -> StdRng {
+    // SplitMix64 finalizer over the three inputs: distinct, well-mixed seeds.
+    let mut z = seed
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add((epoch as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9))
+        .wrapping_add(stream as u64 + 1);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    StdRng::seed_from_u64(z ^ (z >> 31))
+}
+
+/// One epoch's results.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EpochMetrics {
+    /// The epoch's number, from 1.
+    pub epoch: usize,
+    /// Negative ELBO per training image, averaged over the epoch's steps (nats).
+    pub train_neg_elbo: f64,
+    /// Negative ELBO per test image after the epoch (nats).
+    pub test_neg_elbo: f64,
+    /// Wall-clock seconds of the epoch's training.
+    pub epoch_seconds: f64,
+}
+
+/// A model, its optimizer and its progress.
+pub struct Trainer {
+    /// The run's configuration.
+    pub config: TrainConfig,
+    /// The model being trained.
+    pub model: Vae<f32>,
+    /// Its optimizer.
+    pub optimizer: Optimizer<f32>,
+    /// Epochs completed.
+    pub epoch: usize,
+    /// Metrics of the completed epochs.
+    pub history: Vec<EpochMetrics>,
+    graph: Graph<f32>,
+}
+
+impl Trainer {
+    /// A fresh model and optimizer for `config` (which must be valid).
+    pub fn new(config: TrainConfig) -> Self {
+        let mut rng = stream_rng(config.seed, 0, Stream::Init);
+        let model = Vae::new(config.model, &mut rng);
+        let optimizer = Optimizer::new(config.optimizer, config.lr, &model.params);
+        Self::from_parts(config, model, optimizer, 0, Vec::new())
+    }
+
+    /// A trainer that continues from saved state.
+    pub fn from_parts(
+        config: TrainConfig,
+        model: Vae<f32>,
+        optimizer: Optimizer<f32>,
+        epoch: usize,
+        history: Vec<EpochMetrics>,
+    ) -> Self {
+        Trainer { config, model, optimizer, epoch, history, graph: Graph::new() }
+    }
+
+    /// One optimizer step on images `x` (`[batch, input]`); returns the batch's summed
+    /// negative ELBO. A non-finite loss is an error naming the step, and the parameters are
+    /// then left as they were.
+    pub fn step(&mut self, x: Tensor<f32>, rng: &mut StdRng) -> Result<f64> {
+        let (neg_elbo, loss, grads) = {
+            let g = &self.graph;
+            let vars = self.model.params.bind(g);
+            let terms = elbo(&self.model, &vars, g.constant(x), &self.config.elbo, rng);
+            let loss = terms.loss.value().item();
+            let mut grads = terms.loss.backward();
+            let grads: Vec<Tensor<f32>> =
+                vars.iter().map(|&v| grads.take(v).unwrap_or_else(|| Tensor::zeros(&v.shape()))).collect();
+            (terms.neg_elbo(), loss, grads)
+        };
+        // Drop the tape first, so the parameters' storage is no longer shared and the
+        // update happens in place.
+        self.graph.reset();
+        if !loss.is_finite() || !neg_elbo.is_finite() {
+            return Err(VaeError::NonFinite(format!(
+                "non-finite loss ({loss}) at epoch {} step {}; training stopped (try a lower --lr)",
+                self.epoch + 1,
+                self.optimizer.steps + 1
+            )));
+        }
+        self.optimizer.step(&mut self.model.params, &grads);
+        Ok(neg_elbo)
+    }
+
+    /// Trains one epoch over `data` (shuffled by the epoch's stream), calling `progress`
+    /// with the number of images done after each step; returns the mean negative ELBO per
+    /// image over the epoch.
+    pub fn train_epoch(&mut self, data: &Dataset, mut progress: impl FnMut(usize)) -> Result<f64> {
+        let mut rng = stream_rng(self.config.seed, self.epoch + 1, Stream::Train);
+        let batches = data.batches(self.config.batch_size, Some(&mut rng));
+        let (mut total, mut seen) = (0.0, 0);
+        for idx in &batches {
+            let x = data.batch::<f32, _>(idx, self.config.binarize.then_some(&mut rng));
+            total += self.step(x, &mut rng)?;
+            seen += idx.len();
+            progress(seen);
+        }
+        Ok(total / seen.max(1) as f64)
+    }
+
+    /// Trains one epoch and evaluates on `test`; records and returns the metrics.
+    pub fn run_epoch(
+        &mut self,
+        train: &Dataset,
+        test: &Dataset,
+        progress: impl FnMut(usize),
+    ) -> Result<EpochMetrics> {
+        let start = Instant::now();
+        let train_neg_elbo = self.train_epoch(train, progress)?;
+        let epoch_seconds = start.elapsed().as_secs_f64();
+        self.epoch += 1;
+        let test_neg_elbo = evaluate(
+            &self.model,
+            &self.config,
+            test,
+            &mut stream_rng(self.config.seed, self.epoch, Stream::Eval),
+        );
+        let m = EpochMetrics { epoch: self.epoch, train_neg_elbo, test_neg_elbo, epoch_seconds };
+        self.history.push(m.clone());
+        Ok(m)
+    }
+}
+
+/// Images per evaluation batch (no tape is kept, so larger batches only cost activations).
+pub const EVAL_BATCH: usize = 1000;
+
+/// The negative ELBO per image of `data` (one sample of z per image, β = 1), in order,
+/// without recording a tape.
+pub fn evaluate(model: &Vae<f32>, config: &TrainConfig, data: &Dataset, rng: &mut StdRng) -> f64 {
+    let batches = data.batches::<StdRng>(EVAL_BATCH, None);
+    let cfg = ElboConfig { samples: 1, beta: 1.0, estimator: Estimator::Reparam };
+    let mut total = 0.0;
+    for idx in &batches {
+        let x = data.batch::<f32, _>(idx, config.binarize.then_some(&mut *rng));
+        let g = Graph::no_grad();
+        let vars = model.params.bind(&g);
+        total += elbo(model, &vars, g.constant(x), &cfg, rng).neg_elbo();
+    }
+    total / data.len().max(1) as f64
+}
