@@ -77,6 +77,10 @@ struct Args {
     /// Overwrite an output directory that holds another configuration's checkpoint.
     #[arg(long)]
     force: bool,
+    /// Check every op for NaN and infinity, and name the first op and parameter that went
+    /// non-finite (slower; like torch.autograd.detect_anomaly).
+    #[arg(long)]
+    detect_anomaly: bool,
 }
 
 fn positive_f64(s: &str) -> Result<f64, String> {
@@ -134,6 +138,7 @@ fn main() -> ExitCode {
         resume: args.resume,
         force: args.force,
         progress: std::io::stdout().is_terminal(),
+        detect_anomaly: args.detect_anomaly,
     };
     match run(&opts, |line| println!("{line}")) {
         Ok(_) => ExitCode::SUCCESS,

@@ -29,6 +29,7 @@ fn options(epochs: usize, out: PathBuf) -> RunOptions {
         resume: None,
         force: false,
         progress: false,
+        detect_anomaly: false,
     }
 }
 

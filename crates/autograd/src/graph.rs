@@ -1,7 +1,7 @@
 //! The tape ([`Graph`]), the handles into it ([`Var`]), and the reverse walk that turns a
 //! scalar's tape into [`Gradients`].
 
-use std::cell::{Ref, RefCell};
+use std::cell::{Cell, Ref, RefCell};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use tensor::{fail, Dims, Element, Tensor, TensorError};
@@ -36,6 +36,55 @@ pub struct Graph<T: Element> {
     nodes: RefCell<Vec<Node<T>>>,
     grad_enabled: bool,
     id: u64,
+    detect_anomaly: bool,
+    forward_anomaly: Cell<Option<Anomaly>>,
+}
+
+/// Which pass an [`Anomaly`] was found in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pass {
+    /// The op's output value was not finite.
+    Forward,
+    /// The op's backward rule produced a non-finite gradient for one of its inputs.
+    Backward,
+}
+
+/// The first op that produced a NaN or infinity, found in anomaly-detection mode (like
+/// `torch.autograd.detect_anomaly`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Anomaly {
+    /// The node's id on the tape.
+    pub node: usize,
+    /// The op's name (`exp`, `matmul`, …).
+    pub op: &'static str,
+    /// Where it was found.
+    pub pass: Pass,
+}
+
+impl std::fmt::Display for Anomaly {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.pass {
+            Pass::Forward if self.op == "leaf" => {
+                write!(f, "leaf node {} (an input or parameter) holds a non-finite value", self.node)
+            }
+            Pass::Forward => {
+                write!(
+                    f,
+                    "op `{}` (node {}) produced the first non-finite value in the forward pass",
+                    self.op, self.node
+                )
+            }
+            Pass::Backward => write!(
+                f,
+                "the backward rule of op `{}` (node {}) produced the first non-finite gradient",
+                self.op, self.node
+            ),
+        }
+    }
+}
+
+fn all_finite<T: Element>(t: &Tensor<T>) -> bool {
+    t.to_vec().iter().all(|v| v.is_finite())
 }
 
 impl<T: Element> Default for Graph<T> {
@@ -51,7 +100,22 @@ impl<T: Element> Graph<T> {
             nodes: RefCell::new(Vec::new()),
             grad_enabled: true,
             id: NEXT_GRAPH_ID.fetch_add(1, Ordering::Relaxed),
+            detect_anomaly: false,
+            forward_anomaly: Cell::new(None),
         }
+    }
+
+    /// Turns anomaly detection on or off: every op's output, and in backward every gradient
+    /// an op's rule produces, is checked for NaN and infinity, and the first offender is
+    /// kept ([`forward_anomaly`](Self::forward_anomaly), [`Gradients::anomaly`]). Costs a
+    /// pass over every value; for debugging.
+    pub fn set_detect_anomaly(&mut self, on: bool) {
+        self.detect_anomaly = on;
+    }
+
+    /// The first op whose output was not finite, when anomaly detection is on.
+    pub fn forward_anomaly(&self) -> Option<Anomaly> {
+        self.forward_anomaly.get()
     }
 
     /// A graph in no-grad mode: values are computed but nothing is recorded for backward,
@@ -79,6 +143,7 @@ impl<T: Element> Graph<T> {
     /// so no [`Var`] of the old tape can outlive it.
     pub fn reset(&mut self) {
         self.nodes.get_mut().clear();
+        self.forward_anomaly.set(None);
         self.id = NEXT_GRAPH_ID.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -96,6 +161,9 @@ impl<T: Element> Graph<T> {
     pub(crate) fn push(&self, value: Tensor<T>, op: Op<T>, requires_grad: bool) -> Var<'_, T> {
         let mut nodes = self.nodes.borrow_mut();
         let id = nodes.len();
+        if self.detect_anomaly && self.forward_anomaly.get().is_none() && !all_finite(&value) {
+            self.forward_anomaly.set(Some(Anomaly { node: id, op: op.name(), pass: Pass::Forward }));
+        }
         let op = if requires_grad { op } else { Op::Leaf };
         nodes.push(Node { value, op, requires_grad });
         Var { id, graph: self }
@@ -201,6 +269,7 @@ impl<'g, T: Element> Var<'g, T> {
         }
         let mut bp = Backprop { nodes: &nodes, grads: (0..=self.id).map(|_| None).collect() };
         bp.grads[self.id] = Some(seed);
+        let mut anomaly = None;
         for id in (0..=self.id).rev() {
             let node = &nodes[id];
             if !node.requires_grad || matches!(node.op, Op::Leaf) {
@@ -209,6 +278,16 @@ impl<'g, T: Element> Var<'g, T> {
             // An interior gradient is consumed here: nothing reads it again.
             let Some(grad_out) = bp.grads[id].take() else { continue };
             ops::backward(&mut bp, id, &node.op, grad_out);
+            if self.graph.detect_anomaly && anomaly.is_none() {
+                let bad = node
+                    .op
+                    .inputs()
+                    .into_iter()
+                    .any(|i| bp.grads[i].as_ref().is_some_and(|g| !all_finite(g)));
+                if bad {
+                    anomaly = Some(Anomaly { node: id, op: node.op.name(), pass: Pass::Backward });
+                }
+            }
         }
         let mut grads = bp.grads;
         grads.resize_with(nodes.len(), || None);
@@ -217,7 +296,7 @@ impl<'g, T: Element> Var<'g, T> {
                 *g = g.contiguous();
             }
         }
-        Gradients { graph_id: self.graph.id, grads }
+        Gradients { graph_id: self.graph.id, grads, anomaly }
     }
 }
 
@@ -262,9 +341,16 @@ impl<T: Element> Backprop<'_, T> {
 pub struct Gradients<T: Element> {
     graph_id: u64,
     grads: Vec<Option<Tensor<T>>>,
+    anomaly: Option<Anomaly>,
 }
 
 impl<T: Element> Gradients<T> {
+    /// In anomaly-detection mode, the first op (in backward order) whose rule produced a
+    /// non-finite gradient.
+    pub fn anomaly(&self) -> Option<Anomaly> {
+        self.anomaly
+    }
+
     /// The gradient of the loss with respect to `var`, or `None` if no gradient reached it.
     /// Panics if `var` belongs to another tape.
     #[track_caller]

@@ -29,7 +29,7 @@ mod graph;
 mod ops;
 
 pub use gradcheck::{gradcheck, GradcheckConfig, GradcheckMode, GradcheckReport, Worst};
-pub use graph::{Gradients, Graph, Var};
+pub use graph::{Anomaly, Gradients, Graph, Pass, Var};
 pub use ops::bce_with_logits_scalar;
 
 /// Unwraps a result, panicking at the caller with the error's one-line message.

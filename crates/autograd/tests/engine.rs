@@ -142,3 +142,31 @@ fn backward_with_a_seed_for_a_vector_output() {
     let gx = grads.get(x).unwrap().to_vec();
     assert!((gx[0] - 1f64.exp()).abs() < 1e-12 && (gx[1] - 0.5 * 2f64.exp()).abs() < 1e-12);
 }
+
+#[test]
+fn anomaly_detection_names_the_first_bad_op() {
+    let mut g = Graph::<f32>::new();
+    g.set_detect_anomaly(true);
+    {
+        let x = g.param(Tensor::from_vec(vec![1.0, -1.0], &[2]));
+        let y = x.log(); // ln(-1) = NaN: the first non-finite value
+        let z = y.exp().sum();
+        let a = g.forward_anomaly().expect("forward anomaly");
+        assert_eq!((a.op, a.node, a.pass), ("log", y.id(), autograd::Pass::Forward));
+        assert_eq!(
+            a.to_string(),
+            format!("op `log` (node {}) produced the first non-finite value in the forward pass", y.id())
+        );
+        let grads = z.backward();
+        let b = grads.anomaly().expect("backward anomaly");
+        assert_eq!(b.pass, autograd::Pass::Backward);
+        assert!(!grads.get(x).unwrap().to_vec()[1].is_finite());
+    }
+    g.reset();
+    // Finite everywhere, including backward: nothing reported.
+    let x = g.param(Tensor::from_vec(vec![0.0, 1.0], &[2]));
+    let grads = (x.sqrt().add_scalar(1.0)).log().sum().backward();
+    // sqrt'(0) = inf: the backward rule of sqrt is the first to produce a non-finite gradient.
+    assert_eq!(grads.anomaly().map(|a| a.op), Some("sqrt"));
+    assert!(g.forward_anomaly().is_none());
+}

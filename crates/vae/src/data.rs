@@ -174,11 +174,11 @@ impl Dataset {
     ) -> Tensor<T> {
         let d = self.dim();
         let mut out = Vec::with_capacity(indices.len() * d);
-        let scale = 1.0f32 / 255.0;
         match binarize {
             None => {
+                let lut: Vec<T> = (0..256).map(|p| T::from_f64_lossy(p as f64 / 255.0)).collect();
                 for &i in indices {
-                    out.extend(self.image(i).iter().map(|&p| T::from_f64_lossy((p as f32 * scale) as f64)));
+                    out.extend(self.image(i).iter().map(|&p| lut[p as usize]));
                 }
             }
             Some(rng) => {

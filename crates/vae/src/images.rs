@@ -43,7 +43,7 @@ pub fn write_grid(path: &Path, images: &Tensor<f32>, h: usize, w: usize, cols: u
 }
 
 /// The standard normal quantile function (inverse CDF), by Acklam's rational approximation
-/// refined with one Halley step: accurate to about 1e-15 on (0, 1).
+/// (relative error below 1.2e-9 on (0, 1)).
 pub fn normal_quantile(p: f64) -> f64 {
     const A: [f64; 6] = [
         -3.969683028665376e1,
@@ -79,7 +79,7 @@ pub fn normal_quantile(p: f64) -> f64 {
         (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
             / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
     };
-    let x = if p < 0.02425 {
+    if p < 0.02425 {
         tail((-2.0 * p.ln()).sqrt())
     } else if p > 1.0 - 0.02425 {
         -tail((-2.0 * (1.0 - p).ln()).sqrt())
@@ -88,30 +88,6 @@ pub fn normal_quantile(p: f64) -> f64 {
         let r = q * q;
         (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
             / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
-    };
-    // One Halley step on Φ(x) − p, with Φ from erfc.
-    let e = 0.5 * erfc(-x / std::f64::consts::SQRT_2) - p;
-    let u = e * (2.0 * std::f64::consts::PI).sqrt() * (x * x / 2.0).exp();
-    x - u / (1.0 + x * u / 2.0)
-}
-
-/// The complementary error function (Numerical Recipes' Chebyshev fit, relative error
-/// below 1.2e-7, enough for one refinement step).
-fn erfc(x: f64) -> f64 {
-    let z = x.abs();
-    let t = 1.0 / (1.0 + 0.5 * z);
-    let poly = -z * z - 1.26551223
-        + t * (1.00002368
-            + t * (0.37409196
-                + t * (0.09678418
-                    + t * (-0.18628806
-                        + t * (0.27886807
-                            + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))));
-    let r = t * poly.exp();
-    if x >= 0.0 {
-        r
-    } else {
-        2.0 - r
     }
 }
 

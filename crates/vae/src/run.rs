@@ -34,6 +34,8 @@ pub struct RunOptions {
     pub force: bool,
     /// Show progress bars.
     pub progress: bool,
+    /// Check every op for NaN and infinity and name the first that produced one.
+    pub detect_anomaly: bool,
 }
 
 /// The file names a run writes in its output directory.
@@ -168,6 +170,7 @@ pub fn run(opts: &RunOptions, mut log: impl FnMut(&str)) -> Result<Value> {
         Some(path) => checkpoint::load(path, &opts.train)?,
         None => Trainer::new(opts.train.clone()),
     };
+    trainer.set_detect_anomaly(opts.detect_anomaly);
     if opts.resume.is_some() {
         log(&format!("resumed after epoch {} of {}", trainer.epoch, opts.train.epochs));
     }

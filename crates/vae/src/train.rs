@@ -201,6 +201,7 @@ pub struct Trainer {
     /// Metrics of the completed epochs.
     pub history: Vec<EpochMetrics>,
     graph: Graph<f32>,
+    detect_anomaly: bool,
 }
 
 impl Trainer {
@@ -220,32 +221,55 @@ impl Trainer {
         epoch: usize,
         history: Vec<EpochMetrics>,
     ) -> Self {
-        Trainer { config, model, optimizer, epoch, history, graph: Graph::new() }
+        Trainer { config, model, optimizer, epoch, history, graph: Graph::new(), detect_anomaly: false }
+    }
+
+    /// Checks every op's output and gradient for NaN and infinity, so that a non-finite loss
+    /// is reported with the first op and parameter that went non-finite (slower).
+    pub fn set_detect_anomaly(&mut self, on: bool) {
+        self.graph.set_detect_anomaly(on);
+        self.detect_anomaly = on;
     }
 
     /// One optimizer step on images `x` (`[batch, input]`); returns the batch's summed
-    /// negative ELBO. A non-finite loss is an error naming the step, and the parameters are
-    /// then left as they were.
+    /// negative ELBO. A non-finite loss (or, in anomaly mode, gradient) is an error naming
+    /// the step, and the parameters are then left as they were.
     pub fn step(&mut self, x: Tensor<f32>, rng: &mut StdRng) -> Result<f64> {
-        let (neg_elbo, loss, grads) = {
+        let (neg_elbo, loss, grads, anomaly) = {
             let g = &self.graph;
             let vars = self.model.params.bind(g);
             let terms = elbo(&self.model, &vars, g.constant(x), &self.config.elbo, rng);
             let loss = terms.loss.value().item();
             let mut grads = terms.loss.backward();
+            let anomaly = g.forward_anomaly().or(grads.anomaly());
             let grads: Vec<Tensor<f32>> =
                 vars.iter().map(|&v| grads.take(v).unwrap_or_else(|| Tensor::zeros(&v.shape()))).collect();
-            (terms.neg_elbo(), loss, grads)
+            (terms.neg_elbo(), loss, grads, anomaly)
         };
         // Drop the tape first, so the parameters' storage is no longer shared and the
         // update happens in place.
         self.graph.reset();
-        if !loss.is_finite() || !neg_elbo.is_finite() {
-            return Err(VaeError::NonFinite(format!(
-                "non-finite loss ({loss}) at epoch {} step {}; training stopped (try a lower --lr)",
-                self.epoch + 1,
-                self.optimizer.steps + 1
-            )));
+        let bad_param = if self.detect_anomaly {
+            let names = self.model.params.names();
+            grads.iter().position(|g| g.to_vec().iter().any(|v| !v.is_finite())).map(|i| names[i].clone())
+        } else {
+            None
+        };
+        if !loss.is_finite() || !neg_elbo.is_finite() || bad_param.is_some() {
+            let at = format!("epoch {} step {}", self.epoch + 1, self.optimizer.steps + 1);
+            let msg = if self.detect_anomaly {
+                format!(
+                    "non-finite {} at {at}; anomaly: {}; first parameter with a non-finite gradient: {}",
+                    if loss.is_finite() { "gradient" } else { "loss" },
+                    anomaly.map_or("no op produced a non-finite value".to_string(), |a| a.to_string()),
+                    bad_param.as_deref().unwrap_or("none")
+                )
+            } else {
+                format!(
+                    "non-finite loss ({loss}) at {at}; training stopped (rerun with --detect-anomaly to find the op, or try a lower --lr)"
+                )
+            };
+            return Err(VaeError::NonFinite(msg));
         }
         self.optimizer.step(&mut self.model.params, &grads);
         Ok(neg_elbo)
@@ -306,4 +330,58 @@ pub fn evaluate(model: &Vae<f32>, config: &TrainConfig, data: &Dataset, rng: &mu
         total += elbo(model, &vars, g.constant(x), &cfg, rng).neg_elbo();
     }
     total / data.len().max(1) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::VaeConfig;
+
+    fn small() -> Trainer {
+        Trainer::new(TrainConfig {
+            model: VaeConfig { input: 6, hidden: 4, latent: 2, ..VaeConfig::default() },
+            batch_size: 2,
+            ..TrainConfig::default()
+        })
+    }
+
+    #[test]
+    fn a_nan_stops_training_and_names_the_step() {
+        let mut t = small();
+        let mut rng = stream_rng(1, 1, Stream::Train);
+        let good = Tensor::from_vec(vec![0.5; 12], &[2, 6]);
+        t.step(good.clone(), &mut rng).unwrap();
+        let before: Vec<Vec<f32>> = t.model.params.tensors().iter().map(Tensor::to_vec).collect();
+        let mut bad = vec![0.5; 12];
+        bad[3] = f32::NAN;
+        let err = t.step(Tensor::from_vec(bad.clone(), &[2, 6]), &mut rng).unwrap_err().to_string();
+        assert!(err.starts_with("non-finite loss (NaN) at epoch 1 step 2;"), "{err}");
+        let after: Vec<Vec<f32>> = t.model.params.tensors().iter().map(Tensor::to_vec).collect();
+        assert_eq!(before, after, "a failed step must not touch the parameters");
+
+        t.set_detect_anomaly(true);
+        let err = t.step(Tensor::from_vec(bad, &[2, 6]), &mut rng).unwrap_err().to_string();
+        assert!(
+            err.contains("anomaly: leaf node 10 (an input or parameter) holds a non-finite value"),
+            "{err}"
+        );
+        assert!(err.contains("first parameter with a non-finite gradient: fc1.weight"), "{err}");
+        t.step(good, &mut rng).unwrap();
+    }
+
+    #[test]
+    fn extreme_log_variances_stay_finite() {
+        use crate::elbo::{kl_standard_normal, log_normal_diag};
+        let g = Graph::<f32>::new();
+        let mu = g.param(Tensor::from_vec(vec![0.0, 3.0, -3.0, 1.0], &[2, 2]));
+        let logvar = g.param(Tensor::from_vec(vec![50.0, -50.0, -50.0, 50.0], &[2, 2]));
+        let eps = g.constant(Tensor::from_vec(vec![0.3, -1.0, 2.0, 0.1], &[2, 2]));
+        let z = Vae::reparameterize(mu, logvar, eps);
+        let total = kl_standard_normal(mu, logvar).sum() + log_normal_diag(z, mu, logvar).sum();
+        assert!(total.value().item().is_finite());
+        let grads = total.backward();
+        for v in [mu, logvar] {
+            assert!(grads.get(v).unwrap().to_vec().iter().all(|x| x.is_finite()));
+        }
+    }
 }

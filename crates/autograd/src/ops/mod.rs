@@ -62,6 +62,70 @@ pub(crate) enum Op<T: Element> {
     BceWithLogits { logits: usize, target: usize },
 }
 
+impl<T: Element> Op<T> {
+    /// The op's name, as error messages and anomaly reports give it.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Op::Leaf => "leaf",
+            Op::Add(..) => "add",
+            Op::AddScalar(..) => "add_scalar",
+            Op::Sub(..) => "sub",
+            Op::Mul(..) => "mul",
+            Op::MulScalar(..) => "mul_scalar",
+            Op::Div(..) => "div",
+            Op::Neg(..) => "neg",
+            Op::MatMul(..) => "matmul",
+            Op::Exp(..) => "exp",
+            Op::Log(..) => "log",
+            Op::Sqrt(..) => "sqrt",
+            Op::Powf(..) => "powf",
+            Op::Relu(..) => "relu",
+            Op::Sigmoid(..) => "sigmoid",
+            Op::Tanh(..) => "tanh",
+            Op::Softplus(..) => "softplus",
+            Op::LogSigmoid(..) => "log_sigmoid",
+            Op::Sum(..) => "sum",
+            Op::SumAxis { .. } => "sum_axis",
+            Op::LogSumExp { .. } => "logsumexp",
+            Op::Broadcast(..) => "broadcast_to",
+            Op::Reshape(..) => "reshape",
+            Op::Permute(..) => "permute",
+            Op::Narrow { .. } => "narrow",
+            Op::Concat { .. } => "concat",
+            Op::BceWithLogits { .. } => "bce_with_logits",
+        }
+    }
+
+    /// The ids of the op's inputs.
+    pub(crate) fn inputs(&self) -> Vec<usize> {
+        match *self {
+            Op::Leaf => vec![],
+            Op::Add(a, b) | Op::Sub(a, b) | Op::Mul(a, b) | Op::Div(a, b) | Op::MatMul(a, b) => vec![a, b],
+            Op::BceWithLogits { logits, target } => vec![logits, target],
+            Op::AddScalar(x)
+            | Op::MulScalar(x, _)
+            | Op::Neg(x)
+            | Op::Exp(x)
+            | Op::Log(x)
+            | Op::Sqrt(x)
+            | Op::Powf(x, _)
+            | Op::Relu(x)
+            | Op::Sigmoid(x)
+            | Op::Tanh(x)
+            | Op::Softplus(x)
+            | Op::LogSigmoid(x)
+            | Op::Sum(x)
+            | Op::SumAxis { x, .. }
+            | Op::LogSumExp { x, .. }
+            | Op::Broadcast(x)
+            | Op::Reshape(x)
+            | Op::Permute(x, _)
+            | Op::Narrow { x, .. } => vec![x],
+            Op::Concat { ref xs, .. } => xs.clone(),
+        }
+    }
+}
+
 /// Runs the backward rule of node `id`, made by `op`, given the gradient of its output.
 pub(crate) fn backward<T: Element>(bp: &mut Backprop<'_, T>, id: usize, op: &Op<T>, g: Tensor<T>) {
     match *op {
