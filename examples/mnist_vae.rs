@@ -18,7 +18,7 @@ use vae::train::TrainConfig;
 
 /// Train a variational autoencoder on MNIST (or any data in its IDX format).
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version, about, allow_negative_numbers = true)]
 struct Args {
     /// Directory of the four IDX files (raw or .gz).
     #[arg(long, default_value = "data/mnist")]

@@ -106,12 +106,18 @@ fn parse_meta<'b>(path: &Path, bytes: &'b [u8]) -> Result<(SafeTensors<'b>, Meta
 /// or whose run configuration differs from `expected` (other than the number of epochs);
 /// the trainer takes `expected`'s number of epochs.
 pub fn load(path: &Path, expected: &TrainConfig) -> Result<Trainer> {
-    let bad = |msg: String| VaeError::Checkpoint { path: path.to_path_buf(), msg };
     let bytes = std::fs::read(path).map_err(|e| VaeError::io(path, e))?;
-    let (st, (config, epoch, steps, history)) = parse_meta(path, &bytes)?;
+    from_bytes(path, &bytes, expected)
+}
+
+/// [`load`] from the bytes of a checkpoint file; `path` only names it in errors. Any input
+/// gives a trainer or an error, never a panic (the fuzz target `checkpoint` checks this).
+pub fn from_bytes(path: &Path, bytes: &[u8], expected: &TrainConfig) -> Result<Trainer> {
+    let bad = |msg: String| VaeError::Checkpoint { path: path.to_path_buf(), msg };
+    let (st, (config, epoch, steps, history)) = parse_meta(path, bytes)?;
     if !config.same_run(expected) {
         return Err(bad(format!(
-            "it was made with another configuration ({}); pass the same flags, or use another --out",
+            "it was made with another configuration (checkpoint vs this run: {}); pass the same flags",
             config.differences(expected).join(", ")
         )));
     }

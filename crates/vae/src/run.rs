@@ -73,7 +73,7 @@ fn check_out_dir(opts: &RunOptions) -> Result<()> {
         return Ok(());
     }
     Err(VaeError::Config(format!(
-        "{} holds a checkpoint of another configuration ({}); pass --resume {} to continue it, --force to overwrite it, or choose another --out",
+        "{} holds a checkpoint of another configuration (checkpoint vs this run: {}); pass --resume {} to continue it, --force to overwrite it, or choose another --out",
         opts.out_dir.display(),
         theirs.differences(&opts.train).join(", "),
         ckpt.display()

@@ -137,13 +137,13 @@ impl TrainConfig {
         TrainConfig { epochs: 0, ..self.clone() } == TrainConfig { epochs: 0, ..other.clone() }
     }
 
-    /// Differences from `other` (other than epochs), as `key: ours vs theirs` lines.
+    /// Differences from `other` (other than epochs), as `key: ours vs theirs` items.
     pub fn differences(&self, other: &TrainConfig) -> Vec<String> {
         let (a, b) = (self.to_json(), other.to_json());
         let (a, b) = (a.as_object().unwrap(), b.as_object().unwrap());
         a.iter()
             .filter(|(k, v)| k.as_str() != "epochs" && b.get(*k) != Some(v))
-            .map(|(k, v)| format!("{k} {} vs {}", v, b.get(k).unwrap_or(&Value::Null)))
+            .map(|(k, v)| format!("{k}: {} vs {}", v, b.get(k).unwrap_or(&Value::Null)))
             .collect()
     }
 }

@@ -1,0 +1,205 @@
+//! The command line as a user meets it: bad data, bad flags and mismatched checkpoints each
+//! give one clear error line and a non-zero exit code, never a panic; nothing is overwritten.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The example binary, built (once per test run) with the profile of this test binary so
+/// that it is never stale, even when only this test target was asked for.
+fn bin() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let exe = std::env::current_exe().unwrap();
+            let dir = exe.parent().unwrap().parent().unwrap();
+            let release = dir.file_name().is_some_and(|n| n == "release");
+            let mut cargo = Command::new(env!("CARGO"));
+            cargo
+                .args(["build", "--quiet", "--example", "mnist_vae"])
+                .current_dir(env!("CARGO_MANIFEST_DIR"));
+            if release {
+                cargo.arg("--release");
+            }
+            assert!(cargo.status().unwrap().success(), "building the example failed");
+            dir.join("examples").join(format!("mnist_vae{}", std::env::consts::EXE_SUFFIX))
+        })
+        .clone()
+}
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("vae-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn idx(dims: &[u32], data: &[u8]) -> Vec<u8> {
+    let mut v = vec![0, 0, 8, dims.len() as u8];
+    for d in dims {
+        v.extend(d.to_be_bytes());
+    }
+    v.extend(data);
+    v
+}
+
+fn gz(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+/// A tiny valid data set: `n_train` and 10 test images of `side`×`side`.
+fn write_data(dir: &Path, n_train: u32, side: u32) {
+    let px = (side * side) as usize;
+    let image = |n: u32| {
+        idx(&[n, side, side], &(0..n as usize * px).map(|i| (i * 7 % 256) as u8).collect::<Vec<_>>())
+    };
+    let labels = |n: u32| idx(&[n], &(0..n).map(|i| (i % 10) as u8).collect::<Vec<_>>());
+    std::fs::write(dir.join("train-images-idx3-ubyte.gz"), gz(&image(n_train))).unwrap();
+    std::fs::write(dir.join("train-labels-idx1-ubyte.gz"), gz(&labels(n_train))).unwrap();
+    std::fs::write(dir.join("t10k-images-idx3-ubyte"), image(10)).unwrap();
+    std::fs::write(dir.join("t10k-labels-idx1-ubyte"), labels(10)).unwrap();
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(bin()).args(args).output().unwrap()
+}
+
+/// Asserts a failure with `code` and a single stderr line containing every `needle`.
+fn assert_error(out: &Output, code: i32, needles: &[&str]) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "stderr: {err}");
+    assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "panic: {err}");
+    if code == 1 {
+        assert_eq!(err.trim_end().lines().count(), 1, "more than one line: {err}");
+    }
+    for n in needles {
+        assert!(err.contains(n), "{n:?} not in: {err}");
+    }
+}
+
+fn quick<'a>(data: &'a str, out: &'a str) -> Vec<&'a str> {
+    vec!["--data", data, "--out", out, "--epochs", "1", "--hidden", "8", "--latent", "2"]
+}
+
+#[test]
+fn bad_data_gives_one_clear_line() {
+    let base = temp("data");
+    let out = base.join("out");
+    let out = out.to_str().unwrap();
+
+    let missing = base.join("nowhere");
+    assert_error(&run(&quick(missing.to_str().unwrap(), out)), 1, &["nowhere", "not found"]);
+
+    let cases: Vec<(&str, Box<dyn Fn(&Path)>, Vec<&str>)> = vec![
+        (
+            "missing-file",
+            Box::new(|d| std::fs::remove_file(d.join("t10k-labels-idx1-ubyte")).unwrap()),
+            vec!["t10k-labels-idx1-ubyte", "not found"],
+        ),
+        (
+            "magic",
+            Box::new(|d| {
+                std::fs::write(d.join("t10k-images-idx3-ubyte"), [7u8, 7, 8, 3, 0, 0, 0, 0]).unwrap()
+            }),
+            vec!["t10k-images-idx3-ubyte", "magic"],
+        ),
+        (
+            "truncated",
+            Box::new(|d| {
+                let f = d.join("t10k-images-idx3-ubyte");
+                let bytes = std::fs::read(&f).unwrap();
+                std::fs::write(&f, &bytes[..bytes.len() - 100]).unwrap();
+            }),
+            vec!["t10k-images-idx3-ubyte", "truncated"],
+        ),
+        (
+            "count",
+            Box::new(|d| std::fs::write(d.join("t10k-labels-idx1-ubyte"), idx(&[9], &[1; 9])).unwrap()),
+            vec!["t10k-labels-idx1-ubyte", "9 labels for 10 images"],
+        ),
+        (
+            "not-gzip",
+            Box::new(|d| {
+                std::fs::write(d.join("train-images-idx3-ubyte.gz"), b"this is not gzip data").unwrap()
+            }),
+            vec!["train-images-idx3-ubyte.gz", "not a valid gzip file"],
+        ),
+    ];
+    for (name, corrupt, needles) in cases {
+        let dir = base.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        write_data(&dir, 20, 28);
+        corrupt(&dir);
+        assert_error(&run(&quick(dir.to_str().unwrap(), out)), 1, &needles);
+    }
+    // Images of the wrong size for the model.
+    let dir = base.join("size");
+    std::fs::create_dir_all(&dir).unwrap();
+    write_data(&dir, 20, 20);
+    assert_error(&run(&quick(dir.to_str().unwrap(), out)), 1, &["784 pixels", "400"]);
+    std::fs::remove_dir_all(&base).unwrap();
+}
+
+#[test]
+fn bad_flags_exit_with_code_2() {
+    for (flags, needle) in [
+        (vec!["--epochs", "0"], "--epochs"),
+        (vec!["--epochs", "-3"], "--epochs"),
+        (vec!["--batch-size", "0"], "--batch-size"),
+        (vec!["--latent", "0"], "--latent"),
+        (vec!["--likelihood", "poisson"], "unknown likelihood 'poisson'"),
+        (vec!["--lr", "-1"], "--lr"),
+        (vec!["--resume", "/definitely/not/here.safetensors"], "cannot read"),
+        (vec!["--no-such-flag"], "--no-such-flag"),
+    ] {
+        assert_error(&run(&flags), 2, &["error:", needle]);
+    }
+}
+
+#[test]
+fn checkpoints_of_another_configuration_are_refused() {
+    let base = temp("ckpt");
+    let data = base.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    write_data(&data, 20, 28);
+    let (d, out) = (data.to_str().unwrap(), base.join("out"));
+    let o = out.to_str().unwrap();
+    let ok = run(&quick(d, o));
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let ckpt = out.join("checkpoint.safetensors");
+    let before = std::fs::read(&ckpt).unwrap();
+
+    // Another configuration into the same --out: refused, checkpoint untouched.
+    let mut other = quick(d, o);
+    other[9] = "3";
+    assert_error(&run(&other), 1, &["another configuration", "latent: 2 vs 3", "--resume", "--force"]);
+    assert_eq!(std::fs::read(&ckpt).unwrap(), before);
+
+    // Resuming it with another configuration: refused, naming the difference.
+    let elsewhere = base.join("elsewhere");
+    let mut resume = other.clone();
+    resume[3] = elsewhere.to_str().unwrap();
+    resume.extend(["--resume", ckpt.to_str().unwrap()]);
+    assert_error(&run(&resume), 1, &["checkpoint", "latent: 2 vs 3"]);
+
+    // A file that is not a checkpoint.
+    let junk = base.join("junk.safetensors");
+    std::fs::write(&junk, b"\x08\x00\x00\x00\x00\x00\x00\x00{}garbage").unwrap();
+    let mut r = quick(d, elsewhere.to_str().unwrap());
+    r.extend(["--resume", junk.to_str().unwrap()]);
+    assert_error(&run(&r), 1, &["junk.safetensors"]);
+
+    // Resuming with the same configuration and more epochs works; --force overwrites.
+    let mut more = quick(d, o);
+    more[5] = "2";
+    more.extend(["--resume", ckpt.to_str().unwrap()]);
+    let r = run(&more);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(String::from_utf8_lossy(&r.stdout).contains("resumed after epoch 1 of 2"));
+    other.push("--force");
+    assert!(run(&other).status.success());
+    std::fs::remove_dir_all(&base).unwrap();
+}
