@@ -63,6 +63,9 @@ fn write_data(dir: &Path, n_train: u32, side: u32) {
     std::fs::write(dir.join("t10k-labels-idx1-ubyte"), labels(10)).unwrap();
 }
 
+/// A change that breaks a valid data directory.
+type Corruption = Box<dyn Fn(&Path)>;
+
 fn run(args: &[&str]) -> Output {
     Command::new(bin()).args(args).output().unwrap()
 }
@@ -93,7 +96,7 @@ fn bad_data_gives_one_clear_line() {
     let missing = base.join("nowhere");
     assert_error(&run(&quick(missing.to_str().unwrap(), out)), 1, &["nowhere", "not found"]);
 
-    let cases: Vec<(&str, Box<dyn Fn(&Path)>, Vec<&str>)> = vec![
+    let cases: Vec<(&str, Corruption, Vec<&str>)> = vec![
         (
             "missing-file",
             Box::new(|d| std::fs::remove_file(d.join("t10k-labels-idx1-ubyte")).unwrap()),
