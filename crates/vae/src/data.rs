@@ -1,7 +1,6 @@
 //! MNIST-style data: the IDX reader (raw or gzip), datasets kept as bytes, shuffled batches
 //! and dynamic binarization.
 
-use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -24,18 +23,20 @@ pub struct Idx {
 /// Reads an IDX file of unsigned bytes (type code 0x08), gzip-compressed (`.gz`) or raw.
 /// Every problem, from a missing file to a truncated one, is a [`VaeError`] naming the file.
 pub fn read_idx(path: &Path) -> Result<Idx> {
-    let file = File::open(path).map_err(|e| VaeError::io(path, e))?;
-    let mut bytes = Vec::new();
+    let bytes = std::fs::read(path).map_err(|e| VaeError::io(path, e))?;
     let is_gz = path.extension().is_some_and(|e| e == "gz");
-    if is_gz {
-        GzDecoder::new(file)
-            .read_to_end(&mut bytes)
-            .map_err(|e| VaeError::format(path, format!("not a valid gzip file ({e})")))?;
-    } else {
-        let mut file = file;
-        file.read_to_end(&mut bytes).map_err(|e| VaeError::io(path, e))?;
+    decode_idx(&bytes, is_gz).map_err(|msg| VaeError::format(path, msg))
+}
+
+/// Decodes the bytes of an IDX file, gunzipping them first when `gzip` is set. Any input
+/// gives an [`Idx`] or a message, never a panic (the fuzz target `idx` checks this).
+pub fn decode_idx(bytes: &[u8], gzip: bool) -> std::result::Result<Idx, String> {
+    if !gzip {
+        return parse_idx(bytes);
     }
-    parse_idx(&bytes).map_err(|msg| VaeError::format(path, msg))
+    let mut raw = Vec::new();
+    GzDecoder::new(bytes).read_to_end(&mut raw).map_err(|e| format!("not a valid gzip file ({e})"))?;
+    parse_idx(&raw)
 }
 
 /// Parses IDX bytes: a 4-byte magic `0 0 type rank`, `rank` big-endian u32 dimensions, then

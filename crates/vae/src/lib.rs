@@ -16,10 +16,12 @@ pub mod elbo;
 pub mod error;
 pub mod images;
 pub mod io;
+pub mod linalg;
 pub mod model;
 pub mod nn;
 pub mod optim;
 pub mod run;
+pub mod theory;
 pub mod train;
 
 pub use error::{Result, VaeError};

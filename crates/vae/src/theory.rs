@@ -1,0 +1,242 @@
+//! The models below the VAE, trained with the same engine: linear regression as maximum
+//! likelihood, the linear autoencoder (whose optimum spans the PCA subspace), and the
+//! denoising autoencoder. The examples `linear_regression`, `pca_autoencoder` and
+//! `denoising_autoencoder` drive them; `tests/theory.rs` checks the claims.
+
+use autograd::{Graph, Var};
+use rand::seq::SliceRandom;
+use rand::{Rng, RngExt};
+use rand_distr::{Distribution, StandardNormal};
+use tensor::{Element, Tensor};
+
+use crate::elbo::LN_2PI;
+use crate::nn::{Linear, ParamSet};
+use crate::optim::{Optimizer, OptimizerKind};
+
+/// The objective a linear regression is fitted with.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum RegressionLoss {
+    /// Mean squared error.
+    Mse,
+    /// Mean negative log-likelihood of `y ~ N(Wx + b, σ²I)` with a fixed σ.
+    GaussianNll {
+        /// The fixed noise standard deviation.
+        sigma: f64,
+    },
+}
+
+/// The loss of predictions `pred` against `y` (both `[n, out]`), averaged over rows.
+fn regression_loss<'g>(loss: RegressionLoss, pred: Var<'g, f64>, y: Var<'g, f64>) -> Var<'g, f64> {
+    let n = y.shape()[0] as f64;
+    let sq = (pred - y).square().sum();
+    match loss {
+        RegressionLoss::Mse => sq.mul_scalar(1.0 / (n * y.shape()[1] as f64)),
+        RegressionLoss::GaussianNll { sigma } => {
+            let out = y.shape()[1] as f64;
+            // Σ [(y − ŷ)²/(2σ²) + ½ ln 2πσ²] / n: the same minimizer as the MSE for any σ.
+            sq.mul_scalar(1.0 / (2.0 * sigma * sigma * n)).add_scalar(0.5 * out * (LN_2PI + 2.0 * sigma.ln()))
+        }
+    }
+}
+
+/// Fits `y ≈ x·Wᵀ + b` by full-batch gradient descent (SGD with momentum 0.9) on `loss`
+/// through the autograd engine; returns `(W [out, in], b [out], final loss)`.
+pub fn fit_linear_regression(
+    x: &Tensor<f64>,
+    y: &Tensor<f64>,
+    loss: RegressionLoss,
+    steps: usize,
+    lr: f64,
+) -> (Tensor<f64>, Tensor<f64>, f64) {
+    let mut params = ParamSet::new();
+    params.push("weight", Tensor::zeros(&[y.shape()[1], x.shape()[1]]));
+    params.push("bias", Tensor::zeros(&[y.shape()[1]]));
+    let layer = Linear { weight: 0, bias: 1 };
+    let mut opt = Optimizer::new(OptimizerKind::Sgd { momentum: 0.9 }, lr, &params);
+    let mut graph = Graph::new();
+    let mut last = f64::NAN;
+    for _ in 0..steps {
+        let grads = {
+            let vars = params.bind(&graph);
+            let l = regression_loss(
+                loss,
+                layer.forward(&vars, graph.constant(x.clone())),
+                graph.constant(y.clone()),
+            );
+            last = l.value().item();
+            let mut g = l.backward();
+            vars.iter().map(|&v| g.take(v).unwrap()).collect::<Vec<_>>()
+        };
+        graph.reset();
+        opt.step(&mut params, &grads);
+    }
+    let t = params.tensors();
+    (t[0].clone(), t[1].clone(), last)
+}
+
+/// Trains a linear autoencoder `x̂ = x·Eᵀ·Dᵀ` (`E` `[k, d]`, `D` `[d, k]`, no biases) on the
+/// rows of `x` (already centered) with the squared error, by Adam on shuffled minibatches.
+/// Returns the decoder `D`, whose column space is the learned subspace, and the final mean
+/// squared error per row.
+pub fn train_linear_autoencoder<T: Element, R: Rng + ?Sized>(
+    x: &Tensor<T>,
+    k: usize,
+    epochs: usize,
+    batch: usize,
+    lr: f64,
+    rng: &mut R,
+) -> (Tensor<T>, f64)
+where
+    StandardNormal: Distribution<T>,
+{
+    let (n, d) = (x.shape()[0], x.shape()[1]);
+    let scale = T::from_f64_lossy(1.0 / (d as f64).sqrt());
+    let mut params = ParamSet::new();
+    params.push("encoder.weight", Tensor::randn(&[k, d], rng).mul_scalar(scale));
+    params.push("decoder.weight", Tensor::randn(&[d, k], rng).mul_scalar(scale));
+    let mut opt = Optimizer::new(OptimizerKind::adam(), lr, &params);
+    let mut graph = Graph::new();
+    let mut order: Vec<usize> = (0..n).collect();
+    let xs = x.contiguous();
+    let rows = xs.as_slice().expect("contiguous");
+    let mut last = f64::NAN;
+    for _ in 0..epochs {
+        order.shuffle(rng);
+        let (mut total, mut seen) = (0.0, 0);
+        for idx in order.chunks(batch.max(1)) {
+            let xb = Tensor::from_vec(
+                idx.iter().flat_map(|&i| rows[i * d..(i + 1) * d].iter().copied()).collect(),
+                &[idx.len(), d],
+            );
+            let grads = {
+                let v = params.bind(&graph);
+                let xv = graph.constant(xb);
+                let recon = xv.matmul(v[0].t()).matmul(v[1].t());
+                let l = (recon - xv).square().sum();
+                total += l.value().item().to_f64_lossless();
+                let l = l.mul_scalar(T::from_f64_lossy(1.0 / idx.len() as f64));
+                let mut g = l.backward();
+                v.iter().map(|&p| g.take(p).unwrap()).collect::<Vec<_>>()
+            };
+            graph.reset();
+            opt.step(&mut params, &grads);
+            seen += idx.len();
+        }
+        last = total / seen as f64;
+    }
+    (params.tensors()[1].clone(), last)
+}
+
+/// The covariance `XcᵀXc / n` of the rows of `x` after removing their mean, and that mean.
+pub fn covariance(x: &Tensor<f64>) -> (Tensor<f64>, Tensor<f64>) {
+    let n = x.shape()[0] as f64;
+    let mean = x.mean_axis(0, false);
+    let xc = x - &mean;
+    (xc.t().matmul(&xc).mul_scalar(1.0 / n), mean)
+}
+
+/// How a denoising autoencoder corrupts its inputs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Corruption {
+    /// No corruption: a plain autoencoder.
+    None,
+    /// Each pixel is set to 0 with this probability (masking noise).
+    Mask(f64),
+    /// Gaussian noise of this standard deviation, clamped back to [0, 1].
+    Gaussian(f64),
+}
+
+impl Corruption {
+    /// A corrupted copy of `x` (values in [0, 1]).
+    pub fn apply<R: Rng + ?Sized>(self, x: &Tensor<f32>, rng: &mut R) -> Tensor<f32> {
+        match self {
+            Corruption::None => x.clone(),
+            Corruption::Mask(p) => {
+                let kept =
+                    x.to_vec().into_iter().map(|v| if rng.random::<f64>() < p { 0.0 } else { v }).collect();
+                Tensor::from_vec(kept, x.shape())
+            }
+            Corruption::Gaussian(s) => {
+                let noise = Tensor::<f32>::randn(x.shape(), rng).mul_scalar(s as f32);
+                (x + &noise).clamp(0.0, 1.0)
+            }
+        }
+    }
+}
+
+/// An MLP autoencoder `d → h (ReLU) → d (sigmoid)`, over-complete when `h > d`.
+pub struct Autoencoder {
+    /// `fc1.*` and `fc2.*`.
+    pub params: ParamSet<f32>,
+    fc1: Linear,
+    fc2: Linear,
+}
+
+impl Autoencoder {
+    /// A fresh autoencoder with PyTorch's `nn.Linear` initialization.
+    pub fn new<R: Rng + ?Sized>(d: usize, h: usize, rng: &mut R) -> Self {
+        let mut params = ParamSet::new();
+        let fc1 = Linear::new(&mut params, "fc1", d, h, rng);
+        let fc2 = Linear::new(&mut params, "fc2", h, d, rng);
+        Autoencoder { params, fc1, fc2 }
+    }
+
+    fn logits<'g>(&self, vars: &[Var<'g, f32>], x: Var<'g, f32>) -> Var<'g, f32> {
+        self.fc2.forward(vars, self.fc1.forward(vars, x).relu())
+    }
+
+    /// Reconstructions (pixel means) of `x`, without a tape.
+    pub fn reconstruct(&self, x: &Tensor<f32>) -> Tensor<f32> {
+        let g = Graph::no_grad();
+        let vars = self.params.bind(&g);
+        self.logits(&vars, g.constant(x.clone())).value().sigmoid()
+    }
+
+    /// Trains to reconstruct clean rows of `x` from corrupted ones (BCE on logits), by Adam on
+    /// shuffled minibatches; returns the last epoch's mean loss per row.
+    pub fn train<R: Rng + ?Sized>(
+        &mut self,
+        x: &Tensor<f32>,
+        corruption: Corruption,
+        epochs: usize,
+        batch: usize,
+        lr: f64,
+        rng: &mut R,
+    ) -> f64 {
+        let (n, d) = (x.shape()[0], x.shape()[1]);
+        let mut opt = Optimizer::new(OptimizerKind::adam(), lr, &self.params);
+        let mut graph = Graph::new();
+        let xs = x.contiguous();
+        let rows = xs.as_slice().expect("contiguous");
+        let mut order: Vec<usize> = (0..n).collect();
+        let mut last = f64::NAN;
+        for _ in 0..epochs {
+            order.shuffle(rng);
+            let mut total = 0.0;
+            for idx in order.chunks(batch.max(1)) {
+                let clean = Tensor::from_vec(
+                    idx.iter().flat_map(|&i| rows[i * d..(i + 1) * d].iter().copied()).collect(),
+                    &[idx.len(), d],
+                );
+                let noisy = corruption.apply(&clean, rng);
+                let grads = {
+                    let vars = self.params.bind(&graph);
+                    let logits = self.logits(&vars, graph.constant(noisy));
+                    let l = logits.bce_with_logits(graph.constant(clean)).sum();
+                    total += l.value().item() as f64;
+                    let mut g = l.mul_scalar(1.0 / idx.len() as f32).backward();
+                    vars.iter().map(|&v| g.take(v).unwrap()).collect::<Vec<_>>()
+                };
+                graph.reset();
+                opt.step(&mut self.params, &grads);
+            }
+            last = total / n as f64;
+        }
+        last
+    }
+}
+
+/// Mean over rows of the summed squared error between `a` and `b` (`[n, d]`).
+pub fn mean_squared_error(a: &Tensor<f32>, b: &Tensor<f32>) -> f64 {
+    (a - b).square().sum().item() as f64 / a.shape()[0] as f64
+}

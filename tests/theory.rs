@@ -1,0 +1,75 @@
+//! The claims of the theory examples: least squares equals maximum likelihood under Gaussian
+//! noise, a linear autoencoder spans the PCA subspace, and input noise makes an over-complete
+//! autoencoder denoise better than the identity map.
+
+use std::path::PathBuf;
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use tensor::Tensor;
+use vae::data::Mnist;
+use vae::linalg::{least_squares, orthonormalize, principal_angles, top_eigenvectors};
+use vae::theory::{
+    covariance, fit_linear_regression, mean_squared_error, train_linear_autoencoder, Autoencoder, Corruption,
+    RegressionLoss,
+};
+
+#[test]
+fn gradient_descent_on_mse_and_on_gaussian_nll_find_the_least_squares_fit() {
+    let mut rng = StdRng::seed_from_u64(3);
+    let x = Tensor::<f64>::randn(&[400, 3], &mut rng);
+    let w = Tensor::from_vec(vec![0.7, -1.3, 2.0, 0.1, 0.4, -0.6], &[2, 3]);
+    let y = &x.matmul(&w.t()).add_scalar(0.3) + &Tensor::<f64>::randn(&[400, 2], &mut rng).mul_scalar(0.5);
+    let (w_ls, b_ls) = least_squares(&x, &y);
+    let (w_mse, b_mse, _) = fit_linear_regression(&x, &y, RegressionLoss::Mse, 400, 0.1);
+    let sigma = 0.5;
+    let (w_nll, b_nll, _) =
+        fit_linear_regression(&x, &y, RegressionLoss::GaussianNll { sigma }, 400, 0.1 * sigma * sigma);
+    let gap = |a: &Tensor<f64>, b: &Tensor<f64>| (a - b).abs().max().item();
+    assert!(gap(&w_mse, &w_ls) < 1e-3 && gap(&b_mse, &b_ls) < 1e-3, "MSE fit vs least squares");
+    assert!(gap(&w_nll, &w_mse) < 1e-3 && gap(&b_nll, &b_mse) < 1e-3, "NLL and MSE minimizers differ");
+    // A different σ changes the NLL's value, not its minimizer.
+    let (w_nll2, _, _) =
+        fit_linear_regression(&x, &y, RegressionLoss::GaussianNll { sigma: 2.0 }, 400, 0.1 * 4.0);
+    assert!(gap(&w_nll2, &w_ls) < 1e-3);
+}
+
+#[test]
+fn a_linear_autoencoder_spans_the_principal_subspace() {
+    // Synthetic data: a 3-dimensional signal with well separated variances in 12 dimensions,
+    // plus small isotropic noise.
+    let mut rng = StdRng::seed_from_u64(5);
+    let basis = orthonormalize(&Tensor::<f64>::randn(&[12, 3], &mut rng));
+    let scales = Tensor::from_vec(vec![3.0, 2.0, 1.2], &[3]);
+    let signal = (&Tensor::<f64>::randn(&[3000, 3], &mut rng) * &scales).matmul(&basis.t());
+    let x = &signal + &Tensor::<f64>::randn(&[3000, 12], &mut rng).mul_scalar(0.1);
+    let (cov, mean) = covariance(&x);
+    let pca = top_eigenvectors(&cov, 3, 200, 1);
+    assert!(principal_angles(&pca, &basis)[0].to_degrees() < 1.0);
+    let centered = (&x - &mean).cast::<f32>();
+    let (decoder, _) = train_linear_autoencoder(&centered, 3, 30, 64, 3e-3, &mut rng);
+    let largest = principal_angles(&decoder.cast::<f64>(), &pca)[0].to_degrees();
+    assert!(largest < 2.0, "largest principal angle {largest:.3}°");
+    // A random 3-dimensional subspace is nowhere near.
+    let random = Tensor::<f64>::randn(&[12, 3], &mut rng);
+    assert!(principal_angles(&random, &pca)[0].to_degrees() > 20.0);
+}
+
+#[test]
+fn a_denoising_autoencoder_denoises_better_than_the_identity() {
+    let mnist = Mnist::load(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/mnist")).unwrap();
+    let (mut train, mut test) = (mnist.train, mnist.test);
+    train.truncate(3000);
+    test.truncate(500);
+    let all = |n: usize| (0..n).collect::<Vec<_>>();
+    let x = train.batch::<f32, StdRng>(&all(train.len()), None);
+    let clean = test.batch::<f32, StdRng>(&all(test.len()), None);
+    let mut rng = StdRng::seed_from_u64(1);
+    let noise = Corruption::Mask(0.5);
+    let noisy = noise.apply(&clean, &mut rng);
+    let mut dae = Autoencoder::new(784, 900, &mut rng);
+    dae.train(&x, noise, 3, 64, 1e-3, &mut rng);
+    let identity = mean_squared_error(&noisy, &clean);
+    let denoised = mean_squared_error(&dae.reconstruct(&noisy), &clean);
+    assert!(denoised < 0.8 * identity, "denoised {denoised:.3} vs identity {identity:.3}");
+}
