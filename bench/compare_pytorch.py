@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Times one VAE training step (forward, backward, Adam) in PyTorch on the CPU and in this
+project, interleaved in one run, and prints the ratios.
+
+The model, batch, optimizer, data and thread count are the same on both sides:
+pytorch/examples' vae/main.py (784-400-20-400-784, ReLU, Bernoulli via BCE summed over
+pixels, analytic KL, Adam 1e-3, batch 128) on MNIST batches from data/mnist.
+
+    python3 bench/compare_pytorch.py [--rounds 5] [--steps 200] [--threads 1 2]
+
+It creates bench/.venv and installs torch there with pip on first use. CI does not run it.
+"""
+
+import argparse
+import gzip
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / "bench" / ".venv"
+
+
+def ensure_torch():
+    """Re-executes this script inside bench/.venv, creating it and installing torch first."""
+    py = VENV / "bin" / "python"
+    if Path(sys.prefix).resolve() == VENV.resolve():
+        return
+    if not py.exists():
+        subprocess.check_call([sys.executable, "-m", "venv", str(VENV)])
+        subprocess.check_call([str(py), "-m", "pip", "install", "--quiet", "--upgrade", "pip"])
+        subprocess.check_call([str(py), "-m", "pip", "install", "--quiet", "torch", "numpy"])
+    os.execv(str(py), [str(py), __file__] + sys.argv[1:])
+
+
+def load_images():
+    import numpy as np
+
+    with gzip.open(ROOT / "data" / "mnist" / "train-images-idx3-ubyte.gz") as f:
+        raw = f.read()
+    n = int.from_bytes(raw[4:8], "big")
+    return np.frombuffer(raw[16:], dtype=np.uint8).reshape(n, 784)
+
+
+def torch_step_ms(images, threads, steps, warmup):
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(1)
+
+    class VAE(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1 = nn.Linear(784, 400)
+            self.fc21 = nn.Linear(400, 20)
+            self.fc22 = nn.Linear(400, 20)
+            self.fc3 = nn.Linear(20, 400)
+            self.fc4 = nn.Linear(400, 784)
+
+        def forward(self, x):
+            h1 = F.relu(self.fc1(x))
+            mu, logvar = self.fc21(h1), self.fc22(h1)
+            z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+            return torch.sigmoid(self.fc4(F.relu(self.fc3(z)))), mu, logvar
+
+    model = VAE()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    rng = np.random.default_rng(1)
+    order = rng.permutation(len(images))
+    times = []
+    for i in range(warmup + steps):
+        idx = order[(i * 128) % (len(images) - 128):][:128]
+        start = time.perf_counter()
+        x = torch.from_numpy(images[idx].astype(np.float32) / 255.0)
+        recon, mu, logvar = model(x)
+        bce = F.binary_cross_entropy(recon, x, reduction="sum")
+        kld = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+        loss = bce + kld
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if i >= warmup:
+            times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+def ours_step_ms(threads, steps, warmup):
+    exe = ROOT / "target" / "release" / "examples" / "step_timer"
+    out = subprocess.check_output(
+        [str(exe), "--threads", str(threads), "--steps", str(steps), "--warmup", str(warmup)], cwd=ROOT
+    )
+    return json.loads(out)["median_ms"]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--warmup", type=int, default=20)
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    args = ap.parse_args()
+    ensure_torch()
+    import torch
+
+    subprocess.check_call(["cargo", "build", "--release", "--quiet", "--example", "step_timer"], cwd=ROOT)
+    images = load_images()
+    print(f"torch {torch.__version__}, {os.cpu_count()} CPUs; median ms per step over {args.steps} steps")
+    print(f"{'threads':>7} {'round':>5} {'pytorch':>9} {'ours':>9} {'ratio':>7}")
+    for threads in args.threads:
+        ratios, pt_all, us_all = [], [], []
+        for r in range(args.rounds):
+            # Interleave: PyTorch, then ours, each round, so drifts in the host's load hit both.
+            pt = torch_step_ms(images, threads, args.steps, args.warmup)
+            us = ours_step_ms(threads, args.steps, args.warmup)
+            ratios.append(us / pt)
+            pt_all.append(pt)
+            us_all.append(us)
+            print(f"{threads:>7} {r + 1:>5} {pt:>9.3f} {us:>9.3f} {us / pt:>7.3f}")
+        print(
+            f"{threads:>7} {'median':>5} {statistics.median(pt_all):>9.3f} {statistics.median(us_all):>9.3f} "
+            f"{statistics.median(ratios):>7.3f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
