@@ -61,6 +61,11 @@ fn main() -> ExitCode {
     }
     let mean = times.iter().sum::<f64>() / times.len() as f64;
     times.sort_by(f64::total_cmp);
-    println!("{{\"median_ms\": {:.4}, \"mean_ms\": {:.4}, \"threads\": {}}}", times[times.len() / 2], mean, args.threads);
+    println!(
+        "{{\"median_ms\": {:.4}, \"mean_ms\": {:.4}, \"threads\": {}}}",
+        times[times.len() / 2],
+        mean,
+        args.threads
+    );
     ExitCode::SUCCESS
 }

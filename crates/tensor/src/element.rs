@@ -59,6 +59,14 @@ pub trait Element:
     /// Widens (or keeps) to `f64`.
     fn to_f64_lossless(self) -> f64;
 
+    /// `e^x` as the elementwise kernels compute it: for `f32` a vectorizable approximation
+    /// within 2 ulp ([`crate::fastmath::exp_f32`]), for `f64` std's.
+    fn fast_exp(self) -> Self;
+
+    /// `ln(1 + x)` for `x ≥ 0` as the kernels compute it: for `f32` a vectorizable
+    /// approximation within 2 ulp ([`crate::fastmath::ln_1p_f32`]), for `f64` std's.
+    fn fast_ln_1p(self) -> Self;
+
     /// `matrixmultiply`'s `sgemm` or `dgemm`. Callers go through [`crate::gemm`], which
     /// holds the safety argument; this is the only raw GEMM entry point.
     ///
@@ -97,6 +105,16 @@ impl Element for f32 {
         self as f64
     }
 
+    #[inline(always)]
+    fn fast_exp(self) -> Self {
+        crate::fastmath::exp_f32(self)
+    }
+
+    #[inline(always)]
+    fn fast_ln_1p(self) -> Self {
+        crate::fastmath::ln_1p_f32(self)
+    }
+
     #[inline]
     unsafe fn raw_gemm(
         m: usize,
@@ -130,6 +148,16 @@ impl Element for f64 {
     #[inline]
     fn to_f64_lossless(self) -> f64 {
         self
+    }
+
+    #[inline(always)]
+    fn fast_exp(self) -> Self {
+        self.exp()
+    }
+
+    #[inline(always)]
+    fn fast_ln_1p(self) -> Self {
+        self.ln_1p()
     }
 
     #[inline]

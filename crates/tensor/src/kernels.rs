@@ -15,6 +15,26 @@ pub const PAR_MIN_LEN: usize = 1 << 15;
 /// Elements per parallel task.
 const PAR_CHUNK: usize = 1 << 13;
 
+/// Whether a kernel over `n` elements should split across the rayon pool: only when it is
+/// large and there is more than one thread (a one-thread pool would only add hand-offs).
+#[inline]
+pub fn parallel(n: usize) -> bool {
+    n >= PAR_MIN_LEN && rayon::current_num_threads() > 1
+}
+
+/// `out[i] = f(src[i])` over equal-length slices. Every contiguous unary loop goes through
+/// here, so that `f` has one call site and is inlined into a loop that vectorizes.
+#[inline(never)]
+fn fill_unary<T: Element, F: Fn(T) -> T>(out: &mut [T], src: &[T], f: &F) {
+    out.iter_mut().zip(src).for_each(|(o, &s)| *o = f(s));
+}
+
+/// `out[i] = f(a[i], b[i])` over equal-length slices; the binary twin of [`fill_unary`].
+#[inline(never)]
+fn fill_binary<T: Element, F: Fn(T, T) -> T>(out: &mut [T], a: &[T], b: &[T], f: &F) {
+    out.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (&a, &b))| *o = f(a, b));
+}
+
 /// Fills `out` (row-major, the shape of `layout`) with `f(src[i])`.
 fn unary_into<T: Element, F>(src: &[T], layout: &Layout, out: &mut [T], f: F)
 where
@@ -23,12 +43,12 @@ where
     let n = out.len();
     if layout.is_contiguous() {
         let src = &src[layout.offset()..layout.offset() + n];
-        if n >= PAR_MIN_LEN {
-            out.par_chunks_mut(PAR_CHUNK).zip(src.par_chunks(PAR_CHUNK)).for_each(|(o, s)| {
-                o.iter_mut().zip(s).for_each(|(o, &s)| *o = f(s));
-            });
+        if parallel(n) {
+            out.par_chunks_mut(PAR_CHUNK)
+                .zip(src.par_chunks(PAR_CHUNK))
+                .for_each(|(o, s)| fill_unary(o, s, &f));
         } else {
-            out.iter_mut().zip(src).for_each(|(o, &s)| *o = f(s));
+            fill_unary(out, src, &f);
         }
         return;
     }
@@ -40,13 +60,13 @@ where
         for (r, o) in chunk.chunks_mut(inner).enumerate() {
             let base = layout.row_offset(first_row + r);
             if stride == 1 {
-                o.iter_mut().zip(&src[base..base + inner]).for_each(|(o, &s)| *o = f(s));
+                fill_unary(o, &src[base..base + inner], &f);
             } else {
                 o.iter_mut().enumerate().for_each(|(j, o)| *o = f(src[base + j * stride]));
             }
         }
     };
-    if n >= PAR_MIN_LEN {
+    if parallel(n) {
         let rows_per_task = PAR_CHUNK.div_ceil(inner);
         out.par_chunks_mut(rows_per_task * inner)
             .enumerate()
@@ -65,14 +85,12 @@ where
     if la.is_contiguous() && lb.is_contiguous() {
         let a = &a[la.offset()..la.offset() + n];
         let b = &b[lb.offset()..lb.offset() + n];
-        if n >= PAR_MIN_LEN {
-            out.par_chunks_mut(PAR_CHUNK).zip(a.par_chunks(PAR_CHUNK).zip(b.par_chunks(PAR_CHUNK))).for_each(
-                |(o, (a, b))| {
-                    o.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (&a, &b))| *o = f(a, b));
-                },
-            );
+        if parallel(n) {
+            out.par_chunks_mut(PAR_CHUNK)
+                .zip(a.par_chunks(PAR_CHUNK).zip(b.par_chunks(PAR_CHUNK)))
+                .for_each(|(o, (a, b))| fill_binary(o, a, b, &f));
         } else {
-            out.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (&a, &b))| *o = f(a, b));
+            fill_binary(out, a, b, &f);
         }
         return;
     }
@@ -85,10 +103,7 @@ where
         for (r, o) in chunk.chunks_mut(inner).enumerate() {
             let (oa, ob) = (la.row_offset(first_row + r), lb.row_offset(first_row + r));
             match (sa, sb) {
-                (1, 1) => o
-                    .iter_mut()
-                    .zip(a[oa..oa + inner].iter().zip(&b[ob..ob + inner]))
-                    .for_each(|(o, (&a, &b))| *o = f(a, b)),
+                (1, 1) => fill_binary(o, &a[oa..oa + inner], &b[ob..ob + inner], &f),
                 (1, 0) => {
                     let bv = b[ob];
                     o.iter_mut().zip(&a[oa..oa + inner]).for_each(|(o, &a)| *o = f(a, bv));
@@ -101,7 +116,7 @@ where
             }
         }
     };
-    if n >= PAR_MIN_LEN {
+    if parallel(n) {
         let rows_per_task = PAR_CHUNK.div_ceil(inner);
         out.par_chunks_mut(rows_per_task * inner)
             .enumerate()
@@ -147,7 +162,7 @@ pub fn zip_assign<T: Element, F: Fn(T, T) -> T + Sync + Send>(
     let n = out.len();
     if lb.is_contiguous() {
         let b = &b.storage()[lb.offset()..lb.offset() + n];
-        if n >= PAR_MIN_LEN {
+        if parallel(n) {
             out.par_chunks_mut(PAR_CHUNK).zip(b.par_chunks(PAR_CHUNK)).for_each(|(o, b)| {
                 o.iter_mut().zip(b).for_each(|(o, &b)| *o = f(*o, b));
             });
@@ -167,7 +182,7 @@ pub fn zip_assign<T: Element, F: Fn(T, T) -> T + Sync + Send>(
 /// `a[i] = f(a[i])` in place (copy on write if the storage is shared).
 pub fn map_assign<T: Element, F: Fn(T) -> T + Sync + Send>(a: &mut Tensor<T>, f: F) {
     let out = a.make_mut_slice();
-    if out.len() >= PAR_MIN_LEN {
+    if parallel(out.len()) {
         out.par_chunks_mut(PAR_CHUNK).for_each(|o| o.iter_mut().for_each(|x| *x = f(*x)));
     } else {
         out.iter_mut().for_each(|x| *x = f(*x));

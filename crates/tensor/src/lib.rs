@@ -21,6 +21,7 @@
 mod element;
 mod elementwise;
 mod error;
+pub mod fastmath;
 mod kernels;
 mod layout;
 mod matmul;
@@ -30,7 +31,7 @@ mod tensor;
 pub use element::{DType, Element};
 pub use elementwise::{sigmoid_scalar, softplus_scalar};
 pub use error::{fail, Result, TensorError};
-pub use kernels::PAR_MIN_LEN;
+pub use kernels::{parallel, PAR_MIN_LEN};
 pub use layout::{broadcast_shapes, contiguous_strides, Dims, Layout};
 pub use matmul::{gemm_rowmajor, PAR_MIN_MACS};
 pub use reduce::sum_slice;

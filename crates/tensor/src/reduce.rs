@@ -5,7 +5,7 @@ use rayon::prelude::*;
 
 use crate::element::Element;
 use crate::error::{ok, Result, TensorError};
-use crate::kernels::PAR_MIN_LEN;
+use crate::kernels::parallel;
 use crate::tensor::Tensor;
 
 /// Elements per task of a parallel full sum (fixed, so results do not depend on threads).
@@ -69,7 +69,7 @@ impl Kind {
 fn reduce_all<T: Element>(t: &Tensor<T>, kind: Kind) -> T {
     let c = t.contiguous();
     let s = c.as_slice().expect("contiguous");
-    if s.len() >= PAR_MIN_LEN {
+    if parallel(s.len()) {
         let parts: Vec<T> = s.par_chunks(SUM_CHUNK).map(|c| kind.fold(c)).collect();
         parts.into_iter().fold(kind.init(), |a, b| kind.combine(a, b))
     } else {
@@ -109,7 +109,7 @@ fn reduce_axis<T: Element>(
                 }
             }
         };
-        if src.len() >= PAR_MIN_LEN && outer > 1 {
+        if parallel(src.len()) && outer > 1 {
             out.par_chunks_mut(inner).enumerate().for_each(|(o, dst)| block(o, dst));
         } else {
             out.chunks_mut(inner).enumerate().for_each(|(o, dst)| block(o, dst));
@@ -170,7 +170,7 @@ impl<T: Element> Tensor<T> {
     pub fn logsumexp(&self) -> Tensor<T> {
         let m = reduce_all(self, Kind::Max);
         let shift = if m.is_finite() { m } else { T::zero() };
-        let s = reduce_all(&self.map(|x| (x - shift).exp()), Kind::Sum);
+        let s = reduce_all(&self.map(|x| (x - shift).fast_exp()), Kind::Sum);
         Tensor::scalar(shift + s.ln())
     }
 
@@ -178,7 +178,7 @@ impl<T: Element> Tensor<T> {
     #[track_caller]
     pub fn logsumexp_axis(&self, axis: usize, keepdim: bool) -> Tensor<T> {
         let m = self.max_axis(axis, true).map(|m| if m.is_finite() { m } else { T::zero() });
-        let s = self.zip_with(&m, |x, m| (x - m).exp()).sum_axis(axis, true);
+        let s = self.zip_with(&m, |x, m| (x - m).fast_exp()).sum_axis(axis, true);
         let out = s.zip_with(&m, |s, m| m + s.ln());
         if keepdim {
             out

@@ -77,9 +77,6 @@ impl FromStr for OptimizerKind {
     }
 }
 
-/// Below this many elements a parameter is updated on the calling thread.
-const PAR_MIN: usize = 1 << 15;
-
 /// An optimizer: the rule, the learning rate, the step count and per-parameter state.
 #[derive(Clone, Debug)]
 pub struct Optimizer<T: Element> {
@@ -148,7 +145,7 @@ impl<T: Element> Optimizer<T> {
                         *v = b2 * *v + c2 * g * g;
                         *p -= step_size * *m / (v.sqrt() * inv_sqrt_bc2 + eps);
                     };
-                    if p.len() >= PAR_MIN {
+                    if tensor::parallel(p.len()) {
                         p.par_iter_mut()
                             .zip(m.par_iter_mut())
                             .zip(v.par_iter_mut())

@@ -21,16 +21,22 @@ impl<'g, T: Element> Var<'g, T> {
         self.binary(
             "bce_with_logits",
             target,
-            |x, t| x.zip_with(t, bce),
+            |x, t| {
+                x.zip_with(
+                    t,
+                    #[inline(always)]
+                    |x, t| bce(x, t),
+                )
+            },
             |logits, target| Op::BceWithLogits { logits, target },
         )
     }
 }
 
 /// The loss of one logit `x` against one target `t`.
-#[inline]
+#[inline(always)]
 pub fn bce<T: Element>(x: T, t: T) -> T {
-    x.max(T::zero()) - x * t + (-x.abs()).exp().ln_1p()
+    x.max(T::zero()) - x * t + (-x.abs()).fast_exp().fast_ln_1p()
 }
 
 /// `∂/∂x = σ(x) − t`, `∂/∂t = −x`.

@@ -36,7 +36,7 @@ pub(crate) fn backward<T: Element>(
     }
     let shape = bp.value(x).shape().to_vec();
     let (o, g) = (o.broadcast_to(&shape), g.broadcast_to(&shape));
-    let softmax = bp.value(x).zip_with(&o, |x, o| (x - o).exp());
+    let softmax = bp.value(x).zip_with(&o, |x, o| (x - o).fast_exp());
     bp.accumulate(x, softmax.mul(&g));
 }
 
