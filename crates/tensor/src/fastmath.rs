@@ -28,7 +28,7 @@ pub fn exp_f32(x: f32) -> f32 {
     let p = p * r + 8.333_452e-3;
     let p = p * r + 4.166_579_6e-2;
     let p = p * r + 1.666_666_5e-1;
-    let p = p * r + 5.000_000_1e-1;
+    let p = p * r + 0.5;
     let er = p * r * r + r + 1.0;
     // 2^n as two factors so that n down to −150 (subnormals) and up to 128 work. The
     // integer n is read from the bits of n + 1.5·2²³ (no float-to-int conversion, which
