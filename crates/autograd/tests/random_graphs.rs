@@ -13,7 +13,7 @@ type Instr = (u8, usize, usize);
 /// Applies one instruction; every op maps `[2, 3]` values to a `[2, 3]` value, kept in a
 /// range where finite differences are accurate.
 fn apply<'g>(code: u8, a: Var<'g, f64>, b: Var<'g, f64>) -> Var<'g, f64> {
-    match code % 16 {
+    match code % 18 {
         0 => a + b,
         1 => a - b,
         2 => a * b,
@@ -29,6 +29,8 @@ fn apply<'g>(code: u8, a: Var<'g, f64>, b: Var<'g, f64>) -> Var<'g, f64> {
         12 => a.bce_with_logits(b.sigmoid()),
         13 => a.matmul(b.t().matmul(b)).mul_scalar(0.1),
         14 => Var::concat(&[a.narrow(1, 2, 1), b.narrow(1, 0, 2)], 1),
+        15 => a.linear(b.t().matmul(b).mul_scalar(0.3), Some(b.sum_axis(0, false)), code % 2 == 0),
+        16 => a.bce_with_logits_sum(b.sigmoid()).reshape(&[2, 1]) * b,
         _ => a.mean_axis(1, false).reshape(&[2, 1]) * b.t().t(),
     }
 }

@@ -157,26 +157,53 @@ pub fn zip_assign<T: Element, F: Fn(T, T) -> T + Sync + Send>(
     f: F,
 ) -> Result<()> {
     let lb = b.layout().broadcast_to(a.shape())?;
-    let shape = a.shape().to_vec();
     let out = a.make_mut_slice();
     let n = out.len();
+    let bs = b.storage();
     if lb.is_contiguous() {
-        let b = &b.storage()[lb.offset()..lb.offset() + n];
+        let b = &bs[lb.offset()..lb.offset() + n];
         if parallel(n) {
-            out.par_chunks_mut(PAR_CHUNK).zip(b.par_chunks(PAR_CHUNK)).for_each(|(o, b)| {
-                o.iter_mut().zip(b).for_each(|(o, &b)| *o = f(*o, b));
-            });
+            out.par_chunks_mut(PAR_CHUNK)
+                .zip(b.par_chunks(PAR_CHUNK))
+                .for_each(|(o, b)| assign_binary(o, b, &f));
         } else {
-            out.iter_mut().zip(b).for_each(|(o, &b)| *o = f(*o, b));
+            assign_binary(out, b, &f);
         }
+        return Ok(());
+    }
+    // A broadcast or strided right-hand side, walked row by row of the last axis.
+    let (inner, sb) = lb.inner();
+    if inner == 0 {
+        return Ok(());
+    }
+    let rows = |first_row: usize, chunk: &mut [T]| {
+        for (r, o) in chunk.chunks_mut(inner).enumerate() {
+            let ob = lb.row_offset(first_row + r);
+            match sb {
+                1 => assign_binary(o, &bs[ob..ob + inner], &f),
+                0 => {
+                    let v = bs[ob];
+                    o.iter_mut().for_each(|o| *o = f(*o, v));
+                }
+                _ => o.iter_mut().enumerate().for_each(|(j, o)| *o = f(*o, bs[ob + j * sb])),
+            }
+        }
+    };
+    if parallel(n) {
+        let rows_per_task = PAR_CHUNK.div_ceil(inner);
+        out.par_chunks_mut(rows_per_task * inner)
+            .enumerate()
+            .for_each(|(t, chunk)| rows(t * rows_per_task, chunk));
     } else {
-        // Broadcast or strided right-hand side: materialise it once (rare on hot paths).
-        let mut tmp = vec![T::zero(); n];
-        unary_into(b.storage(), &lb, &mut tmp, |x| x);
-        debug_assert_eq!(Layout::contiguous(&shape).len(), n);
-        out.iter_mut().zip(&tmp).for_each(|(o, &b)| *o = f(*o, b));
+        rows(0, out);
     }
     Ok(())
+}
+
+/// `out[i] = f(out[i], b[i])` over equal-length slices (one call site, so `f` inlines).
+#[inline(never)]
+fn assign_binary<T: Element, F: Fn(T, T) -> T>(out: &mut [T], b: &[T], f: &F) {
+    out.iter_mut().zip(b).for_each(|(o, &b)| *o = f(*o, b));
 }
 
 /// `a[i] = f(a[i])` in place (copy on write if the storage is shared).

@@ -29,6 +29,25 @@ pub fn sum_slice<T: Element>(s: &[T]) -> T {
     total
 }
 
+/// `Σ f(a[i], b[i])` over equal-length slices with eight accumulators (one call site of
+/// `f`, so it inlines and the loop vectorizes).
+#[inline(never)]
+fn sum_zip<T: Element, F: Fn(T, T) -> T>(a: &[T], b: &[T], f: &F) -> T {
+    let mut acc = [T::zero(); 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += f(x[i], y[i]);
+        }
+    }
+    let mut total = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (&x, &y) in ra.iter().zip(rb) {
+        total += f(x, y);
+    }
+    total
+}
+
 #[derive(Clone, Copy)]
 enum Kind {
     Sum,
@@ -119,6 +138,43 @@ fn reduce_axis<T: Element>(
 }
 
 impl<T: Element> Tensor<T> {
+    /// `Σⱼ f(self[…, j], rhs[…, j])`: a fused elementwise map and sum over the last axis,
+    /// with no intermediate tensor. Both operands must have the same shape (rank ≥ 1); the
+    /// result drops the last axis. Panics, naming both shapes, otherwise.
+    #[track_caller]
+    pub fn zip_sum_last<F: Fn(T, T) -> T + Sync>(&self, rhs: &Tensor<T>, f: F) -> Tensor<T> {
+        ok(self.try_zip_sum_last(rhs, f))
+    }
+
+    /// Fallible [`zip_sum_last`](Self::zip_sum_last).
+    pub fn try_zip_sum_last<F: Fn(T, T) -> T + Sync>(&self, rhs: &Tensor<T>, f: F) -> Result<Tensor<T>> {
+        if self.shape() != rhs.shape() || self.rank() == 0 {
+            return Err(TensorError::ShapeMismatch {
+                op: "zip_sum_last",
+                lhs: self.shape().to_vec(),
+                rhs: rhs.shape().to_vec(),
+            });
+        }
+        let inner = self.shape()[self.rank() - 1];
+        let out_shape = &self.shape()[..self.rank() - 1];
+        let rows: usize = out_shape.iter().product();
+        let (a, b) = (self.contiguous(), rhs.contiguous());
+        let (a, b) = (a.as_slice().expect("contiguous"), b.as_slice().expect("contiguous"));
+        let mut out = vec![T::zero(); rows];
+        if inner > 0 {
+            if parallel(a.len()) {
+                out.par_iter_mut().enumerate().for_each(|(r, o)| {
+                    *o = sum_zip(&a[r * inner..(r + 1) * inner], &b[r * inner..(r + 1) * inner], &f)
+                });
+            } else {
+                for (r, o) in out.iter_mut().enumerate() {
+                    *o = sum_zip(&a[r * inner..(r + 1) * inner], &b[r * inner..(r + 1) * inner], &f);
+                }
+            }
+        }
+        Ok(Tensor::from_vec(out, out_shape))
+    }
+
     /// Sum of all elements, as a rank-0 tensor.
     pub fn sum(&self) -> Tensor<T> {
         Tensor::scalar(reduce_all(self, Kind::Sum))

@@ -117,6 +117,10 @@ proptest! {
                 let w = f(a.get(&idx).unwrap(), b.get(&bidx(&idx)).unwrap());
                 prop_assert!(close(got.get(&idx).unwrap(), w), "{} at {:?}", name, idx);
             }
+            // In place, with the right-hand side broadcast (and possibly strided).
+            let mut inplace = a.clone();
+            inplace.zip_inplace(&b, f);
+            prop_assert_eq!(inplace.to_vec(), got.to_vec(), "{} in place", name);
             // Broadcasting is symmetric in shape.
             let ba = b.try_add(&a).unwrap();
             prop_assert_eq!(ba.shape(), &shape[..]);
@@ -129,6 +133,16 @@ proptest! {
         let x = presented(&shape, kind, &mut rng);
         let all = indices(&shape);
         let total: f64 = all.iter().map(|i| x.get(i).unwrap()).sum();
+        if !shape.is_empty() {
+            let fused = x.zip_sum_last(&x, |a, b| a * b + 1.0);
+            let mut lead = shape.clone();
+            let last = lead.pop().unwrap();
+            prop_assert_eq!(fused.shape(), &lead[..]);
+            for idx in indices(&lead) {
+                let want: f64 = (0..last).map(|j| { let mut i = idx.clone(); i.push(j); let v = x.get(&i).unwrap(); v * v + 1.0 }).sum();
+                prop_assert!((fused.get(&idx).unwrap() - want).abs() < 1e-10 * (1.0 + want.abs()));
+            }
+        }
         prop_assert!(close(x.sum().item(), total));
         let mx = all.iter().map(|i| x.get(i).unwrap()).fold(f64::NEG_INFINITY, f64::max);
         prop_assert!(close(x.max().item(), mx));

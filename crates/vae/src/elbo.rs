@@ -28,7 +28,7 @@ pub fn log_likelihood<'g, T: Element>(
     let d = x.shape()[x.shape().len() - 1] as f64;
     let constant = T::from_f64_lossy(-0.5 * d * LN_2PI);
     match likelihood {
-        Likelihood::Bernoulli => -dec.out.bce_with_logits(x).sum_axis(1, false),
+        Likelihood::Bernoulli => -dec.out.bce_with_logits_sum(x),
         Likelihood::Gaussian => {
             (x - dec.out).square().sum_axis(1, false).mul_scalar(-half).add_scalar(constant)
         }

@@ -114,13 +114,13 @@ impl<T: Element + SampleUniform> Vae<T> {
 impl<T: Element> Vae<T> {
     /// `x → (mu, logvar)` of q(z|x), with `vars` from `self.params.bind(graph)`.
     pub fn encode<'g>(&self, vars: &[Var<'g, T>], x: Var<'g, T>) -> (Var<'g, T>, Var<'g, T>) {
-        let h = self.fc1.forward(vars, x).relu();
+        let h = self.fc1.forward_relu(vars, x);
         (self.fc21.forward(vars, h), self.fc22.forward(vars, h))
     }
 
     /// `z → ` the parameters of p(x|z).
     pub fn decode<'g>(&self, vars: &[Var<'g, T>], z: Var<'g, T>) -> DecoderOut<'g, T> {
-        let h = self.fc3.forward(vars, z).relu();
+        let h = self.fc3.forward_relu(vars, z);
         DecoderOut { out: self.fc4.forward(vars, h), logvar: self.fc5.map(|l| l.forward(vars, h)) }
     }
 

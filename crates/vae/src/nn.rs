@@ -97,8 +97,14 @@ impl Linear {
         }
     }
 
-    /// `x·Wᵀ + b` on a tape, with `vars` from [`ParamSet::bind`]. `Wᵀ` is a strided view.
+    /// `x·Wᵀ + b` on a tape, with `vars` from [`ParamSet::bind`] (one fused op: the bias is
+    /// the GEMM's initial output, `Wᵀ` a strided view).
     pub fn forward<'g, T: Element>(&self, vars: &[Var<'g, T>], x: Var<'g, T>) -> Var<'g, T> {
-        x.matmul(vars[self.weight].t()) + vars[self.bias]
+        x.linear(vars[self.weight], Some(vars[self.bias]), false)
+    }
+
+    /// `relu(x·Wᵀ + b)`, fused into one op.
+    pub fn forward_relu<'g, T: Element>(&self, vars: &[Var<'g, T>], x: Var<'g, T>) -> Var<'g, T> {
+        x.linear(vars[self.weight], Some(vars[self.bias]), true)
     }
 }

@@ -182,7 +182,7 @@ impl Autoencoder {
     }
 
     fn logits<'g>(&self, vars: &[Var<'g, f32>], x: Var<'g, f32>) -> Var<'g, f32> {
-        self.fc2.forward(vars, self.fc1.forward(vars, x).relu())
+        self.fc2.forward(vars, self.fc1.forward_relu(vars, x))
     }
 
     /// Reconstructions (pixel means) of `x`, without a tape.

@@ -235,6 +235,12 @@ impl Trainer {
     /// negative ELBO. A non-finite loss (or, in anomaly mode, gradient) is an error naming
     /// the step, and the parameters are then left as they were.
     pub fn step(&mut self, x: Tensor<f32>, rng: &mut StdRng) -> Result<f64> {
+        // Run the whole step on a rayon worker: its kernels then fork to the other workers
+        // directly, instead of each kernel handing off from this thread and back.
+        rayon::scope(|_| self.step_on_pool(x, rng))
+    }
+
+    fn step_on_pool(&mut self, x: Tensor<f32>, rng: &mut StdRng) -> Result<f64> {
         let (neg_elbo, loss, grads, anomaly) = {
             let g = &self.graph;
             let vars = self.model.params.bind(g);

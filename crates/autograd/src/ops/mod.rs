@@ -8,11 +8,13 @@ use crate::graph::{Backprop, Var};
 
 mod add;
 mod bce_with_logits;
+mod bce_with_logits_sum;
 pub use bce_with_logits::bce as bce_with_logits_scalar;
 mod broadcast;
 mod concat;
 mod div;
 mod exp;
+mod linear;
 mod log;
 mod log_sigmoid;
 mod logsumexp;
@@ -60,6 +62,8 @@ pub(crate) enum Op<T: Element> {
     Narrow { x: usize, axis: usize, start: usize },
     Concat { xs: Vec<usize>, axis: usize },
     BceWithLogits { logits: usize, target: usize },
+    BceWithLogitsSum { logits: usize, target: usize },
+    Linear { x: usize, w: usize, b: Option<usize>, relu: bool },
 }
 
 impl<T: Element> Op<T> {
@@ -93,6 +97,9 @@ impl<T: Element> Op<T> {
             Op::Narrow { .. } => "narrow",
             Op::Concat { .. } => "concat",
             Op::BceWithLogits { .. } => "bce_with_logits",
+            Op::BceWithLogitsSum { .. } => "bce_with_logits_sum",
+            Op::Linear { relu: false, .. } => "linear",
+            Op::Linear { relu: true, .. } => "linear_relu",
         }
     }
 
@@ -101,7 +108,10 @@ impl<T: Element> Op<T> {
         match *self {
             Op::Leaf => vec![],
             Op::Add(a, b) | Op::Sub(a, b) | Op::Mul(a, b) | Op::Div(a, b) | Op::MatMul(a, b) => vec![a, b],
-            Op::BceWithLogits { logits, target } => vec![logits, target],
+            Op::BceWithLogits { logits, target } | Op::BceWithLogitsSum { logits, target } => {
+                vec![logits, target]
+            }
+            Op::Linear { x, w, b, .. } => [Some(x), Some(w), b].into_iter().flatten().collect(),
             Op::AddScalar(x)
             | Op::MulScalar(x, _)
             | Op::Neg(x)
@@ -156,6 +166,8 @@ pub(crate) fn backward<T: Element>(bp: &mut Backprop<'_, T>, id: usize, op: &Op<
         Op::Narrow { x, axis, start } => narrow::backward(bp, x, axis, start, g),
         Op::Concat { ref xs, axis } => concat::backward(bp, xs, axis, g),
         Op::BceWithLogits { logits, target } => bce_with_logits::backward(bp, logits, target, g),
+        Op::BceWithLogitsSum { logits, target } => bce_with_logits_sum::backward(bp, logits, target, g),
+        Op::Linear { x, w, b, relu } => linear::backward(bp, id, x, w, b, relu, g),
     }
 }
 
