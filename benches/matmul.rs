@@ -112,8 +112,16 @@ fn step_products(c: &mut Criterion) {
     let t = |r: usize, c: usize, rng: &mut StdRng| Tensor::<f32>::randn(&[r, c], rng);
     let (b, d, h, z) = (128, 784, 400, 20);
     let x = t(b, d, &mut rng);
-    let (w1, w21, w22, w3, w4) = (t(h, d, &mut rng), t(z, h, &mut rng), t(z, h, &mut rng), t(h, z, &mut rng), t(d, h, &mut rng));
-    let (h1, mu, h3, g4, g3, gmu) = (t(b, h, &mut rng), t(b, z, &mut rng), t(b, h, &mut rng), t(b, d, &mut rng), t(b, h, &mut rng), t(b, z, &mut rng));
+    let (w1, w21, w22, w3, w4) =
+        (t(h, d, &mut rng), t(z, h, &mut rng), t(z, h, &mut rng), t(h, z, &mut rng), t(d, h, &mut rng));
+    let (h1, mu, h3, g4, g3, gmu) = (
+        t(b, h, &mut rng),
+        t(b, z, &mut rng),
+        t(b, h, &mut rng),
+        t(b, d, &mut rng),
+        t(b, h, &mut rng),
+        t(b, z, &mut rng),
+    );
     // (output, lhs, rhs) of each product.
     let products: Vec<(Tensor<f32>, Tensor<f32>)> = vec![
         (x.clone(), w1.t()),

@@ -92,92 +92,54 @@ pub trait Element:
     );
 }
 
-impl Element for f32 {
-    const DTYPE: DType = DType::F32;
+macro_rules! element {
+    ($t:ty, $dtype:ident, $gemm:ident, $exp:expr, $ln_1p:expr) => {
+        impl Element for $t {
+            const DTYPE: DType = DType::$dtype;
 
-    #[inline]
-    fn from_f64_lossy(v: f64) -> Self {
-        v as f32
-    }
+            #[inline]
+            fn from_f64_lossy(v: f64) -> Self {
+                v as $t
+            }
 
-    #[inline]
-    fn to_f64_lossless(self) -> f64 {
-        self as f64
-    }
+            #[inline]
+            fn to_f64_lossless(self) -> f64 {
+                self as f64
+            }
 
-    #[inline(always)]
-    fn fast_exp(self) -> Self {
-        crate::fastmath::exp_f32(self)
-    }
+            #[inline(always)]
+            fn fast_exp(self) -> Self {
+                $exp(self)
+            }
 
-    #[inline(always)]
-    fn fast_ln_1p(self) -> Self {
-        crate::fastmath::ln_1p_f32(self)
-    }
+            #[inline(always)]
+            fn fast_ln_1p(self) -> Self {
+                $ln_1p(self)
+            }
 
-    #[inline]
-    unsafe fn raw_gemm(
-        m: usize,
-        k: usize,
-        n: usize,
-        alpha: Self,
-        a: *const Self,
-        rsa: isize,
-        csa: isize,
-        b: *const Self,
-        rsb: isize,
-        csb: isize,
-        beta: Self,
-        c: *mut Self,
-        rsc: isize,
-        csc: isize,
-    ) {
-        // SAFETY: forwarded verbatim; the caller upholds the contract stated on the trait.
-        unsafe { matrixmultiply::sgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
-    }
+            #[inline]
+            unsafe fn raw_gemm(
+                m: usize,
+                k: usize,
+                n: usize,
+                alpha: Self,
+                a: *const Self,
+                rsa: isize,
+                csa: isize,
+                b: *const Self,
+                rsb: isize,
+                csb: isize,
+                beta: Self,
+                c: *mut Self,
+                rsc: isize,
+                csc: isize,
+            ) {
+                // SAFETY: forwarded verbatim; the caller upholds the contract stated on the trait.
+                unsafe { matrixmultiply::$gemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
+            }
+        }
+    };
 }
 
-impl Element for f64 {
-    const DTYPE: DType = DType::F64;
-
-    #[inline]
-    fn from_f64_lossy(v: f64) -> Self {
-        v
-    }
-
-    #[inline]
-    fn to_f64_lossless(self) -> f64 {
-        self
-    }
-
-    #[inline(always)]
-    fn fast_exp(self) -> Self {
-        self.exp()
-    }
-
-    #[inline(always)]
-    fn fast_ln_1p(self) -> Self {
-        self.ln_1p()
-    }
-
-    #[inline]
-    unsafe fn raw_gemm(
-        m: usize,
-        k: usize,
-        n: usize,
-        alpha: Self,
-        a: *const Self,
-        rsa: isize,
-        csa: isize,
-        b: *const Self,
-        rsb: isize,
-        csb: isize,
-        beta: Self,
-        c: *mut Self,
-        rsc: isize,
-        csc: isize,
-    ) {
-        // SAFETY: forwarded verbatim; the caller upholds the contract stated on the trait.
-        unsafe { matrixmultiply::dgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
-    }
-}
+element!(f32, F32, sgemm, crate::fastmath::exp_f32, crate::fastmath::ln_1p_f32);
+element!(f64, F64, dgemm, f64::exp, f64::ln_1p);

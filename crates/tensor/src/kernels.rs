@@ -35,6 +35,20 @@ fn fill_binary<T: Element, F: Fn(T, T) -> T>(out: &mut [T], a: &[T], b: &[T], f:
     out.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (&a, &b))| *o = f(a, b));
 }
 
+/// Runs `rows(first_row, chunk)` over `out` seen as rows of `inner` elements: on the calling
+/// thread, or in chunks of whole rows (about [`PAR_CHUNK`] elements each) on the rayon pool
+/// when [`parallel`] says so.
+fn for_rows<T: Send, R: Fn(usize, &mut [T]) + Sync>(out: &mut [T], inner: usize, rows: R) {
+    if parallel(out.len()) {
+        let rows_per_task = PAR_CHUNK.div_ceil(inner);
+        out.par_chunks_mut(rows_per_task * inner)
+            .enumerate()
+            .for_each(|(t, chunk)| rows(t * rows_per_task, chunk));
+    } else {
+        rows(0, out);
+    }
+}
+
 /// Fills `out` (row-major, the shape of `layout`) with `f(src[i])`.
 fn unary_into<T: Element, F>(src: &[T], layout: &Layout, out: &mut [T], f: F)
 where
@@ -66,14 +80,7 @@ where
             }
         }
     };
-    if parallel(n) {
-        let rows_per_task = PAR_CHUNK.div_ceil(inner);
-        out.par_chunks_mut(rows_per_task * inner)
-            .enumerate()
-            .for_each(|(t, chunk)| rows(t * rows_per_task, chunk));
-    } else {
-        rows(0, out);
-    }
+    for_rows(out, inner, rows);
 }
 
 /// Fills `out` (row-major, the common shape of both layouts) with `f(a[i], b[i])`.
@@ -116,14 +123,7 @@ where
             }
         }
     };
-    if parallel(n) {
-        let rows_per_task = PAR_CHUNK.div_ceil(inner);
-        out.par_chunks_mut(rows_per_task * inner)
-            .enumerate()
-            .for_each(|(t, chunk)| rows(t * rows_per_task, chunk));
-    } else {
-        rows(0, out);
-    }
+    for_rows(out, inner, rows);
 }
 
 /// A new contiguous tensor `f(x)` for every element `x` of `t`.
@@ -189,14 +189,7 @@ pub fn zip_assign<T: Element, F: Fn(T, T) -> T + Sync + Send>(
             }
         }
     };
-    if parallel(n) {
-        let rows_per_task = PAR_CHUNK.div_ceil(inner);
-        out.par_chunks_mut(rows_per_task * inner)
-            .enumerate()
-            .for_each(|(t, chunk)| rows(t * rows_per_task, chunk));
-    } else {
-        rows(0, out);
-    }
+    for_rows(out, inner, rows);
     Ok(())
 }
 
