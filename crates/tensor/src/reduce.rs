@@ -175,6 +175,36 @@ impl<T: Element> Tensor<T> {
         Ok(Tensor::from_vec(out, out_shape))
     }
 
+    /// `r` (a one-element result of an all-axes reduction) shaped `[1, 1, …]` with this
+    /// tensor's rank when `keepdim`, else as is.
+    fn keep_all(&self, r: Tensor<T>, keepdim: bool) -> Tensor<T> {
+        if keepdim {
+            r.reshape(&vec![1; self.rank()])
+        } else {
+            r
+        }
+    }
+
+    /// Sum over all axes; with `keepdim` the result has this tensor's rank (every extent 1).
+    pub fn sum_all(&self, keepdim: bool) -> Tensor<T> {
+        self.keep_all(self.sum(), keepdim)
+    }
+
+    /// Mean over all axes, optionally keeping them (extent 1).
+    pub fn mean_all(&self, keepdim: bool) -> Tensor<T> {
+        self.keep_all(self.mean(), keepdim)
+    }
+
+    /// Maximum over all axes, optionally keeping them (extent 1).
+    pub fn max_all(&self, keepdim: bool) -> Tensor<T> {
+        self.keep_all(self.max(), keepdim)
+    }
+
+    /// `ln Σ eˣ` over all axes, optionally keeping them (extent 1).
+    pub fn logsumexp_all(&self, keepdim: bool) -> Tensor<T> {
+        self.keep_all(self.logsumexp(), keepdim)
+    }
+
     /// Sum of all elements, as a rank-0 tensor.
     pub fn sum(&self) -> Tensor<T> {
         Tensor::scalar(reduce_all(self, Kind::Sum))

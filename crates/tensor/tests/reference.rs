@@ -144,6 +144,10 @@ proptest! {
             }
         }
         prop_assert!(close(x.sum().item(), total));
+        let kept = x.sum_all(true);
+        prop_assert_eq!(kept.shape(), &vec![1; shape.len()][..]);
+        prop_assert!(close(kept.item(), total));
+        prop_assert_eq!(x.max_all(false).rank(), 0);
         let mx = all.iter().map(|i| x.get(i).unwrap()).fold(f64::NEG_INFINITY, f64::max);
         prop_assert!(close(x.max().item(), mx));
         let lse = all.iter().map(|i| (x.get(i).unwrap() - mx).exp()).sum::<f64>().ln() + mx;
