@@ -13,8 +13,8 @@ use crate::tensor::Tensor;
 
 /// Below this many multiply-adds (`m·k·n`) a product stays on the calling thread.
 pub const PAR_MIN_MACS: usize = 1 << 21;
-/// The fewest rows of `C` a parallel block gets.
-const MIN_BLOCK_ROWS: usize = 16;
+/// The fewest rows (or columns) of `C` a parallel block gets.
+const MIN_BLOCK: usize = 16;
 
 /// A strided 2-D operand: its storage, offset and row/column strides.
 #[derive(Clone, Copy)]
@@ -30,11 +30,40 @@ impl<T> Operand<'_, T> {
     fn down(self, rows: usize) -> Self {
         Operand { offset: self.offset + rows * self.rs, ..self }
     }
+
+    /// The operand moved right by `cols` columns.
+    fn right(self, cols: usize) -> Self {
+        Operand { offset: self.offset + cols * self.cs, ..self }
+    }
 }
 
-/// One single-threaded GEMM: `c = alpha·a·b + beta·c`, `a` is `m×k`, `b` is `k×n`, `c` is
-/// row-major `m×n` (row stride `n`).
-fn gemm_serial<T: Element>(
+/// Where a GEMM writes: the first element of its `m×n` block and the row stride.
+#[derive(Clone, Copy)]
+struct Out<T> {
+    ptr: *mut T,
+    rs: usize,
+}
+
+// SAFETY: an `Out` is only shared between the blocks of one split product, each of which
+// writes a disjoint set of elements of the same exclusively borrowed buffer.
+unsafe impl<T: Send> Send for Out<T> {}
+unsafe impl<T: Send> Sync for Out<T> {}
+
+impl<T> Out<T> {
+    /// The block starting `cols` columns to the right.
+    fn right(self, cols: usize) -> Self {
+        // wrapping_add: no dereference here; `gemm_block` is what writes.
+        Out { ptr: self.ptr.wrapping_add(cols), ..self }
+    }
+}
+
+/// The one GEMM call: `c = alpha·a·b + beta·c` for `a` `m×k`, `b` `k×n`, and `c` the `m×n`
+/// block at `c.ptr` with row stride `c.rs`, single-threaded.
+///
+/// # Safety
+/// `c` must be valid for reads and writes of that block, and no other thread may access
+/// those elements during the call.
+unsafe fn gemm_block<T: Element>(
     m: usize,
     k: usize,
     n: usize,
@@ -42,22 +71,27 @@ fn gemm_serial<T: Element>(
     a: Operand<T>,
     b: Operand<T>,
     beta: T,
-    c: &mut [T],
+    c: Out<T>,
 ) {
     if m == 0 || n == 0 {
         return;
     }
-    assert!(c.len() >= m * n, "gemm: output buffer of {} for {m}x{n}", c.len());
     if k == 0 {
-        c[..m * n].iter_mut().for_each(|x| *x = if beta == T::zero() { T::zero() } else { *x * beta });
+        for i in 0..m {
+            for j in 0..n {
+                // SAFETY: inside the block the caller vouches for.
+                let p = unsafe { &mut *c.ptr.add(i * c.rs + j) };
+                *p = if beta == T::zero() { T::zero() } else { *p * beta };
+            }
+        }
         return;
     }
     // Bounds: the last element each operand reaches lies inside its slice.
     assert!(a.offset + (m - 1) * a.rs + (k - 1) * a.cs < a.data.len(), "gemm: lhs out of bounds");
     assert!(b.offset + (k - 1) * b.rs + (n - 1) * b.cs < b.data.len(), "gemm: rhs out of bounds");
-    // SAFETY: the asserts above keep every element matrixmultiply reads inside `a.data`
-    // and `b.data`, and every element it writes inside `c`, an exclusive borrow that
-    // therefore aliases neither input. Strides fit in isize since they index slices.
+    // SAFETY: the asserts keep every element matrixmultiply reads inside `a.data` and
+    // `b.data`; the caller vouches for the block it writes, which therefore aliases neither
+    // input (they are shared borrows). Strides fit in isize since they index slices.
     unsafe {
         T::raw_gemm(
             m,
@@ -71,15 +105,33 @@ fn gemm_serial<T: Element>(
             b.rs as isize,
             b.cs as isize,
             beta,
-            c.as_mut_ptr(),
-            n as isize,
+            c.ptr,
+            c.rs as isize,
             1,
         );
     }
 }
 
-/// [`gemm_serial`], split over disjoint row blocks of `c` on the rayon pool when the product
-/// is large enough to pay for it.
+/// A single-threaded GEMM into the row-major `m×n` buffer `c`.
+fn gemm_serial<T: Element>(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: T,
+    a: Operand<T>,
+    b: Operand<T>,
+    beta: T,
+    c: &mut [T],
+) {
+    assert!(c.len() >= m * n, "gemm: output buffer of {} for {m}x{n}", c.len());
+    // SAFETY: `c` is an exclusive borrow of at least m·n elements, row stride n.
+    unsafe { gemm_block(m, k, n, alpha, a, b, beta, Out { ptr: c.as_mut_ptr(), rs: n }) }
+}
+
+/// [`gemm_serial`], split into disjoint blocks of `c` on the rayon pool when the product is
+/// large enough to pay for it, each block one single-threaded GEMM call. Each block packs
+/// the whole of the operand it shares with the others, so the split runs along the longer
+/// side of `c`: row blocks share `b` (`k×n`), column blocks share `a` (`m×k`).
 fn gemm<T: Element>(
     m: usize,
     k: usize,
@@ -91,15 +143,28 @@ fn gemm<T: Element>(
     c: &mut [T],
 ) {
     let threads = rayon::current_num_threads();
-    let blocks = threads.min(m / MIN_BLOCK_ROWS);
+    let blocks = threads.min(m.max(n) / MIN_BLOCK);
     if blocks < 2 || m * k * n < PAR_MIN_MACS {
         return gemm_serial(m, k, n, alpha, a, b, beta, c);
     }
-    let rows = m.div_ceil(blocks);
-    c[..m * n].par_chunks_mut(rows * n).enumerate().for_each(|(i, block)| {
-        let first = i * rows;
-        gemm_serial(block.len() / n, k, n, alpha, a.down(first), b, beta, block);
-    });
+    if m >= n {
+        let rows = m.div_ceil(blocks);
+        c[..m * n].par_chunks_mut(rows * n).enumerate().for_each(|(i, block)| {
+            gemm_serial(block.len() / n, k, n, alpha, a.down(i * rows), b, beta, block);
+        });
+    } else {
+        let cols = n.div_ceil(blocks);
+        assert!(c.len() >= m * n, "gemm: output buffer of {} for {m}x{n}", c.len());
+        let out = Out { ptr: c.as_mut_ptr(), rs: n };
+        (0..blocks).into_par_iter().for_each(|i| {
+            let first = i * cols;
+            let width = cols.min(n - first);
+            // SAFETY: block i is columns first..first+width of every row of `c`: inside its
+            // m·n elements and disjoint from every other block; `c` stays exclusively
+            // borrowed until all blocks are done.
+            unsafe { gemm_block(m, k, width, alpha, a, b.right(first), beta, out.right(first)) }
+        });
+    }
 }
 
 /// The shapes of a (batched) product: batch shape, `m`, `k`, `n`, and both operand layouts

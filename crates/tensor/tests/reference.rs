@@ -230,7 +230,7 @@ proptest! {
 #[test]
 fn matmul_every_major_combination() {
     let mut rng = StdRng::seed_from_u64(7);
-    for &(m, k, n) in &[(1, 1, 1), (3, 5, 4), (17, 9, 33), (130, 70, 90), (64, 257, 31)] {
+    for &(m, k, n) in &[(1, 1, 1), (3, 5, 4), (17, 9, 33), (130, 70, 90), (64, 257, 31), (40, 300, 200)] {
         for ta in [false, true] {
             for tb in [false, true] {
                 for tc in [false, true] {
