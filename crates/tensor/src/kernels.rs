@@ -13,7 +13,7 @@ use crate::tensor::Tensor;
 /// Below this many elements a kernel stays on the calling thread.
 pub const PAR_MIN_LEN: usize = 1 << 15;
 /// Elements per parallel task.
-const PAR_CHUNK: usize = 1 << 13;
+const PAR_CHUNK: usize = 1 << 15;
 
 /// Whether a kernel over `n` elements should split across the rayon pool: only when it is
 /// large and there is more than one thread (a one-thread pool would only add hand-offs).
