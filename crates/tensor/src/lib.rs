@@ -3,7 +3,7 @@
 //! A [`Tensor`] is shared storage plus a [`Layout`] (shape, strides, offset). Views never
 //! copy; elementwise operations broadcast like numpy and run a vectorizable contiguous fast
 //! path, a strided general path, and rayon above a size threshold; matrix products go
-//! through `matrixmultiply` with the operands' strides, split over rayon in row blocks.
+//! through `matrixmultiply` with the operands' strides, split over rayon in blocks of the output.
 //!
 //! A shape mismatch is a programmer error and panics with one line naming the operation and
 //! both shapes; every such operation also has a `try_` form returning [`Result`].
