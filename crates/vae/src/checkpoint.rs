@@ -167,3 +167,61 @@ pub fn from_bytes(path: &Path, bytes: &[u8], expected: &TrainConfig) -> Result<T
     trainer.history = history;
     Ok(trainer)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::VaeConfig;
+
+    fn small() -> TrainConfig {
+        TrainConfig {
+            model: VaeConfig { input: 4, hidden: 3, latent: 2, ..VaeConfig::default() },
+            ..TrainConfig::default()
+        }
+    }
+
+    /// Re-serializes a checkpoint after `edit` changes its list of (name, dtype, shape, bytes).
+    fn tampered(edit: impl FnOnce(&mut Vec<(String, Dtype, Vec<usize>, Vec<u8>)>)) -> Vec<u8> {
+        let bytes = to_bytes(&Trainer::new(small())).unwrap();
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
+        let mut items: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = st
+            .tensors()
+            .into_iter()
+            .map(|(n, v)| (n, v.dtype(), v.shape().to_vec(), v.data().to_vec()))
+            .collect();
+        edit(&mut items);
+        let views: Vec<(String, TensorView<'_>)> = items
+            .iter()
+            .map(|(n, d, s, b)| (n.clone(), TensorView::new(*d, s.clone(), b).unwrap()))
+            .collect();
+        safetensors::serialize(views, header.metadata().clone()).unwrap()
+    }
+
+    fn error_of(bytes: &[u8]) -> String {
+        match from_bytes(Path::new("c.safetensors"), bytes, &small()) {
+            Ok(_) => panic!("a tampered checkpoint was accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn round_trip_and_refusals() {
+        let t = from_bytes(Path::new("c"), &to_bytes(&Trainer::new(small())).unwrap(), &small()).unwrap();
+        assert_eq!(t.model.params.names()[0], "fc1.weight");
+        assert_eq!(t.model.params.tensors()[0].shape(), &[3, 4]);
+
+        let missing = tampered(|v| v.retain(|(n, ..)| n != "fc1.bias"));
+        assert!(error_of(&missing).contains("missing tensor \"fc1.bias\""));
+        let extra = tampered(|v| v.push(("fc9.weight".into(), Dtype::F32, vec![1], vec![0; 4])));
+        assert!(error_of(&extra).contains("unexpected tensor \"fc9.weight\""));
+        let shape =
+            tampered(|v| v.iter_mut().filter(|(n, ..)| n == "fc3.bias").for_each(|t| t.2 = vec![3, 1]));
+        assert!(error_of(&shape).contains("tensor \"fc3.bias\" has shape [3, 1], expected [3]"));
+        let dtype =
+            tampered(|v| v.iter_mut().filter(|(n, ..)| n == "fc3.bias").for_each(|t| t.1 = Dtype::I32));
+        assert!(error_of(&dtype).contains("tensor \"fc3.bias\" has dtype I32, expected F32"));
+        assert!(error_of(b"not a checkpoint")
+            .starts_with("checkpoint c.safetensors: not a valid safetensors file"));
+    }
+}

@@ -122,11 +122,13 @@ const PALETTE: [[u8; 3]; 10] = [
 
 /// A scatter plot of 2-D points coloured by label (0–9) on a white square of `size` pixels,
 /// the axes spanning ±`extent` (points outside are clamped to the edge). A grey cross marks
-/// the origin.
+/// the origin. `legend` holds one example image per label (`h·w` values in [0, 1], with `h`
+/// and `w`), drawn in its label's colour along the top edge as the key.
 pub fn write_scatter(
     path: &Path,
     points: &Tensor<f32>,
     labels: &[u8],
+    legend: &[(u8, Vec<f32>, usize, usize)],
     size: usize,
     extent: f32,
 ) -> Result<()> {
@@ -148,6 +150,25 @@ pub fn write_scatter(
                 px[(yy * size + xx) * 3..(yy * size + xx) * 3 + 3].copy_from_slice(&colour);
             }
         }
+    }
+    // The key: each label's example image, inked in the label's colour.
+    let mut x0 = 4;
+    for (label, img, h, w) in legend {
+        let colour = PALETTE[*label as usize % 10];
+        for y in 0..*h {
+            for x in 0..*w {
+                let (xx, yy) = (x0 + x, 4 + y);
+                if xx >= size || yy >= size {
+                    continue;
+                }
+                let ink = img[y * w + x].clamp(0.0, 1.0);
+                for c in 0..3 {
+                    let bg = px[(yy * size + xx) * 3 + c] as f32;
+                    px[(yy * size + xx) * 3 + c] = (bg + ink * (colour[c] as f32 - bg)).round() as u8;
+                }
+            }
+        }
+        x0 += w + 2;
     }
     atomic_write(path, &encode_png(size, size, true, &px)?)
 }
@@ -174,7 +195,9 @@ mod tests {
             png::Decoder::new(std::io::BufReader::new(std::fs::File::open(dir.join("g.png")).unwrap()));
         let info = decoder.read_info().unwrap().info().clone();
         assert_eq!((info.width, info.height), (2 * 4 + 2, 2 * 4 + 2));
-        write_scatter(&dir.join("s.png"), &manifold_grid(3), &[0, 1, 2, 3, 4, 5, 6, 7, 8], 50, 3.0).unwrap();
+        let legend = vec![(1u8, vec![1.0; 4], 2, 2)];
+        write_scatter(&dir.join("s.png"), &manifold_grid(3), &[0, 1, 2, 3, 4, 5, 6, 7, 8], &legend, 50, 3.0)
+            .unwrap();
         assert!(std::fs::metadata(dir.join("s.png")).unwrap().len() > 50);
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -119,13 +119,13 @@ fn write_images(out: &Path, trainer: &Trainer, test: &Dataset) -> Result<()> {
             means.extend(model.encode_mean(&test.batch::<f32, rand::rngs::StdRng>(chunk, None)).to_vec());
         }
         let labels: Vec<u8> = all.iter().map(|&i| test.label(i)).collect();
-        write_scatter(
-            &out.join("latent_scatter.png"),
-            &Tensor::from_vec(means, &[test.len(), 2]),
-            &labels,
-            600,
-            4.0,
-        )?;
+        // The key: the first test image of each digit.
+        let legend: Vec<(u8, Vec<f32>, usize, usize)> = (0..10u8)
+            .filter_map(|d| labels.iter().position(|&l| l == d))
+            .map(|i| (labels[i], test.batch::<f32, rand::rngs::StdRng>(&[i], None).to_vec(), h, w))
+            .collect();
+        let means = Tensor::from_vec(means, &[test.len(), 2]);
+        write_scatter(&out.join("latent_scatter.png"), &means, &labels, &legend, 600, 4.0)?;
     }
     Ok(())
 }
