@@ -33,7 +33,7 @@ impl Display for DType {
 /// A floating-point element type: `f32` or `f64`. Sealed: no other type can implement it.
 ///
 /// Besides the arithmetic of [`num_traits::Float`], it carries the GEMM routine of
-/// `matrixmultiply` for its precision (see [`crate::gemm`]).
+/// `matrixmultiply` for its precision.
 pub trait Element:
     Float
     + FromPrimitive
@@ -67,7 +67,7 @@ pub trait Element:
     /// approximation within 2 ulp ([`crate::fastmath::ln_1p_f32`]), for `f64` std's.
     fn fast_ln_1p(self) -> Self;
 
-    /// `matrixmultiply`'s `sgemm` or `dgemm`. Callers go through [`crate::gemm`], which
+    /// `matrixmultiply`'s `sgemm` or `dgemm`. Callers go through `gemm_block` in `matmul.rs`, which
     /// holds the safety argument; this is the only raw GEMM entry point.
     ///
     /// # Safety
