@@ -135,14 +135,19 @@ pub fn iwae_nll(trainer: &Trainer, test: &Dataset, k: usize, progress: bool) -> 
     let mut rng = stream_rng(trainer.config.seed, trainer.epoch, Stream::Final);
     let per_call = (IWAE_ROWS / k.max(1)).max(1);
     let pb = bar(test.len(), progress, &format!("iwae k={k}"));
-    let mut total = 0.0;
     let all: Vec<usize> = (0..test.len()).collect();
-    for chunk in all.chunks(per_call) {
-        let x = test.batch::<f32, _>(chunk, trainer.config.binarize.then_some(&mut rng));
-        let ll = iwae_log_likelihood(&trainer.model, &x, k, IWAE_ROWS, &mut rng);
-        total -= ll.to_vec().iter().map(|&v| v as f64).sum::<f64>();
-        pb.inc(chunk.len() as u64);
-    }
+    let (model, binarize) = (&trainer.model, trainer.config.binarize);
+    // On a rayon worker, so the kernels fork without a hand-off.
+    let total: f64 = rayon::scope(|_| {
+        let mut total = 0.0;
+        for chunk in all.chunks(per_call) {
+            let x = test.batch::<f32, _>(chunk, binarize.then_some(&mut rng));
+            let ll = iwae_log_likelihood(model, &x, k, IWAE_ROWS, &mut rng);
+            total -= ll.to_vec().iter().map(|&v| v as f64).sum::<f64>();
+            pb.inc(chunk.len() as u64);
+        }
+        total
+    });
     pb.finish_and_clear();
     total / test.len().max(1) as f64
 }

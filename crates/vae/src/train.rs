@@ -328,13 +328,17 @@ pub const EVAL_BATCH: usize = 1000;
 pub fn evaluate(model: &Vae<f32>, config: &TrainConfig, data: &Dataset, rng: &mut StdRng) -> f64 {
     let batches = data.batches::<StdRng>(EVAL_BATCH, None);
     let cfg = ElboConfig { samples: 1, beta: 1.0, estimator: Estimator::Reparam };
-    let mut total = 0.0;
-    for idx in &batches {
-        let x = data.batch::<f32, _>(idx, config.binarize.then_some(&mut *rng));
-        let g = Graph::no_grad();
-        let vars = model.params.bind(&g);
-        total += elbo(model, &vars, g.constant(x), &cfg, rng).neg_elbo();
-    }
+    // On a rayon worker, like the training step, so kernels fork without a hand-off.
+    let total: f64 = rayon::scope(|_| {
+        let mut total = 0.0;
+        for idx in &batches {
+            let x = data.batch::<f32, _>(idx, config.binarize.then_some(&mut *rng));
+            let g = Graph::no_grad();
+            let vars = model.params.bind(&g);
+            total += elbo(model, &vars, g.constant(x), &cfg, rng).neg_elbo();
+        }
+        total
+    });
     total / data.len().max(1) as f64
 }
 
