@@ -7,7 +7,9 @@
 //! - [`optim`]: Adam, SGD with momentum, Adagrad.
 //! - [`data`]: the IDX reader, batches, dynamic binarization.
 //! - [`train`]: training and evaluation with reproducible random streams.
-//! - [`checkpoint`], [`images`], [`run`]: files.
+//! - [`checkpoint`], [`images`], [`io`], [`run`]: files and the whole run.
+//! - [`theory`], [`linalg`]: linear regression, the linear and the denoising autoencoder,
+//!   and the small dense linear algebra that checks them against closed forms.
 #![warn(missing_docs)]
 
 pub mod checkpoint;
