@@ -38,7 +38,7 @@ fn killing_a_writer_mid_save_leaves_a_loadable_checkpoint() {
             .env(WRITER, &path)
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(rng.random_range(30..250)));
+        std::thread::sleep(Duration::from_millis(rng.random_range(50..400)));
         child.kill().unwrap();
         child.wait().unwrap();
         let loaded = checkpoint::load(&path, &config).unwrap_or_else(|e| panic!("round {round}: {e}"));
