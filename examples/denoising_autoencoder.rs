@@ -61,8 +61,8 @@ fn main() -> ExitCode {
     let (mut train, test) = (mnist.train, mnist.test);
     train.truncate(args.train_limit as usize);
     let all = |n: usize| (0..n).collect::<Vec<_>>();
-    let x = train.batch::<f32, StdRng>(&all(train.len()), None);
-    let clean = test.batch::<f32, StdRng>(&all(test.len()), None);
+    let x = train.intensities::<f32>(&all(train.len()));
+    let clean = test.intensities::<f32>(&all(test.len()));
     let mut rng = StdRng::seed_from_u64(args.seed);
     let noise = Corruption::Mask(args.mask);
     let noisy = noise.apply(&clean, &mut rng);

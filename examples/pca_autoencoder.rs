@@ -50,7 +50,7 @@ fn main() -> ExitCode {
     train.truncate(args.train_limit as usize);
     let k = args.k as usize;
     let idx: Vec<usize> = (0..train.len()).collect();
-    let x = train.batch::<f64, StdRng>(&idx, None);
+    let x = train.intensities::<f64>(&idx);
     let (cov, mean) = covariance(&x);
     let pca = top_eigenvectors(&cov, k, 300, args.seed);
     let centered = (&x - &mean).cast::<f32>();

@@ -50,7 +50,7 @@ fn main() -> ExitCode {
     let mut times = Vec::with_capacity(args.steps as usize);
     for (i, idx) in batches.iter().cycle().take((args.warmup + args.steps) as usize).enumerate() {
         let start = Instant::now();
-        let x = train.batch::<f32, rand::rngs::StdRng>(idx, None);
+        let x = train.intensities::<f32>(idx);
         if let Err(e) = trainer.step(x, &mut rng) {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;

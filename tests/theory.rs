@@ -62,8 +62,8 @@ fn a_denoising_autoencoder_denoises_better_than_the_identity() {
     train.truncate(3000);
     test.truncate(500);
     let all = |n: usize| (0..n).collect::<Vec<_>>();
-    let x = train.batch::<f32, StdRng>(&all(train.len()), None);
-    let clean = test.batch::<f32, StdRng>(&all(test.len()), None);
+    let x = train.intensities::<f32>(&all(train.len()));
+    let clean = test.intensities::<f32>(&all(test.len()));
     let mut rng = StdRng::seed_from_u64(1);
     let noise = Corruption::Mask(0.5);
     let noisy = noise.apply(&clean, &mut rng);

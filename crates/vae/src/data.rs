@@ -199,6 +199,12 @@ impl Dataset {
         Tensor::from_vec(out, &[indices.len(), d])
     }
 
+    /// The images at `indices` as a `[len, dim]` tensor of intensities in [0, 1] (no
+    /// binarization).
+    pub fn intensities<T: Element>(&self, indices: &[usize]) -> Tensor<T> {
+        self.batch::<T, rand::rngs::StdRng>(indices, None)
+    }
+
     /// The image indices in batches of `batch_size`, shuffled by `rng` when given; the last
     /// batch may be smaller.
     pub fn batches<R: Rng + ?Sized>(&self, batch_size: usize, shuffle: Option<&mut R>) -> Vec<Vec<usize>> {
@@ -300,7 +306,7 @@ mod tests {
         let mut all: Vec<usize> = b.concat();
         all.sort();
         assert_eq!(all, (0..10).collect::<Vec<_>>());
-        let x = ds.batch::<f32, StdRng>(&[1], None);
+        let x = ds.intensities::<f32>(&[1]);
         assert_eq!(x.to_vec(), vec![24. / 255., 30. / 255., 36. / 255., 42. / 255.]);
         // Binarization: mean over many draws approaches the intensity.
         let ds = Dataset::new(vec![0, 64, 191, 255], vec![0], 2, 2).unwrap();

@@ -98,7 +98,7 @@ fn write_images(out: &Path, trainer: &Trainer, test: &Dataset) -> Result<()> {
     // Four rows of eight test images, each above its reconstruction (decoder mean at z = mu).
     let n = 32.min(test.len());
     let idx: Vec<usize> = (0..n).collect();
-    let x = test.batch::<f32, rand::rngs::StdRng>(&idx, None);
+    let x = test.intensities::<f32>(&idx);
     let recon = model.decode_mean(&model.encode_mean(&x));
     let mut rows = Vec::new();
     for r in 0..n.div_ceil(8) {
@@ -116,13 +116,13 @@ fn write_images(out: &Path, trainer: &Trainer, test: &Dataset) -> Result<()> {
         let all: Vec<usize> = (0..test.len()).collect();
         let mut means = Vec::with_capacity(test.len() * 2);
         for chunk in all.chunks(1000) {
-            means.extend(model.encode_mean(&test.batch::<f32, rand::rngs::StdRng>(chunk, None)).to_vec());
+            means.extend(model.encode_mean(&test.intensities::<f32>(chunk)).to_vec());
         }
         let labels: Vec<u8> = all.iter().map(|&i| test.label(i)).collect();
         // The key: the first test image of each digit.
         let legend: Vec<(u8, Vec<f32>, usize, usize)> = (0..10u8)
             .filter_map(|d| labels.iter().position(|&l| l == d))
-            .map(|i| (labels[i], test.batch::<f32, rand::rngs::StdRng>(&[i], None).to_vec(), h, w))
+            .map(|i| (labels[i], test.intensities::<f32>(&[i]).to_vec(), h, w))
             .collect();
         let means = Tensor::from_vec(means, &[test.len(), 2]);
         write_scatter(&out.join("latent_scatter.png"), &means, &labels, &legend, 600, 4.0)?;
