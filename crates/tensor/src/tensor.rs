@@ -9,7 +9,7 @@ use rand_distr::{Distribution, StandardNormal, Uniform};
 use crate::element::Element;
 use crate::error::{ok, Result, TensorError};
 use crate::kernels;
-use crate::layout::Layout;
+use crate::layout::{contiguous_strides, Layout};
 
 /// An n-dimensional array of `f32` or `f64`.
 ///
@@ -251,6 +251,25 @@ impl<T: Element> Tensor<T> {
         }
     }
 
+    /// A new contiguous tensor of the rows (positions of axis 0) at `indices`, in that order
+    /// (a gather; rows may repeat). Panics on an index out of range or a rank-0 tensor.
+    #[track_caller]
+    pub fn select_rows(&self, indices: &[usize]) -> Tensor<T> {
+        if self.rank() == 0 || indices.iter().any(|&i| i >= self.shape()[0]) {
+            crate::error::fail(TensorError::Invalid {
+                op: "select_rows",
+                msg: format!("indices {indices:?} out of range for shape {:?}", self.shape()),
+            });
+        }
+        let c = self.contiguous();
+        let rows = c.as_slice().expect("contiguous");
+        let width: usize = self.shape()[1..].iter().product();
+        let data = indices.iter().flat_map(|&i| rows[i * width..(i + 1) * width].iter().copied()).collect();
+        let mut shape = self.shape().to_vec();
+        shape[0] = indices.len();
+        Tensor::from_vec(data, &shape)
+    }
+
     /// Converts every element to another precision.
     pub fn cast<U: Element>(&self) -> Tensor<U> {
         let v = self.to_vec().into_iter().map(|x| U::from_f64_lossy(x.to_f64_lossless())).collect();
@@ -336,9 +355,7 @@ impl<T: Element> Tensor<T> {
                 ),
             });
         }
-        let mut l = Layout::contiguous(shape);
-        l = Layout::new(l.shape().into(), l.strides().into(), self.layout.offset());
-        Ok(self.with_layout(l))
+        Ok(self.with_layout(Layout::new(shape.into(), contiguous_strides(shape), self.layout.offset())))
     }
 
     /// Repeats axes of extent 1, and prepends axes, to reach `shape` (a view, stride 0).

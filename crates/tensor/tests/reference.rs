@@ -346,3 +346,14 @@ fn large_kernels_take_the_parallel_path_and_agree() {
     assert_eq!(z.get(&[7, 3]).unwrap(), 3.0 * x.get(&[7, 3]).unwrap());
     assert_eq!(x.get(&[7, 3]).unwrap(), x.to_vec()[38]); // copy on write left x alone
 }
+
+#[test]
+fn select_rows_gathers_in_order() {
+    let a = Tensor::<f64>::arange(12).reshape(&[4, 3]);
+    let g = a.t().t().select_rows(&[2, 0, 2]);
+    assert_eq!(g.shape(), &[3, 3]);
+    assert_eq!(g.to_vec(), vec![6., 7., 8., 0., 1., 2., 6., 7., 8.]);
+    // Non-contiguous input: rows of a transposed view.
+    assert_eq!(a.t().select_rows(&[1]).to_vec(), vec![1., 4., 7., 10.]);
+    assert!(std::panic::catch_unwind(|| a.select_rows(&[4])).is_err());
+}

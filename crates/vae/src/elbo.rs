@@ -34,8 +34,7 @@ pub fn log_likelihood<'g, T: Element>(
         }
         Likelihood::GaussianLearned => {
             let logvar = dec.logvar.expect("a learned-variance decoder outputs a log-variance");
-            let nll = logvar + (x - dec.out).square() * (-logvar).exp();
-            nll.sum_axis(1, false).mul_scalar(-half).add_scalar(constant)
+            log_normal_diag(x, dec.out, logvar)
         }
     }
 }

@@ -97,17 +97,12 @@ where
     let mut opt = Optimizer::new(OptimizerKind::adam(), lr, &params);
     let mut graph = Graph::new();
     let mut order: Vec<usize> = (0..n).collect();
-    let xs = x.contiguous();
-    let rows = xs.as_slice().expect("contiguous");
     let mut last = f64::NAN;
     for _ in 0..epochs {
         order.shuffle(rng);
         let (mut total, mut seen) = (0.0, 0);
         for idx in order.chunks(batch.max(1)) {
-            let xb = Tensor::from_vec(
-                idx.iter().flat_map(|&i| rows[i * d..(i + 1) * d].iter().copied()).collect(),
-                &[idx.len(), d],
-            );
+            let xb = x.select_rows(idx);
             let grads = {
                 let v = params.bind(&graph);
                 let xv = graph.constant(xb);
@@ -203,21 +198,16 @@ impl Autoencoder {
         lr: f64,
         rng: &mut R,
     ) -> f64 {
-        let (n, d) = (x.shape()[0], x.shape()[1]);
+        let n = x.shape()[0];
         let mut opt = Optimizer::new(OptimizerKind::adam(), lr, &self.params);
         let mut graph = Graph::new();
-        let xs = x.contiguous();
-        let rows = xs.as_slice().expect("contiguous");
         let mut order: Vec<usize> = (0..n).collect();
         let mut last = f64::NAN;
         for _ in 0..epochs {
             order.shuffle(rng);
             let mut total = 0.0;
             for idx in order.chunks(batch.max(1)) {
-                let clean = Tensor::from_vec(
-                    idx.iter().flat_map(|&i| rows[i * d..(i + 1) * d].iter().copied()).collect(),
-                    &[idx.len(), d],
-                );
+                let clean = x.select_rows(idx);
                 let noisy = corruption.apply(&clean, rng);
                 let grads = {
                     let vars = self.params.bind(&graph);
