@@ -33,7 +33,8 @@ impl Display for DType {
 /// A floating-point element type: `f32` or `f64`. Sealed: no other type can implement it.
 ///
 /// Besides the arithmetic of [`num_traits::Float`], it carries the GEMM routine of
-/// `matrixmultiply` for its precision.
+/// `matrixmultiply` for its precision (a sealed supertrait implemented in `matmul.rs`, which
+/// holds the crate's only `unsafe` code).
 pub trait Element:
     Float
     + FromPrimitive
@@ -49,6 +50,7 @@ pub trait Element:
     + DivAssign
     + 'static
     + sealed::Sealed
+    + crate::matmul::Gemm
 {
     /// The runtime tag of this type.
     const DTYPE: DType;
@@ -66,34 +68,10 @@ pub trait Element:
     /// `ln(1 + x)` for `x ≥ 0` as the kernels compute it: for `f32` a vectorizable
     /// approximation within 2 ulp ([`crate::fastmath::ln_1p_f32`]), for `f64` std's.
     fn fast_ln_1p(self) -> Self;
-
-    /// `matrixmultiply`'s `sgemm` or `dgemm`. Callers go through `gemm_block` in `matmul.rs`, which
-    /// holds the safety argument; this is the only raw GEMM entry point.
-    ///
-    /// # Safety
-    /// The pointers and strides must describe valid `m×k`, `k×n` and `m×n` matrices, and
-    /// `c` must not alias `a` or `b`.
-    #[doc(hidden)]
-    unsafe fn raw_gemm(
-        m: usize,
-        k: usize,
-        n: usize,
-        alpha: Self,
-        a: *const Self,
-        rsa: isize,
-        csa: isize,
-        b: *const Self,
-        rsb: isize,
-        csb: isize,
-        beta: Self,
-        c: *mut Self,
-        rsc: isize,
-        csc: isize,
-    );
 }
 
 macro_rules! element {
-    ($t:ty, $dtype:ident, $gemm:ident, $exp:expr, $ln_1p:expr) => {
+    ($t:ty, $dtype:ident, $exp:expr, $ln_1p:expr) => {
         impl Element for $t {
             const DTYPE: DType = DType::$dtype;
 
@@ -116,30 +94,9 @@ macro_rules! element {
             fn fast_ln_1p(self) -> Self {
                 $ln_1p(self)
             }
-
-            #[inline]
-            unsafe fn raw_gemm(
-                m: usize,
-                k: usize,
-                n: usize,
-                alpha: Self,
-                a: *const Self,
-                rsa: isize,
-                csa: isize,
-                b: *const Self,
-                rsb: isize,
-                csb: isize,
-                beta: Self,
-                c: *mut Self,
-                rsc: isize,
-                csc: isize,
-            ) {
-                // SAFETY: forwarded verbatim; the caller upholds the contract stated on the trait.
-                unsafe { matrixmultiply::$gemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
-            }
         }
     };
 }
 
-element!(f32, F32, sgemm, crate::fastmath::exp_f32, crate::fastmath::ln_1p_f32);
-element!(f64, F64, dgemm, f64::exp, f64::ln_1p);
+element!(f32, F32, crate::fastmath::exp_f32, crate::fastmath::ln_1p_f32);
+element!(f64, F64, f64::exp, f64::ln_1p);

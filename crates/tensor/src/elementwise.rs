@@ -63,8 +63,6 @@ unary_ops! {
     square => |x| x * x;
     /// `1/x`.
     recip => |x| x.recip();
-    /// 1 where the element is positive, else 0 (the derivative of relu).
-    step => |x| if x > T::zero() { T::one() } else { T::zero() };
 }
 
 impl<T: Element> Tensor<T> {

@@ -17,6 +17,8 @@
 //! assert_eq!(y.sum_axis(0, false).to_vec(), vec![25., 47., 69.]);
 //! ```
 #![warn(missing_docs)]
+// Raw pointers are confined to the GEMM call in `matmul.rs`; the compiler holds us to it.
+#![deny(unsafe_code)]
 
 mod element;
 mod elementwise;
@@ -24,6 +26,7 @@ mod error;
 pub mod fastmath;
 mod kernels;
 mod layout;
+#[allow(unsafe_code)]
 mod matmul;
 mod reduce;
 mod tensor;

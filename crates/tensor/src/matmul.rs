@@ -13,8 +13,11 @@ use crate::tensor::Tensor;
 
 /// Below this many multiply-adds (`m·k·n`) a product stays on the calling thread.
 pub const PAR_MIN_MACS: usize = 1 << 21;
-/// The fewest rows (or columns) of `C` a parallel block gets.
-const MIN_BLOCK: usize = 16;
+/// Parallel blocks of `C` start at multiples of this many rows (or columns), and are at
+/// least this large. It is a multiple of every micro-kernel tile side matrixmultiply has
+/// (4, 8 or 16), so the tiles of a block are exactly the tiles the unsplit product would
+/// use; see [`gemm`].
+const BLOCK_ALIGN: usize = 16;
 
 /// A strided 2-D operand: its storage, offset and row/column strides.
 #[derive(Clone, Copy)]
@@ -56,6 +59,61 @@ impl<T> Out<T> {
         Out { ptr: self.ptr.wrapping_add(cols), ..self }
     }
 }
+
+/// The raw GEMM of one precision: `matrixmultiply`'s `sgemm` or `dgemm`. A supertrait of
+/// [`Element`], sealed by living in this private module; only `gemm_block` calls it.
+pub trait Gemm: Sized {
+    /// # Safety
+    /// The pointers and strides must describe valid `m×k`, `k×n` and `m×n` matrices, and
+    /// `c` must not alias `a` or `b`.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn raw_gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        alpha: Self,
+        a: *const Self,
+        rsa: isize,
+        csa: isize,
+        b: *const Self,
+        rsb: isize,
+        csb: isize,
+        beta: Self,
+        c: *mut Self,
+        rsc: isize,
+        csc: isize,
+    );
+}
+
+macro_rules! gemm_impl {
+    ($t:ty, $gemm:ident) => {
+        impl Gemm for $t {
+            #[inline]
+            unsafe fn raw_gemm(
+                m: usize,
+                k: usize,
+                n: usize,
+                alpha: Self,
+                a: *const Self,
+                rsa: isize,
+                csa: isize,
+                b: *const Self,
+                rsb: isize,
+                csb: isize,
+                beta: Self,
+                c: *mut Self,
+                rsc: isize,
+                csc: isize,
+            ) {
+                // SAFETY: forwarded verbatim; the caller upholds the contract stated above.
+                unsafe { matrixmultiply::$gemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
+            }
+        }
+    };
+}
+
+gemm_impl!(f32, sgemm);
+gemm_impl!(f64, dgemm);
 
 /// The one GEMM call: `c = alpha·a·b + beta·c` for `a` `m×k`, `b` `k×n`, and `c` the `m×n`
 /// block at `c.ptr` with row stride `c.rs`, single-threaded.
@@ -132,6 +190,16 @@ fn gemm_serial<T: Element>(
 /// large enough to pay for it, each block one single-threaded GEMM call. Each block packs
 /// the whole of the operand it shares with the others, so the split runs along the longer
 /// side of `c`: row blocks share `b` (`k×n`), column blocks share `a` (`m×k`).
+///
+/// The blocks are a cover of `c` by construction: row blocks are `chunks` of the buffer and
+/// column blocks start at `(0..n).step_by(width)`, so no block starts past the edge, however
+/// many threads the pool has. How many blocks there are depends on the pool; the bits of the
+/// result do not. matrixmultiply computes `c` in micro-kernel tiles, and an element's sum
+/// over `k` runs in the same order in any tile; only a tile cut by the edge of its call
+/// finishes differently (through a buffer: `alpha·ab` rounded, then `+ beta·c`). Blocks
+/// start at multiples of [`BLOCK_ALIGN`], so they cut no tile the whole product would not,
+/// and each element is computed exactly as on one thread. `tests/threads.rs` checks this
+/// bit for bit on pools of 1 to 64 threads.
 fn gemm<T: Element>(
     m: usize,
     k: usize,
@@ -143,25 +211,24 @@ fn gemm<T: Element>(
     c: &mut [T],
 ) {
     let threads = rayon::current_num_threads();
-    let blocks = threads.min(m.max(n) / MIN_BLOCK);
-    if blocks < 2 || m * k * n < PAR_MIN_MACS {
+    let blocks = threads.min(m.max(n) / BLOCK_ALIGN);
+    if blocks < 2 || m.saturating_mul(k).saturating_mul(n) < PAR_MIN_MACS {
         return gemm_serial(m, k, n, alpha, a, b, beta, c);
     }
+    assert!(c.len() >= m * n, "gemm: output buffer of {} for {m}x{n}", c.len());
     if m >= n {
-        let rows = m.div_ceil(blocks);
+        let rows = m.div_ceil(blocks).next_multiple_of(BLOCK_ALIGN);
         c[..m * n].par_chunks_mut(rows * n).enumerate().for_each(|(i, block)| {
             gemm_serial(block.len() / n, k, n, alpha, a.down(i * rows), b, beta, block);
         });
     } else {
-        let cols = n.div_ceil(blocks);
-        assert!(c.len() >= m * n, "gemm: output buffer of {} for {m}x{n}", c.len());
+        let cols = n.div_ceil(blocks).next_multiple_of(BLOCK_ALIGN);
         let out = Out { ptr: c.as_mut_ptr(), rs: n };
-        (0..blocks).into_par_iter().for_each(|i| {
-            let first = i * cols;
+        (0..n).into_par_iter().step_by(cols).for_each(|first| {
             let width = cols.min(n - first);
-            // SAFETY: block i is columns first..first+width of every row of `c`: inside its
-            // m·n elements and disjoint from every other block; `c` stays exclusively
-            // borrowed until all blocks are done.
+            // SAFETY: `first < n`, so this block is columns `first..first + width` of every
+            // row of `c`: inside its m·n elements (asserted above) and disjoint from every
+            // other block; `c` stays exclusively borrowed until all blocks are done.
             unsafe { gemm_block(m, k, width, alpha, a, b.right(first), beta, out.right(first)) }
         });
     }
@@ -228,7 +295,7 @@ impl Plan {
         if nb == 1 {
             let (oa, ob) = ops(0);
             gemm(m, k, n, alpha, oa, ob, beta, c);
-        } else if m * n > 0 && nb * m * k * n >= PAR_MIN_MACS && rayon::current_num_threads() > 1 {
+        } else if m * n > 0 && nb.saturating_mul(m * k * n) >= PAR_MIN_MACS && rayon::current_num_threads() > 1 {
             c.par_chunks_mut(m * n).enumerate().for_each(|(i, c)| {
                 let (oa, ob) = ops(i);
                 gemm_serial(m, k, n, alpha, oa, ob, beta, c);

@@ -85,14 +85,18 @@ impl Kind {
     }
 }
 
+/// Reduces all of `t`: folds of fixed chunks of [`SUM_CHUNK`] elements, combined in order.
+/// The chunks depend on the length alone, so the rounding (and the result) is the same
+/// whether they run on the calling thread or on a pool of any size.
 fn reduce_all<T: Element>(t: &Tensor<T>, kind: Kind) -> T {
     let c = t.contiguous();
     let s = c.as_slice().expect("contiguous");
+    let combine = |a, b| kind.combine(a, b);
     if parallel(s.len()) {
         let parts: Vec<T> = s.par_chunks(SUM_CHUNK).map(|c| kind.fold(c)).collect();
-        parts.into_iter().fold(kind.init(), |a, b| kind.combine(a, b))
+        parts.into_iter().fold(kind.init(), combine)
     } else {
-        kind.fold(s)
+        s.chunks(SUM_CHUNK).map(|c| kind.fold(c)).fold(kind.init(), combine)
     }
 }
 
@@ -190,19 +194,9 @@ impl<T: Element> Tensor<T> {
         self.keep_all(self.sum(), keepdim)
     }
 
-    /// Mean over all axes, optionally keeping them (extent 1).
-    pub fn mean_all(&self, keepdim: bool) -> Tensor<T> {
-        self.keep_all(self.mean(), keepdim)
-    }
-
     /// Maximum over all axes, optionally keeping them (extent 1).
     pub fn max_all(&self, keepdim: bool) -> Tensor<T> {
         self.keep_all(self.max(), keepdim)
-    }
-
-    /// `ln Σ eˣ` over all axes, optionally keeping them (extent 1).
-    pub fn logsumexp_all(&self, keepdim: bool) -> Tensor<T> {
-        self.keep_all(self.logsumexp(), keepdim)
     }
 
     /// Sum of all elements, as a rank-0 tensor.
@@ -219,12 +213,6 @@ impl<T: Element> Tensor<T> {
     /// Fallible [`sum_axis`](Self::sum_axis).
     pub fn try_sum_axis(&self, axis: usize, keepdim: bool) -> Result<Tensor<T>> {
         reduce_axis(self, "sum_axis", axis, keepdim, Kind::Sum)
-    }
-
-    /// Sum over `axis`, keeping it with extent 1.
-    #[track_caller]
-    pub fn sum_keepdim(&self, axis: usize) -> Tensor<T> {
-        self.sum_axis(axis, true)
     }
 
     /// Mean of all elements, as a rank-0 tensor (NaN for an empty tensor).

@@ -143,11 +143,6 @@ impl<T: Element> Tensor<T> {
         self.layout.shape()
     }
 
-    /// The extent of each axis (an alias of [`shape`](Self::shape)).
-    pub fn dims(&self) -> &[usize] {
-        self.layout.shape()
-    }
-
     /// Number of axes.
     pub fn rank(&self) -> usize {
         self.layout.rank()

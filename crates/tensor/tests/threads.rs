@@ -1,0 +1,160 @@
+//! Same bits at any thread count: every parallel kernel, reduction and matrix product is
+//! run on rayon pools of 1, 2, 3, 7, 32 and 64 threads and compared bit for bit with the
+//! one-thread result. The pools really have that many threads, whatever the machine, so
+//! the splits a 64-core host would make are exercised here too (a block that started past
+//! the edge of a product used to write out of bounds at 32 threads).
+
+use std::sync::OnceLock;
+
+use proptest::prelude::*;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use rayon::{ThreadPool, ThreadPoolBuilder};
+use tensor::{Element, Tensor, PAR_MIN_LEN, PAR_MIN_MACS};
+
+const THREADS: [usize; 6] = [1, 2, 3, 7, 32, 64];
+
+/// One pool per thread count, built once for the whole test binary.
+fn pools() -> &'static [ThreadPool] {
+    static POOLS: OnceLock<Vec<ThreadPool>> = OnceLock::new();
+    POOLS.get_or_init(|| {
+        THREADS.iter().map(|&n| ThreadPoolBuilder::new().num_threads(n).build().unwrap()).collect()
+    })
+}
+
+/// The bits of every element, so that NaNs and signed zeros compare exactly.
+fn bits<T: Element>(t: &Tensor<T>) -> Vec<u64> {
+    t.to_vec().iter().map(|v| v.to_f64_lossless().to_bits()).collect()
+}
+
+/// Runs `f` on every pool and asserts each result has the one-thread result's bits.
+fn same_bits_on_every_pool<T: Element>(what: &str, f: impl Fn() -> Vec<Tensor<T>> + Sync) {
+    let pools = pools();
+    let want: Vec<Vec<u64>> = pools[0].install(|| f().iter().map(bits).collect());
+    for (pool, threads) in pools.iter().zip(THREADS).skip(1) {
+        assert_eq!(pool.current_num_threads(), threads);
+        let got: Vec<Vec<u64>> = pool.install(|| f().iter().map(bits).collect());
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!(g == w, "{what}: result {i} differs between 1 and {threads} threads");
+        }
+    }
+}
+
+/// Standard normal draws of `shape`, contiguous, in precision `T`.
+fn randn<T: Element>(shape: &[usize], rng: &mut StdRng) -> Tensor<T> {
+    Tensor::<f64>::randn(shape, rng).cast()
+}
+
+/// A `rows×cols` operand with values from `seed`, presented as contiguous (0), transposed
+/// (1), narrowed out of a larger buffer (2) or broadcast along its rows (3).
+fn operand<T: Element>(rows: usize, cols: usize, kind: u8, seed: u64) -> Tensor<T> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    match kind % 4 {
+        0 => randn(&[rows, cols], &mut rng),
+        1 => randn::<T>(&[cols, rows], &mut rng).t(),
+        2 => randn::<T>(&[rows + 3, cols + 5], &mut rng).narrow(0, 1, rows).narrow(1, 2, cols),
+        _ => randn::<T>(&[1, cols], &mut rng).broadcast_to(&[rows, cols]),
+    }
+}
+
+/// Products of every kind the engine runs: plain, accumulate (`alpha`, `beta`), and batched
+/// with the left operand broadcast over the batch.
+fn products<T: Element>(m: usize, k: usize, n: usize, ka: u8, kb: u8, seed: u64) -> Vec<Tensor<T>> {
+    let a = operand::<T>(m, k, ka, seed);
+    let b = operand::<T>(k, n, kb, seed + 1);
+    let mut acc = operand::<T>(m, n, 0, seed + 2);
+    acc.matmul_acc(T::from_f64_lossy(0.75), &a, &b, T::from_f64_lossy(-1.25));
+    let batched = a.matmul(&b.unsqueeze(0).broadcast_to(&[2, k, n]));
+    vec![a.matmul(&b), acc, batched]
+}
+
+/// Sizes from 1 to about 1,200 per side, with the product capped so a case stays fast; about
+/// half the cases are large enough to split.
+fn mkn() -> impl Strategy<Value = (usize, usize, usize)> {
+    (1usize..=1200, 1usize..=1200, 1usize..=1200).prop_map(|(m, k, n)| {
+        let cap = 48 << 20;
+        let k = k.min((cap / (m * n)).max(1));
+        (m, k, n)
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: if cfg!(debug_assertions) { 12 } else { 40 }, ..ProptestConfig::default() })]
+
+    #[test]
+    fn matmul_same_bits_at_any_thread_count((m, k, n) in mkn(), ka in 0u8..4, kb in 0u8..4, seed in 0u64..1000) {
+        same_bits_on_every_pool(&format!("f32 {m}x{k}x{n} kinds {ka}{kb}"), || products::<f32>(m, k, n, ka, kb, seed));
+        same_bits_on_every_pool(&format!("f64 {m}x{k}x{n} kinds {ka}{kb}"), || products::<f64>(m, k, n, ka, kb, seed));
+    }
+
+    #[test]
+    fn kernels_same_bits_at_any_thread_count(rows in 1usize..700, cols in 1usize..700, seed in 0u64..1000) {
+        same_bits_on_every_pool(&format!("f32 kernels {rows}x{cols}"), || kernels::<f32>(rows, cols, seed));
+        same_bits_on_every_pool(&format!("f64 kernels {rows}x{cols}"), || kernels::<f64>(rows, cols, seed));
+    }
+}
+
+/// Every elementwise kernel (contiguous, strided and broadcast paths, in place and not),
+/// every reduction (all axes and one axis) and the fused zip-sum, on one `rows×cols` input.
+fn kernels<T: Element>(rows: usize, cols: usize, seed: u64) -> Vec<Tensor<T>> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let x = randn::<T>(&[rows, cols], &mut rng);
+    let y = randn::<T>(&[rows, cols], &mut rng);
+    let col = randn::<T>(&[rows, 1], &mut rng);
+    let xt = x.t(); // strided
+    let mut acc = x.clone();
+    acc.axpy(T::from_f64_lossy(0.5), &y);
+    acc.zip_inplace(&col, |a, c| a * c);
+    acc.map_inplace(|a| a.tanh());
+    let mut acc_t = x.t().contiguous();
+    acc_t.add_assign_t(&y.t());
+    vec![
+        x.exp(),
+        xt.sigmoid(),
+        xt.contiguous(),
+        &x * &y,
+        &xt * &y.t(),
+        &x + &col,
+        x.softplus() - col.broadcast_to(&[rows, cols]),
+        acc,
+        acc_t,
+        x.sum(),
+        xt.sum(),
+        x.max(),
+        x.mean(),
+        x.logsumexp(),
+        x.sum_axis(0, false),
+        x.sum_axis(1, true),
+        xt.max_axis(1, false),
+        x.logsumexp_axis(1, false),
+        x.logsumexp_axis(0, true),
+        x.zip_sum_last(&y, |a, b| a * b),
+        x.unsqueeze(0).broadcast_to(&[3, rows, cols]).sum_to(&[rows, 1]),
+    ]
+}
+
+/// The property test above would pass vacuously if no case split; check that the sizes it
+/// draws do reach the parallel paths.
+#[test]
+fn the_sizes_drawn_reach_the_parallel_paths() {
+    assert!(1200 * 1200 * 33 >= PAR_MIN_MACS);
+    assert!(700 * 700 >= 4 * PAR_MIN_LEN);
+    pools()[3].install(|| {
+        assert!(tensor::parallel(PAR_MIN_LEN));
+        assert!(!tensor::parallel(PAR_MIN_LEN - 1));
+    });
+    pools()[0].install(|| assert!(!tensor::parallel(PAR_MIN_LEN)));
+}
+
+/// The product that used to write past its output on a 32-thread pool: 305 columns in
+/// blocks of ⌈305/19⌉ = 17 gave a 19th block starting at column 306.
+#[test]
+fn the_product_that_overflowed_at_32_threads() {
+    for n in [305, 289, 4999] {
+        same_bits_on_every_pool(&format!("64x128x{n}"), || {
+            let a = operand::<f32>(64, 128, 0, 1);
+            let b = operand::<f32>(128, n, 2, 2);
+            vec![a.matmul(&b)]
+        });
+    }
+}
