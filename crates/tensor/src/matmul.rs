@@ -295,7 +295,10 @@ impl Plan {
         if nb == 1 {
             let (oa, ob) = ops(0);
             gemm(m, k, n, alpha, oa, ob, beta, c);
-        } else if m * n > 0 && nb.saturating_mul(m * k * n) >= PAR_MIN_MACS && rayon::current_num_threads() > 1 {
+        } else if m * n > 0
+            && nb.saturating_mul(m * k * n) >= PAR_MIN_MACS
+            && rayon::current_num_threads() > 1
+        {
             c.par_chunks_mut(m * n).enumerate().for_each(|(i, c)| {
                 let (oa, ob) = ops(i);
                 gemm_serial(m, k, n, alpha, oa, ob, beta, c);

@@ -251,7 +251,8 @@ fn matmul_every_major_combination() {
 
 fn matmul_every_major_combination_body() {
     let mut rng = StdRng::seed_from_u64(7);
-    let sizes = [(1, 1, 1), (3, 5, 4), (17, 9, 33), (130, 70, 90), (64, 257, 31), (40, 300, 200), (300, 100, 90)];
+    let sizes =
+        [(1, 1, 1), (3, 5, 4), (17, 9, 33), (130, 70, 90), (64, 257, 31), (40, 300, 200), (300, 100, 90)];
     for &(m, k, n) in &sizes[5..] {
         assert!(m * k * n >= tensor::PAR_MIN_MACS && rayon::current_num_threads() > 1);
     }
