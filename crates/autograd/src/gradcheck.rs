@@ -11,7 +11,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use tensor::Tensor;
 
-use crate::graph::{Graph, Var};
+use crate::tape::{Graph, Var};
 
 /// Which comparison [`gradcheck`] makes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -2,9 +2,15 @@
 //!
 //! A [`Graph`] records every value in creation order; a [`Var`] is a `Copy` handle into it
 //! with operator overloading. [`Var::backward`] walks the tape in reverse, adds up the
-//! contributions of values used more than once, and returns [`Gradients`]. Each op lives in
-//! its own file under `ops/` with its forward, backward rule and gradient check;
-//! [`gradcheck`] compares any function's gradients with finite differences.
+//! contributions of values used more than once, and returns [`Gradients`]. Every unary
+//! elementwise op is one row of the table in `ops/unary.rs` (forward, derivative, and
+//! whether the derivative reads the input or the output); every other op lives in its own
+//! file under `ops/` with its forward, backward rule and gradient check. [`gradcheck`]
+//! compares any function's gradients with finite differences.
+//!
+//! Imports run one way: `tape.rs` (the graph, nodes, the `Op` record and the
+//! gradient store) knows no op; `ops/` builds on it; `backward.rs` (the reverse walk) calls
+//! the ops' rules.
 //!
 //! ```
 //! use autograd::Graph;
@@ -24,19 +30,12 @@
 // `Var::add` and friends are the named forms of the operators, which are implemented too.
 #![allow(clippy::should_implement_trait)]
 
+mod backward;
 mod gradcheck;
-mod graph;
 mod ops;
+mod tape;
 
+pub use backward::Gradients;
 pub use gradcheck::{gradcheck, GradcheckConfig, GradcheckMode, GradcheckReport, Worst};
-pub use graph::{Anomaly, Gradients, Graph, Pass, Var};
-pub use ops::bce_with_logits_scalar;
-
-/// Unwraps a result, panicking at the caller with the error's one-line message.
-#[track_caller]
-pub(crate) fn ok<V>(r: tensor::Result<V>) -> V {
-    match r {
-        Ok(v) => v,
-        Err(e) => tensor::fail(e),
-    }
-}
+pub use ops::Activation;
+pub use tape::{Anomaly, Graph, Pass, Var};

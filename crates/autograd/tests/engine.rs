@@ -85,6 +85,7 @@ fn stable_formulations_are_finite_at_extreme_inputs() {
 #[test]
 fn no_grad_and_detach() {
     let g = Graph::<f32>::no_grad();
+    assert!(!g.is_grad_enabled() && Graph::<f32>::new().is_grad_enabled());
     let w = g.param(Tensor::ones(&[2, 2]));
     let y = w.matmul(w).sum();
     assert_eq!(y.value().item(), 8.0);

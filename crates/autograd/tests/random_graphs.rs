@@ -29,7 +29,11 @@ fn apply<'g>(code: u8, a: Var<'g, f64>, b: Var<'g, f64>) -> Var<'g, f64> {
         12 => a.bce_with_logits(b.sigmoid()),
         13 => a.matmul(b.t().matmul(b)).mul_scalar(0.1),
         14 => Var::concat(&[a.narrow(1, 2, 1), b.narrow(1, 0, 2)], 1),
-        15 => a.linear(b.t().matmul(b).mul_scalar(0.3), Some(b.sum_axis(0, false)), code.is_multiple_of(2)),
+        15 => a.linear(
+            b.t().matmul(b).mul_scalar(0.3),
+            Some(b.sum_axis(0, false)),
+            code.is_multiple_of(2).then_some(autograd::Activation::Relu),
+        ),
         16 => a.bce_with_logits_sum(b.sigmoid()).reshape(&[2, 1]) * b,
         _ => a.mean_axis(1, false).reshape(&[2, 1]) * b.t().t(),
     }

@@ -62,7 +62,7 @@ pub fn fail(err: TensorError) -> ! {
 /// Unwraps a tensor result, panicking at the caller's location with the error's message.
 #[track_caller]
 #[inline]
-pub(crate) fn ok<T>(r: Result<T>) -> T {
+pub fn ok<T>(r: Result<T>) -> T {
     match r {
         Ok(v) => v,
         Err(e) => fail(e),

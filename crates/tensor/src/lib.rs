@@ -33,7 +33,7 @@ mod tensor;
 
 pub use element::{DType, Element};
 pub use elementwise::{sigmoid_scalar, softplus_scalar};
-pub use error::{fail, Result, TensorError};
+pub use error::{fail, ok, Result, TensorError};
 pub use kernels::{parallel, PAR_MIN_LEN};
 pub use layout::{broadcast_shapes, contiguous_strides, Dims, Layout};
 pub use matmul::{gemm_rowmajor, PAR_MIN_MACS};

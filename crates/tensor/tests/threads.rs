@@ -137,8 +137,8 @@ fn kernels<T: Element>(rows: usize, cols: usize, seed: u64) -> Vec<Tensor<T>> {
 /// draws do reach the parallel paths.
 #[test]
 fn the_sizes_drawn_reach_the_parallel_paths() {
-    assert!(1200 * 1200 * 33 >= PAR_MIN_MACS);
-    assert!(700 * 700 >= 4 * PAR_MIN_LEN);
+    const { assert!(1200 * 1200 * 33 >= PAR_MIN_MACS) };
+    const { assert!(700 * 700 >= 4 * PAR_MIN_LEN) };
     pools()[3].install(|| {
         assert!(tensor::parallel(PAR_MIN_LEN));
         assert!(!tensor::parallel(PAR_MIN_LEN - 1));

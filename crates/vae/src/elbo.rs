@@ -41,7 +41,10 @@ pub fn log_likelihood<'g, T: Element>(
 
 /// `KL(N(mu, diag e^logvar) ‖ N(0, I)) = −½ Σ (1 + logvar − mu² − e^logvar)` per row.
 pub fn kl_standard_normal<'g, T: Element>(mu: Var<'g, T>, logvar: Var<'g, T>) -> Var<'g, T> {
-    let one_plus = logvar.add_scalar(T::one()) - mu.square() - logvar.exp();
+    // `mu * mu` rather than `mu.square()`: the product adds `g·mu` into mu's gradient twice,
+    // as the reference runs in the README did; `square` adds `2g·mu` once, which rounds
+    // differently in the last bit.
+    let one_plus = logvar.add_scalar(T::one()) - mu * mu - logvar.exp();
     one_plus.sum_axis(1, false).mul_scalar(T::from_f64_lossy(-0.5))
 }
 

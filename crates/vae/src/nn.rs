@@ -100,11 +100,11 @@ impl Linear {
     /// `x·Wᵀ + b` on a tape, with `vars` from [`ParamSet::bind`] (one fused op: the bias is
     /// the GEMM's initial output, `Wᵀ` a strided view).
     pub fn forward<'g, T: Element>(&self, vars: &[Var<'g, T>], x: Var<'g, T>) -> Var<'g, T> {
-        x.linear(vars[self.weight], Some(vars[self.bias]), false)
+        x.linear(vars[self.weight], Some(vars[self.bias]), None)
     }
 
     /// `relu(x·Wᵀ + b)`, fused into one op.
     pub fn forward_relu<'g, T: Element>(&self, vars: &[Var<'g, T>], x: Var<'g, T>) -> Var<'g, T> {
-        x.linear(vars[self.weight], Some(vars[self.bias]), true)
+        x.linear(vars[self.weight], Some(vars[self.bias]), Some(autograd::Activation::Relu))
     }
 }

@@ -1,27 +1,21 @@
-//! `a + b` (broadcasting) and `x + s`.
+//! `a + b` (broadcasting).
 
 use tensor::{Element, Result, Tensor};
 
-use super::Op;
-use crate::graph::{Backprop, Var};
+use crate::tape::{Backprop, Op, Var};
 
 impl<'g, T: Element> Var<'g, T> {
     /// `self + rhs`, broadcasting like numpy. Panics, naming both shapes, if they do not
     /// broadcast; [`try_add`](Self::try_add) returns the error instead.
     #[track_caller]
     pub fn add(self, rhs: Var<'g, T>) -> Var<'g, T> {
-        crate::ok(self.try_add(rhs))
+        tensor::ok(self.try_add(rhs))
     }
 
     /// Fallible [`add`](Self::add).
     #[track_caller]
     pub fn try_add(self, rhs: Var<'g, T>) -> Result<Var<'g, T>> {
         self.binary("add", rhs, |a, b| a + b, Op::Add)
-    }
-
-    /// `self + s` for a constant `s`.
-    pub fn add_scalar(self, s: T) -> Var<'g, T> {
-        self.unary(self.value().add_scalar(s), Op::AddScalar(self.id))
     }
 }
 

@@ -2,8 +2,7 @@
 
 use tensor::{Element, Result, Tensor};
 
-use super::Op;
-use crate::graph::{Backprop, Var};
+use crate::tape::{Backprop, Op, Var};
 
 impl<'g, T: Element> Var<'g, T> {
     /// Elementwise `−[t·ln σ(x) + (1−t)·ln(1−σ(x))]` for logits `x = self` and targets `t`
@@ -12,7 +11,7 @@ impl<'g, T: Element> Var<'g, T> {
     /// a mismatch.
     #[track_caller]
     pub fn bce_with_logits(self, target: Var<'g, T>) -> Var<'g, T> {
-        crate::ok(self.try_bce_with_logits(target))
+        tensor::ok(self.try_bce_with_logits(target))
     }
 
     /// Fallible [`bce_with_logits`](Self::bce_with_logits).
@@ -53,8 +52,8 @@ pub(crate) fn backward<T: Element>(bp: &mut Backprop<'_, T>, logits: usize, targ
 
 #[cfg(test)]
 mod tests {
-    use crate::graph::Graph;
     use crate::ops::testing::check;
+    use crate::tape::Graph;
     use tensor::Tensor;
 
     #[test]

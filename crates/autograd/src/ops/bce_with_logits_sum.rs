@@ -4,8 +4,8 @@
 use tensor::{Element, Result, Tensor, TensorError};
 
 use super::bce_with_logits::bce;
-use super::Op;
-use crate::graph::{Backprop, Var};
+
+use crate::tape::{Backprop, Op, Var};
 
 impl<'g, T: Element> Var<'g, T> {
     /// `Σⱼ BCE-with-logits(self[…, j], target[…, j])`, the per-row negative Bernoulli
@@ -13,7 +13,7 @@ impl<'g, T: Element> Var<'g, T> {
     /// result drops the last axis. Panics, naming both shapes, otherwise.
     #[track_caller]
     pub fn bce_with_logits_sum(self, target: Var<'g, T>) -> Var<'g, T> {
-        crate::ok(self.try_bce_with_logits_sum(target))
+        tensor::ok(self.try_bce_with_logits_sum(target))
     }
 
     /// Fallible [`bce_with_logits_sum`](Self::bce_with_logits_sum).
@@ -73,7 +73,7 @@ mod tests {
 
     #[test]
     fn equals_the_unfused_sum() {
-        use crate::graph::Graph;
+        use crate::tape::Graph;
         use rand::SeedableRng;
         let mut rng = rand::rngs::StdRng::seed_from_u64(4);
         let g = Graph::<f64>::new();

@@ -3,8 +3,7 @@
 
 use tensor::{Element, Result, Tensor};
 
-use super::Op;
-use crate::graph::{Backprop, Var};
+use crate::tape::{Backprop, Op, Var};
 
 impl<'g, T: Element> Var<'g, T> {
     /// `self` repeated along axes of extent 1 (and new leading axes) to reach `shape`: a
@@ -12,7 +11,7 @@ impl<'g, T: Element> Var<'g, T> {
     /// does not broadcast to `shape`.
     #[track_caller]
     pub fn broadcast_to(self, shape: &[usize]) -> Var<'g, T> {
-        crate::ok(self.try_broadcast_to(shape))
+        tensor::ok(self.try_broadcast_to(shape))
     }
 
     /// Fallible [`broadcast_to`](Self::broadcast_to).
@@ -21,7 +20,7 @@ impl<'g, T: Element> Var<'g, T> {
             return Ok(self);
         }
         let v = self.value().try_broadcast_to(shape)?;
-        Ok(self.unary(v, Op::Broadcast(self.id)))
+        Ok(self.record1(v, Op::Broadcast(self.id)))
     }
 }
 

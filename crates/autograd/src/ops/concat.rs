@@ -3,15 +3,15 @@
 use tensor::{Element, Result, Tensor, TensorError};
 
 use super::narrow::write_slab;
-use super::Op;
-use crate::graph::{Backprop, Var};
+
+use crate::tape::{Backprop, Op, Var};
 
 impl<'g, T: Element> Var<'g, T> {
     /// Joins `parts` along `axis`; every other axis must agree. Panics, naming the shapes,
     /// when they do not, or when `parts` is empty.
     #[track_caller]
     pub fn concat(parts: &[Var<'g, T>], axis: usize) -> Var<'g, T> {
-        crate::ok(Self::try_concat(parts, axis))
+        tensor::ok(Self::try_concat(parts, axis))
     }
 
     /// Fallible [`concat`](Self::concat).
@@ -61,8 +61,8 @@ pub(crate) fn backward<T: Element>(bp: &mut Backprop<'_, T>, xs: &[usize], axis:
 
 #[cfg(test)]
 mod tests {
-    use crate::graph::Var;
     use crate::ops::testing::check;
+    use crate::tape::Var;
 
     #[test]
     fn gradcheck_concat() {

@@ -2,15 +2,14 @@
 
 use tensor::{Element, Result, Tensor};
 
-use super::Op;
-use crate::graph::{Backprop, Var};
+use crate::tape::{Backprop, Op, Var};
 
 impl<'g, T: Element> Var<'g, T> {
     /// `self / rhs` elementwise, broadcasting like numpy. Panics, naming both shapes, on a
     /// mismatch.
     #[track_caller]
     pub fn div(self, rhs: Var<'g, T>) -> Var<'g, T> {
-        crate::ok(self.try_div(rhs))
+        tensor::ok(self.try_div(rhs))
     }
 
     /// Fallible [`div`](Self::div).

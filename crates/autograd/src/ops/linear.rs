@@ -1,24 +1,55 @@
 //! The fused fully connected layer `act(x·Wᵀ + b)`: the bias is written into the output
-//! before one accumulating GEMM, and ReLU is applied in place, so the layer makes one tensor
-//! where matmul, add and relu would make three.
+//! before one accumulating GEMM, and the activation (a row of the unary table) is applied in
+//! place, so the layer makes one tensor where matmul, add and the activation would make
+//! three.
 
 use tensor::{Element, Result, Tensor, TensorError};
 
-use super::Op;
-use crate::graph::{Backprop, Var};
+use super::unary::rows;
+use crate::tape::{Backprop, Op, UnaryRow, Uses, Var};
+
+/// An activation that [`Var::linear`] fuses into the layer: a unary op whose derivative is
+/// written in terms of its output, so the layer need not keep its pre-activation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    /// [`Var::relu`].
+    Relu,
+    /// [`Var::tanh`].
+    Tanh,
+    /// [`Var::sigmoid`].
+    Sigmoid,
+}
+
+impl Activation {
+    /// Its row of the unary table.
+    fn row<T: Element>(self) -> UnaryRow<T> {
+        let row = match self {
+            Activation::Relu => rows::relu(),
+            Activation::Tanh => rows::tanh(),
+            Activation::Sigmoid => rows::sigmoid(),
+        };
+        debug_assert_eq!(row.uses, Uses::Output);
+        row
+    }
+}
 
 impl<'g, T: Element> Var<'g, T> {
-    /// `x·Wᵀ + b` for `x = self` `[n, in]`, `w` `[out, in]` (PyTorch's layout) and an
-    /// optional bias `[out]`, followed by ReLU when `relu` is set. Panics, naming the shapes,
-    /// when they do not fit.
+    /// `act(x·Wᵀ + b)` for `x = self` `[n, in]`, `w` `[out, in]` (PyTorch's layout), an
+    /// optional bias `[out]` and an optional activation. Panics, naming the shapes, when
+    /// they do not fit.
     #[track_caller]
-    pub fn linear(self, w: Var<'g, T>, b: Option<Var<'g, T>>, relu: bool) -> Var<'g, T> {
-        crate::ok(self.try_linear(w, b, relu))
+    pub fn linear(self, w: Var<'g, T>, b: Option<Var<'g, T>>, act: Option<Activation>) -> Var<'g, T> {
+        tensor::ok(self.try_linear(w, b, act))
     }
 
     /// Fallible [`linear`](Self::linear).
     #[track_caller]
-    pub fn try_linear(self, w: Var<'g, T>, b: Option<Var<'g, T>>, relu: bool) -> Result<Var<'g, T>> {
+    pub fn try_linear(
+        self,
+        w: Var<'g, T>,
+        b: Option<Var<'g, T>>,
+        act: Option<Activation>,
+    ) -> Result<Var<'g, T>> {
         self.same_graph("linear", &w);
         let (x, wv) = (self.value(), w.value());
         let (sx, sw) = (x.shape(), wv.shape());
@@ -43,16 +74,17 @@ impl<'g, T: Element> Var<'g, T> {
         };
         let beta = if b.is_some() { T::one() } else { T::zero() };
         y.matmul_acc(T::one(), &x, &wv.t(), beta);
-        if relu {
-            y.map_inplace(|v| if v > T::zero() { v } else { T::zero() });
+        let act = act.map(Activation::row);
+        if let Some(row) = act {
+            (row.forward_inplace)(&mut y, T::zero());
         }
         let mut inputs = vec![self.id, w.id];
         inputs.extend(b.map(|b| b.id));
-        Ok(Var::record(self.graph, y, Op::Linear { x: self.id, w: w.id, b: b.map(|b| b.id), relu }, &inputs))
+        Ok(Var::record(self.graph, y, Op::Linear { x: self.id, w: w.id, b: b.map(|b| b.id), act }, &inputs))
     }
 }
 
-/// With `g` the output gradient masked by ReLU's derivative (where the output is positive):
+/// With `g` the output gradient times the activation's derivative (from the output):
 /// `∂x = g·W`, `∂W = gᵀ·x` (through transposed views, accumulated with `beta = 1`), and
 /// `∂b = Σ_rows g`.
 pub(crate) fn backward<T: Element>(
@@ -61,11 +93,13 @@ pub(crate) fn backward<T: Element>(
     x: usize,
     w: usize,
     b: Option<usize>,
-    relu: bool,
+    act: Option<UnaryRow<T>>,
     g: Tensor<T>,
 ) {
-    let g =
-        if relu { g.zip_with(bp.value(out), |g, y| if y > T::zero() { g } else { T::zero() }) } else { g };
+    let g = match act {
+        Some(row) => (row.chain)(&g, bp.value(out), T::zero()),
+        None => g,
+    };
     if let Some(b) = b.filter(|&b| bp.needs(b)) {
         bp.accumulate(b, g.sum_axis(0, false));
     }
@@ -81,33 +115,47 @@ pub(crate) fn backward<T: Element>(
 
 #[cfg(test)]
 mod tests {
-    use crate::ops::testing::check;
+    use super::Activation;
+    use crate::ops::testing::{check, check_with};
+    use crate::tape::Graph;
+
+    const ALL: [Activation; 3] = [Activation::Relu, Activation::Tanh, Activation::Sigmoid];
 
     #[test]
     fn gradcheck_linear() {
-        check(|_, v| v[0].linear(v[1], Some(v[2]), false), &[&[3, 4], &[5, 4], &[5]], 0.0);
-        check(|_, v| v[0].linear(v[1], Some(v[2]), true), &[&[3, 4], &[5, 4], &[5]], 0.0);
-        check(
-            |_, v| v[0].linear(v[1], None, true) * v[0].linear(v[1], None, false),
-            &[&[3, 4], &[2, 4]],
-            0.0,
-        );
-        check(|_, v| v[0].linear(v[0], None, false), &[&[4, 4]], 0.0); // input used twice
+        check(|_, v| v[0].linear(v[1], Some(v[2]), None), &[&[3, 4], &[5, 4], &[5]], 0.0);
+        for act in ALL {
+            let name = format!("{act:?}");
+            check_with(
+                &name,
+                |_, v| v[0].linear(v[1], Some(v[2]), Some(act)),
+                &[&[3, 4], &[5, 4], &[5]],
+                0.0,
+            );
+            check_with(
+                &name,
+                |_, v| v[0].linear(v[1], None, Some(act)) * v[0].linear(v[1], None, None),
+                &[&[3, 4], &[2, 4]],
+                0.0,
+            );
+        }
+        check(|_, v| v[0].linear(v[0], None, None), &[&[4, 4]], 0.0); // input used twice
     }
 
     #[test]
     fn matches_the_unfused_ops() {
-        use crate::graph::Graph;
         use rand::SeedableRng;
         let mut rng = rand::rngs::StdRng::seed_from_u64(2);
         let g = Graph::<f64>::new();
         let x = g.param(tensor::Tensor::randn(&[6, 5], &mut rng));
         let w = g.param(tensor::Tensor::randn(&[4, 5], &mut rng));
         let b = g.param(tensor::Tensor::randn(&[4], &mut rng));
-        let fused = x.linear(w, Some(b), true).value().to_vec();
-        let plain = (x.matmul(w.t()) + b).relu().value().to_vec();
-        for (f, p) in fused.iter().zip(&plain) {
-            assert!((f - p).abs() < 1e-12);
+        let pre = x.matmul(w.t()) + b;
+        for (act, plain) in ALL.into_iter().zip([pre.relu(), pre.tanh(), pre.sigmoid()]) {
+            let fused = x.linear(w, Some(b), Some(act)).value().to_vec();
+            for (f, p) in fused.iter().zip(&plain.value().to_vec()) {
+                assert!((f - p).abs() < 1e-12, "{act:?}");
+            }
         }
     }
 }

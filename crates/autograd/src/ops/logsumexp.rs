@@ -2,21 +2,20 @@
 
 use tensor::{Element, Tensor};
 
-use super::Op;
-use crate::graph::{Backprop, Var};
+use crate::tape::{Backprop, Op, Var};
 
 impl<'g, T: Element> Var<'g, T> {
     /// `ln Σ eˣ` over all elements (a rank-0 value), shifted by the maximum so that it is
     /// finite for any finite input.
     pub fn logsumexp(self) -> Var<'g, T> {
-        self.unary(self.value().logsumexp(), Op::LogSumExp { x: self.id, axis: None, keepdim: false })
+        self.record1(self.value().logsumexp(), Op::LogSumExp { x: self.id, axis: None, keepdim: false })
     }
 
     /// `ln Σ eˣ` along `axis`, computed stably.
     #[track_caller]
     pub fn logsumexp_axis(self, axis: usize, keepdim: bool) -> Var<'g, T> {
         let v = self.value().logsumexp_axis(axis, keepdim);
-        self.unary(v, Op::LogSumExp { x: self.id, axis: Some(axis), keepdim })
+        self.record1(v, Op::LogSumExp { x: self.id, axis: Some(axis), keepdim })
     }
 }
 
@@ -42,8 +41,8 @@ pub(crate) fn backward<T: Element>(
 
 #[cfg(test)]
 mod tests {
-    use crate::graph::Graph;
     use crate::ops::testing::check;
+    use crate::tape::Graph;
     use tensor::Tensor;
 
     #[test]

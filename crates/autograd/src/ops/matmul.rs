@@ -2,8 +2,7 @@
 
 use tensor::{broadcast_shapes, Dims, Element, Result, Tensor, TensorError};
 
-use super::Op;
-use crate::graph::{Backprop, Var};
+use crate::tape::{Backprop, Op, Var};
 
 impl<'g, T: Element> Var<'g, T> {
     /// The matrix product `self · rhs` over the last two axes; leading axes are batch axes
@@ -11,7 +10,7 @@ impl<'g, T: Element> Var<'g, T> {
     /// copied. Panics, naming both shapes, when they do not fit.
     #[track_caller]
     pub fn matmul(self, rhs: Var<'g, T>) -> Var<'g, T> {
-        crate::ok(self.try_matmul(rhs))
+        tensor::ok(self.try_matmul(rhs))
     }
 
     /// Fallible [`matmul`](Self::matmul).

@@ -1,32 +1,21 @@
-//! `a * b` (broadcasting) and `x * s`.
+//! `a * b` (broadcasting).
 
 use tensor::{Element, Result, Tensor};
 
-use super::Op;
-use crate::graph::{Backprop, Var};
+use crate::tape::{Backprop, Op, Var};
 
 impl<'g, T: Element> Var<'g, T> {
     /// `self * rhs` elementwise, broadcasting like numpy. Panics, naming both shapes, on a
     /// mismatch.
     #[track_caller]
     pub fn mul(self, rhs: Var<'g, T>) -> Var<'g, T> {
-        crate::ok(self.try_mul(rhs))
+        tensor::ok(self.try_mul(rhs))
     }
 
     /// Fallible [`mul`](Self::mul).
     #[track_caller]
     pub fn try_mul(self, rhs: Var<'g, T>) -> Result<Var<'g, T>> {
         self.binary("mul", rhs, |a, b| a * b, Op::Mul)
-    }
-
-    /// `self * s` for a constant `s`.
-    pub fn mul_scalar(self, s: T) -> Var<'g, T> {
-        self.unary(self.value().mul_scalar(s), Op::MulScalar(self.id, s))
-    }
-
-    /// `self²` (as `self * self`).
-    pub fn square(self) -> Var<'g, T> {
-        self.mul(self)
     }
 }
 
@@ -40,11 +29,6 @@ pub(crate) fn backward<T: Element>(bp: &mut Backprop<'_, T>, a: usize, b: usize,
         let gb = &g * bp.value(a);
         bp.accumulate(b, gb);
     }
-}
-
-/// `∂(xs)/∂x = s`.
-pub(crate) fn backward_scalar<T: Element>(bp: &mut Backprop<'_, T>, x: usize, s: T, g: Tensor<T>) {
-    bp.accumulate(x, g.mul_scalar(s));
 }
 
 #[cfg(test)]

@@ -2,20 +2,19 @@
 
 use tensor::{Element, Result, Tensor};
 
-use super::Op;
-use crate::graph::{Backprop, Var};
+use crate::tape::{Backprop, Op, Var};
 
 impl<'g, T: Element> Var<'g, T> {
     /// Positions `start..start+len` of `axis` (a view). Panics when out of range.
     #[track_caller]
     pub fn narrow(self, axis: usize, start: usize, len: usize) -> Var<'g, T> {
-        crate::ok(self.try_narrow(axis, start, len))
+        tensor::ok(self.try_narrow(axis, start, len))
     }
 
     /// Fallible [`narrow`](Self::narrow).
     pub fn try_narrow(self, axis: usize, start: usize, len: usize) -> Result<Var<'g, T>> {
         let v = self.value().try_narrow(axis, start, len)?;
-        Ok(self.unary(v, Op::Narrow { x: self.id, axis, start }))
+        Ok(self.record1(v, Op::Narrow { x: self.id, axis, start }))
     }
 }
 

@@ -2,15 +2,14 @@
 
 use tensor::{Dims, Element, Tensor};
 
-use super::Op;
-use crate::graph::{Backprop, Var};
+use crate::tape::{Backprop, Op, Var};
 
 impl<'g, T: Element> Var<'g, T> {
     /// Reorders axes: axis `i` of the result is axis `perm[i]` of `self` (a view).
     #[track_caller]
     pub fn permute(self, perm: &[usize]) -> Var<'g, T> {
-        let v = crate::ok(self.value().try_permute(perm));
-        self.unary(v, Op::Permute(self.id, perm.into()))
+        let v = tensor::ok(self.value().try_permute(perm));
+        self.record1(v, Op::Permute(self.id, perm.into()))
     }
 
     /// Swaps axes `a` and `b` (a view).
@@ -19,7 +18,7 @@ impl<'g, T: Element> Var<'g, T> {
         let mut perm: Dims = (0..self.shape().len()).collect();
         if a >= perm.len() || b >= perm.len() {
             // Let the tensor report the bad axis.
-            crate::ok(self.value().try_transpose(a, b));
+            tensor::ok(self.value().try_transpose(a, b));
         }
         perm.swap(a, b);
         self.permute(&perm)
@@ -30,7 +29,7 @@ impl<'g, T: Element> Var<'g, T> {
     pub fn t(self) -> Var<'g, T> {
         let r = self.shape().len();
         if r < 2 {
-            crate::ok(Err::<(), _>(tensor::TensorError::Invalid {
+            tensor::ok(Err::<(), _>(tensor::TensorError::Invalid {
                 op: "t",
                 msg: format!("needs rank 2 or more, got shape {:?}", self.shape().as_slice()),
             }));

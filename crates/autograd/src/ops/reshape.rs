@@ -2,21 +2,20 @@
 
 use tensor::{Element, Result, Tensor};
 
-use super::Op;
-use crate::graph::{Backprop, Var};
+use crate::tape::{Backprop, Op, Var};
 
 impl<'g, T: Element> Var<'g, T> {
     /// The same elements, in row-major order, in a new shape (a view when the value is
     /// contiguous, else one copy). Panics if the element counts differ.
     #[track_caller]
     pub fn reshape(self, shape: &[usize]) -> Var<'g, T> {
-        crate::ok(self.try_reshape(shape))
+        tensor::ok(self.try_reshape(shape))
     }
 
     /// Fallible [`reshape`](Self::reshape).
     pub fn try_reshape(self, shape: &[usize]) -> Result<Var<'g, T>> {
         let v = self.value().contiguous().try_reshape(shape)?;
-        Ok(self.unary(v, Op::Reshape(self.id)))
+        Ok(self.record1(v, Op::Reshape(self.id)))
     }
 }
 

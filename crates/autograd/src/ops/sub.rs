@@ -2,14 +2,13 @@
 
 use tensor::{Element, Result, Tensor};
 
-use super::Op;
-use crate::graph::{Backprop, Var};
+use crate::tape::{Backprop, Op, Var};
 
 impl<'g, T: Element> Var<'g, T> {
     /// `self - rhs`, broadcasting like numpy. Panics, naming both shapes, on a mismatch.
     #[track_caller]
     pub fn sub(self, rhs: Var<'g, T>) -> Var<'g, T> {
-        crate::ok(self.try_sub(rhs))
+        tensor::ok(self.try_sub(rhs))
     }
 
     /// Fallible [`sub`](Self::sub).

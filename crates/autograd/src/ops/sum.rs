@@ -2,21 +2,20 @@
 
 use tensor::{Element, Tensor};
 
-use super::Op;
-use crate::graph::{Backprop, Var};
+use crate::tape::{Backprop, Op, Var};
 
 impl<'g, T: Element> Var<'g, T> {
     /// Sum of all elements (a rank-0 value).
     pub fn sum(self) -> Var<'g, T> {
-        self.unary(self.value().sum(), Op::Sum(self.id))
+        self.record1(self.value().sum(), Op::Sum(self.id))
     }
 
     /// Sum over `axis`; with `keepdim` the axis stays with extent 1. Panics if `axis` is out
     /// of range.
     #[track_caller]
     pub fn sum_axis(self, axis: usize, keepdim: bool) -> Var<'g, T> {
-        let v = crate::ok(self.value().try_sum_axis(axis, keepdim));
-        self.unary(v, Op::SumAxis { x: self.id, axis, keepdim })
+        let v = tensor::ok(self.value().try_sum_axis(axis, keepdim));
+        self.record1(v, Op::SumAxis { x: self.id, axis, keepdim })
     }
 
     /// Mean of all elements (a rank-0 value), as the sum times `1/n`.

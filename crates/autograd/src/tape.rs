@@ -1,14 +1,136 @@
-//! The tape ([`Graph`]), the handles into it ([`Var`]), and the reverse walk that turns a
-//! scalar's tape into [`Gradients`].
+//! The bottom layer of the engine: the tape ([`Graph`]) and the handles into it ([`Var`]),
+//! the record of how each value was made ([`Op`]), and the gradient store that backward
+//! rules write into ([`Backprop`]). The ops (`ops/`) build on this; the reverse walk
+//! (`backward.rs`) builds on both. Nothing here knows any op's arithmetic.
 
 use std::cell::{Cell, Ref, RefCell};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use tensor::{fail, Dims, Element, Tensor, TensorError};
 
-use crate::ops::{self, Op};
-
 static NEXT_GRAPH_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Which value a unary op's derivative is written in terms of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Uses {
+    /// `f'(x)`, from the op's input.
+    Input,
+    /// `f'` as a function of `y = f(x)`, from the op's output (so the input need not be kept).
+    Output,
+}
+
+/// One row of the unary table (`ops/unary.rs`), as the tape records it: the op's name, its
+/// forward kernel (new and in place) and its chain rule `g · f'(v)`, each a function of
+/// the op's one constant parameter (unused by most rows). Plain function pointers, so a row
+/// is `Copy` and costs the tape no allocation.
+#[derive(Clone, Copy)]
+pub(crate) struct UnaryRow<T: Element> {
+    pub(crate) name: &'static str,
+    pub(crate) uses: Uses,
+    pub(crate) forward: fn(&Tensor<T>, T) -> Tensor<T>,
+    pub(crate) forward_inplace: fn(&mut Tensor<T>, T),
+    pub(crate) chain: fn(&Tensor<T>, &Tensor<T>, T) -> Tensor<T>,
+}
+
+/// How a value was made: the op and the ids of its inputs (plus any constant it needs).
+pub(crate) enum Op<T: Element> {
+    Leaf,
+    /// A row of the unary table (`ops/unary.rs`) applied to `x` with parameter `p`.
+    Unary {
+        x: usize,
+        p: T,
+        row: UnaryRow<T>,
+    },
+    Add(usize, usize),
+    Sub(usize, usize),
+    Mul(usize, usize),
+    Div(usize, usize),
+    MatMul(usize, usize),
+    Sum(usize),
+    SumAxis {
+        x: usize,
+        axis: usize,
+        keepdim: bool,
+    },
+    LogSumExp {
+        x: usize,
+        axis: Option<usize>,
+        keepdim: bool,
+    },
+    Broadcast(usize),
+    Reshape(usize),
+    Permute(usize, Dims),
+    Narrow {
+        x: usize,
+        axis: usize,
+        start: usize,
+    },
+    Concat {
+        xs: Vec<usize>,
+        axis: usize,
+    },
+    BceWithLogits {
+        logits: usize,
+        target: usize,
+    },
+    BceWithLogitsSum {
+        logits: usize,
+        target: usize,
+    },
+    Linear {
+        x: usize,
+        w: usize,
+        b: Option<usize>,
+        act: Option<UnaryRow<T>>,
+    },
+}
+
+impl<T: Element> Op<T> {
+    /// The op's name, as error messages and anomaly reports give it.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Op::Leaf => "leaf",
+            Op::Unary { row, .. } => row.name,
+            Op::Add(..) => "add",
+            Op::Sub(..) => "sub",
+            Op::Mul(..) => "mul",
+            Op::Div(..) => "div",
+            Op::MatMul(..) => "matmul",
+            Op::Sum(..) => "sum",
+            Op::SumAxis { .. } => "sum_axis",
+            Op::LogSumExp { .. } => "logsumexp",
+            Op::Broadcast(..) => "broadcast_to",
+            Op::Reshape(..) => "reshape",
+            Op::Permute(..) => "permute",
+            Op::Narrow { .. } => "narrow",
+            Op::Concat { .. } => "concat",
+            Op::BceWithLogits { .. } => "bce_with_logits",
+            Op::BceWithLogitsSum { .. } => "bce_with_logits_sum",
+            Op::Linear { .. } => "linear",
+        }
+    }
+
+    /// The ids of the op's inputs.
+    pub(crate) fn inputs(&self) -> Vec<usize> {
+        match *self {
+            Op::Leaf => vec![],
+            Op::Add(a, b) | Op::Sub(a, b) | Op::Mul(a, b) | Op::Div(a, b) | Op::MatMul(a, b) => vec![a, b],
+            Op::BceWithLogits { logits, target } | Op::BceWithLogitsSum { logits, target } => {
+                vec![logits, target]
+            }
+            Op::Linear { x, w, b, .. } => [Some(x), Some(w), b].into_iter().flatten().collect(),
+            Op::Unary { x, .. }
+            | Op::Sum(x)
+            | Op::SumAxis { x, .. }
+            | Op::LogSumExp { x, .. }
+            | Op::Broadcast(x)
+            | Op::Reshape(x)
+            | Op::Permute(x, _)
+            | Op::Narrow { x, .. } => vec![x],
+            Op::Concat { ref xs, .. } => xs.clone(),
+        }
+    }
+}
 
 /// One recorded value: the tensor, how it was made, and whether gradients flow to it.
 pub(crate) struct Node<T: Element> {
@@ -34,9 +156,9 @@ pub(crate) struct Node<T: Element> {
 /// ```
 pub struct Graph<T: Element> {
     nodes: RefCell<Vec<Node<T>>>,
-    grad_enabled: bool,
-    id: u64,
-    detect_anomaly: bool,
+    pub(crate) grad_enabled: bool,
+    pub(crate) id: u64,
+    pub(crate) detect_anomaly: bool,
     forward_anomaly: Cell<Option<Anomaly>>,
 }
 
@@ -83,7 +205,7 @@ impl std::fmt::Display for Anomaly {
     }
 }
 
-fn all_finite<T: Element>(t: &Tensor<T>) -> bool {
+pub(crate) fn all_finite<T: Element>(t: &Tensor<T>) -> bool {
     t.to_vec().iter().all(|v| v.is_finite())
 }
 
@@ -235,75 +357,12 @@ impl<'g, T: Element> Var<'g, T> {
             fail(TensorError::Invalid { op, msg: "operands belong to different graphs (tapes)".into() });
         }
     }
-
-    /// Reverse mode from this scalar (seed gradient 1). Panics, naming the shape, if the
-    /// value is not a scalar (one element); use [`backward_with`](Self::backward_with) then.
-    #[track_caller]
-    pub fn backward(self) -> Gradients<T> {
-        let shape = self.shape();
-        if shape.iter().product::<usize>() != 1 {
-            fail(TensorError::Invalid {
-                op: "backward",
-                msg: format!(
-                    "called on a value of shape {:?}, not a scalar; reduce it first or pass a seed gradient to backward_with",
-                    shape.as_slice()
-                ),
-            });
-        }
-        self.backward_with(Tensor::ones(&shape))
-    }
-
-    /// Reverse mode with an explicit seed gradient of this value's shape.
-    #[track_caller]
-    pub fn backward_with(self, seed: Tensor<T>) -> Gradients<T> {
-        if !self.graph.grad_enabled {
-            fail(TensorError::Invalid { op: "backward", msg: "the graph is in no-grad mode".into() });
-        }
-        let nodes = self.graph.nodes();
-        if seed.shape() != nodes[self.id].value.shape() {
-            fail(TensorError::ShapeMismatch {
-                op: "backward_with",
-                lhs: nodes[self.id].value.shape().to_vec(),
-                rhs: seed.shape().to_vec(),
-            });
-        }
-        let mut bp = Backprop { nodes: &nodes, grads: (0..=self.id).map(|_| None).collect() };
-        bp.grads[self.id] = Some(seed);
-        let mut anomaly = None;
-        for id in (0..=self.id).rev() {
-            let node = &nodes[id];
-            if !node.requires_grad || matches!(node.op, Op::Leaf) {
-                continue;
-            }
-            // An interior gradient is consumed here: nothing reads it again.
-            let Some(grad_out) = bp.grads[id].take() else { continue };
-            ops::backward(&mut bp, id, &node.op, grad_out);
-            if self.graph.detect_anomaly && anomaly.is_none() {
-                let bad = node
-                    .op
-                    .inputs()
-                    .into_iter()
-                    .any(|i| bp.grads[i].as_ref().is_some_and(|g| !all_finite(g)));
-                if bad {
-                    anomaly = Some(Anomaly { node: id, op: node.op.name(), pass: Pass::Backward });
-                }
-            }
-        }
-        let mut grads = bp.grads;
-        grads.resize_with(nodes.len(), || None);
-        for g in grads.iter_mut().flatten() {
-            if !g.is_contiguous() {
-                *g = g.contiguous();
-            }
-        }
-        Gradients { graph_id: self.graph.id, grads, anomaly }
-    }
 }
 
 /// The state of one reverse walk: read-only nodes and the gradients gathered so far.
 pub(crate) struct Backprop<'a, T: Element> {
-    nodes: &'a [Node<T>],
-    grads: Vec<Option<Tensor<T>>>,
+    pub(crate) nodes: &'a [Node<T>],
+    pub(crate) grads: Vec<Option<Tensor<T>>>,
 }
 
 impl<T: Element> Backprop<'_, T> {
@@ -332,53 +391,6 @@ impl<T: Element> Backprop<'_, T> {
         match &mut self.grads[id] {
             Some(g) => g.matmul_acc(T::one(), a, b, T::one()),
             slot @ None => *slot = Some(a.matmul(b)),
-        }
-    }
-}
-
-/// Gradients from one backward pass, one per value that takes them. Interior values'
-/// gradients are consumed during the walk; leaves' remain.
-pub struct Gradients<T: Element> {
-    graph_id: u64,
-    grads: Vec<Option<Tensor<T>>>,
-    anomaly: Option<Anomaly>,
-}
-
-impl<T: Element> Gradients<T> {
-    /// In anomaly-detection mode, the first op (in backward order) whose rule produced a
-    /// non-finite gradient.
-    pub fn anomaly(&self) -> Option<Anomaly> {
-        self.anomaly
-    }
-
-    /// The gradient of the loss with respect to `var`, or `None` if no gradient reached it.
-    /// Panics if `var` belongs to another tape.
-    #[track_caller]
-    pub fn get(&self, var: Var<'_, T>) -> Option<&Tensor<T>> {
-        self.check(var);
-        self.grads.get(var.id).and_then(Option::as_ref)
-    }
-
-    /// Takes the gradient out of the store (no copy).
-    #[track_caller]
-    pub fn take(&mut self, var: Var<'_, T>) -> Option<Tensor<T>> {
-        self.check(var);
-        self.grads.get_mut(var.id).and_then(Option::take)
-    }
-
-    /// The gradient of `var`, or zeros of its shape when none reached it.
-    #[track_caller]
-    pub fn get_or_zeros(&self, var: Var<'_, T>) -> Tensor<T> {
-        self.get(var).cloned().unwrap_or_else(|| Tensor::zeros(&var.shape()))
-    }
-
-    #[track_caller]
-    fn check(&self, var: Var<'_, T>) {
-        if var.graph.id != self.graph_id {
-            fail(TensorError::Invalid {
-                op: "Gradients::get",
-                msg: "the value belongs to another graph".into(),
-            });
         }
     }
 }
