@@ -68,7 +68,7 @@ pub struct GradcheckReport {
     /// more, absolute below, so that derivatives that are zero up to rounding do not count
     /// as infinitely wrong.
     pub max_rel_error: f64,
-    /// The largest `|a − n|`.
+    /// The largest `|a − n|` (infinite if a comparison was NaN).
     pub max_abs_error: f64,
     /// Where `max_rel_error` occurred (`None` if nothing was compared).
     pub worst: Option<Worst>,
@@ -94,6 +94,29 @@ impl fmt::Display for GradcheckReport {
             write!(f, ": analytic {:.10e}, numeric {:.10e}", w.analytic, w.numeric)?;
         }
         Ok(())
+    }
+}
+
+impl GradcheckReport {
+    /// A report of no comparisons.
+    fn empty() -> Self {
+        GradcheckReport { passed: true, max_rel_error: 0.0, max_abs_error: 0.0, worst: None, checked: 0 }
+    }
+
+    /// Adds one comparison of an analytic derivative `a` with a numeric one `n`.
+    fn record(&mut self, config: &GradcheckConfig, input: Option<usize>, index: usize, a: f64, n: f64) {
+        let abs = (a - n).abs();
+        let rel = abs / a.abs().max(n.abs()).max(1.0);
+        self.checked += 1;
+        if abs.is_nan() || abs > config.atol + config.rtol * n.abs() {
+            self.passed = false;
+        }
+        // A NaN comparison counts as infinitely wrong (`f64::max` would drop it).
+        self.max_abs_error = if abs.is_nan() { f64::INFINITY } else { self.max_abs_error.max(abs) };
+        if rel > self.max_rel_error || rel.is_nan() || self.worst.is_none() {
+            self.max_rel_error = if rel.is_nan() { f64::INFINITY } else { rel.max(self.max_rel_error) };
+            self.worst = Some(Worst { input, index, analytic: a, numeric: n });
+        }
     }
 }
 
@@ -133,21 +156,9 @@ where
         vals.iter().zip(inputs).map(|(v, t)| Tensor::from_vec(v.clone(), t.shape())).collect()
     };
 
-    let mut report =
-        GradcheckReport { passed: true, max_rel_error: 0.0, max_abs_error: 0.0, worst: None, checked: 0 };
-    let mut record = |input: Option<usize>, index: usize, a: f64, n: f64| {
-        let abs = (a - n).abs();
-        let rel = abs / a.abs().max(n.abs()).max(1.0);
-        report.checked += 1;
-        if abs.is_nan() || abs > config.atol + config.rtol * n.abs() {
-            report.passed = false;
-        }
-        report.max_abs_error = report.max_abs_error.max(abs);
-        if rel > report.max_rel_error || rel.is_nan() || report.worst.is_none() {
-            report.max_rel_error = if rel.is_nan() { f64::INFINITY } else { rel.max(report.max_rel_error) };
-            report.worst = Some(Worst { input, index, analytic: a, numeric: n });
-        }
-    };
+    let mut report = GradcheckReport::empty();
+    let mut record =
+        |input: Option<usize>, index: usize, a: f64, n: f64| report.record(config, input, index, a, n);
 
     match config.mode {
         GradcheckMode::Full => {
@@ -193,6 +204,102 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The tolerance `atol + rtol·|n|` pinned at its edge, for positive and negative `n`.
+    #[test]
+    fn the_tolerance_is_atol_plus_rtol_times_the_numeric_value() {
+        let cfg = GradcheckConfig { atol: 1e-3, rtol: 1e-2, ..Default::default() };
+        for n in [2.0, -2.0, 0.0] {
+            let tol = 1e-3 + 1e-2 * f64::abs(n);
+            for (a, pass) in [
+                (n + 0.99 * tol, true),
+                (n - 0.99 * tol, true),
+                (n + 1.01 * tol, false),
+                (n - 1.01 * tol, false),
+            ] {
+                let mut r = GradcheckReport::empty();
+                r.record(&cfg, Some(0), 0, a, n);
+                assert_eq!(r.passed, pass, "a {a} n {n}");
+            }
+        }
+        // A NaN on either side fails.
+        let mut r = GradcheckReport::empty();
+        r.record(&cfg, Some(0), 0, f64::NAN, 1.0);
+        assert!(!r.passed && r.max_rel_error == f64::INFINITY && r.max_abs_error == f64::INFINITY);
+    }
+
+    /// Relative error is `|a − n| / max(|a|, |n|, 1)`; the worst point is the first with the
+    /// largest relative error, and the counts and maxima are exact.
+    #[test]
+    fn errors_and_the_worst_point_are_reported_exactly() {
+        let cfg = GradcheckConfig::default();
+        let mut r = GradcheckReport::empty();
+        assert!(r.passed && r.worst.is_none() && r.checked == 0);
+        r.record(&cfg, Some(0), 4, 0.2, 0.1); // rel 0.1 (floor 1), abs 0.1
+        assert_eq!(r.worst, Some(Worst { input: Some(0), index: 4, analytic: 0.2, numeric: 0.1 }));
+        r.record(&cfg, Some(1), 2, -3.0, -4.0); // rel 1/4, abs 1
+        r.record(&cfg, Some(1), 3, 8.0, 6.5); // rel 1.5/8 = 0.1875, abs 1.5
+        r.record(&cfg, Some(2), 0, 10.0, 7.5); // rel 0.25 again: not worse, so not the worst
+        assert_eq!(r.checked, 4);
+        assert!(!r.passed);
+        assert_eq!(r.max_rel_error, 0.25);
+        assert_eq!(r.max_abs_error, 2.5);
+        assert_eq!(r.worst, Some(Worst { input: Some(1), index: 2, analytic: -3.0, numeric: -4.0 }));
+        let shown = r.to_string();
+        assert!(shown.starts_with("gradcheck FAILED: 4 comparisons, max relative error 2.500e-1"), "{shown}");
+        assert!(shown.contains("(worst at input 1, element 2): analytic -3.0000000000e0"), "{shown}");
+        let mut fast = GradcheckReport::empty();
+        fast.record(&cfg, None, 7, 1.0, 1.0);
+        assert!(fast.passed && fast.max_rel_error == 0.0);
+        assert!(fast
+            .to_string()
+            .ends_with("(worst at direction 7): analytic 1.0000000000e0, numeric 1.0000000000e0"));
+    }
+
+    /// A function whose analytic gradient is wrong by a known amount: `y = c·x + (d·x)` with
+    /// the second term detached, so the analytic derivative is `c·r` and the numeric one
+    /// `(c + d)·r`, for the output weights `r` that gradcheck draws first from its seed.
+    #[test]
+    fn full_and_fast_modes_report_known_errors() {
+        const C: f64 = 3.0;
+        const D: f64 = 0.5;
+        fn f<'g>(_: &'g Graph<f64>, v: &[Var<'g, f64>]) -> Var<'g, f64> {
+            v[0].mul_scalar(C) + v[0].mul_scalar(D).detach()
+        }
+        let (c, d) = (C, D);
+        let x = Tensor::<f64>::from_vec(vec![0.5, -1.0, 2.0, 0.25, -0.75], &[5]);
+        let cfg = GradcheckConfig { seed: 9, ..Default::default() };
+        let r = Tensor::<f64>::randn(&[5], &mut StdRng::seed_from_u64(9)).to_vec();
+        let report = gradcheck(f, std::slice::from_ref(&x), &cfg);
+        assert!(!report.passed && report.checked == 5);
+        let rel = |j: usize| (d * r[j]).abs() / (c * r[j]).abs().max(((c + d) * r[j]).abs()).max(1.0);
+        let worst = (0..5).fold(0, |w, j| if rel(j) > rel(w) { j } else { w });
+        let w = report.worst.clone().unwrap();
+        assert_eq!((w.input, w.index), (Some(0), worst));
+        assert_eq!(w.analytic, c * r[worst]);
+        assert!((w.numeric - (c + d) * r[worst]).abs() < 1e-8, "{report}");
+        assert!((report.max_rel_error - rel(worst)).abs() < 1e-8, "{report}");
+        let max_abs = r.iter().map(|r| (d * r).abs()).fold(0.0, f64::max);
+        assert!((report.max_abs_error - max_abs).abs() < 1e-8, "{report}");
+
+        // Fast mode: direction u gives analytic c·rᵀu and numeric (c + d)·rᵀu, with the
+        // directions drawn after the weights.
+        let cfg =
+            GradcheckConfig { seed: 9, mode: GradcheckMode::Fast { directions: 3 }, ..Default::default() };
+        let mut rng = StdRng::seed_from_u64(9);
+        let _ = Tensor::<f64>::randn(&[5], &mut rng);
+        let ru: Vec<f64> = (0..3)
+            .map(|_| Tensor::<f64>::randn(&[5], &mut rng).to_vec().iter().zip(&r).map(|(u, r)| u * r).sum())
+            .collect();
+        let report = gradcheck(f, &[x], &cfg);
+        assert!(!report.passed && report.checked == 3);
+        let rel = |k: usize| (d * ru[k]).abs() / (c * ru[k]).abs().max(((c + d) * ru[k]).abs()).max(1.0);
+        let worst = (0..3).fold(0, |w, k| if rel(k) > rel(w) { k } else { w });
+        let w = report.worst.clone().unwrap();
+        assert_eq!((w.input, w.index), (None, worst));
+        assert!((w.analytic - c * ru[worst]).abs() < 1e-12);
+        assert!((w.numeric - (c + d) * ru[worst]).abs() < 1e-8, "{report}");
+    }
 
     #[test]
     fn a_wrong_gradient_is_caught() {

@@ -229,7 +229,7 @@ impl<T: Element> Graph<T> {
 
     /// Turns anomaly detection on or off: every op's output, and in backward every gradient
     /// an op's rule produces, is checked for NaN and infinity, and the first offender is
-    /// kept ([`forward_anomaly`](Self::forward_anomaly), [`Gradients::anomaly`]). Costs a
+    /// kept ([`forward_anomaly`](Self::forward_anomaly), [`Gradients::anomaly`](crate::Gradients::anomaly)). Costs a
     /// pass over every value; for debugging.
     pub fn set_detect_anomaly(&mut self, on: bool) {
         self.detect_anomaly = on;
