@@ -60,60 +60,26 @@ impl<T> Out<T> {
     }
 }
 
+/// The signature of matrixmultiply's `sgemm`/`dgemm`: `m, k, n, alpha, a, rsa, csa, b, rsb,
+/// csb, beta, c, rsc, csc`.
+type RawGemm<T> =
+    unsafe fn(usize, usize, usize, T, *const T, isize, isize, *const T, isize, isize, T, *mut T, isize, isize);
+
 /// The raw GEMM of one precision: `matrixmultiply`'s `sgemm` or `dgemm`. A supertrait of
 /// [`Element`], sealed by living in this private module; only `gemm_block` calls it.
 pub trait Gemm: Sized {
-    /// # Safety
-    /// The pointers and strides must describe valid `m×k`, `k×n` and `m×n` matrices, and
-    /// `c` must not alias `a` or `b`.
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn raw_gemm(
-        m: usize,
-        k: usize,
-        n: usize,
-        alpha: Self,
-        a: *const Self,
-        rsa: isize,
-        csa: isize,
-        b: *const Self,
-        rsb: isize,
-        csb: isize,
-        beta: Self,
-        c: *mut Self,
-        rsc: isize,
-        csc: isize,
-    );
+    /// The routine. Its contract: the pointers and strides describe valid `m×k`, `k×n` and
+    /// `m×n` matrices, and `c` aliases neither `a` nor `b`.
+    const RAW_GEMM: RawGemm<Self>;
 }
 
-macro_rules! gemm_impl {
-    ($t:ty, $gemm:ident) => {
-        impl Gemm for $t {
-            #[inline]
-            unsafe fn raw_gemm(
-                m: usize,
-                k: usize,
-                n: usize,
-                alpha: Self,
-                a: *const Self,
-                rsa: isize,
-                csa: isize,
-                b: *const Self,
-                rsb: isize,
-                csb: isize,
-                beta: Self,
-                c: *mut Self,
-                rsc: isize,
-                csc: isize,
-            ) {
-                // SAFETY: forwarded verbatim; the caller upholds the contract stated above.
-                unsafe { matrixmultiply::$gemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
-            }
-        }
-    };
+impl Gemm for f32 {
+    const RAW_GEMM: RawGemm<f32> = matrixmultiply::sgemm;
 }
 
-gemm_impl!(f32, sgemm);
-gemm_impl!(f64, dgemm);
+impl Gemm for f64 {
+    const RAW_GEMM: RawGemm<f64> = matrixmultiply::dgemm;
+}
 
 /// The one GEMM call: `c = alpha·a·b + beta·c` for `a` `m×k`, `b` `k×n`, and `c` the `m×n`
 /// block at `c.ptr` with row stride `c.rs`, single-threaded.
@@ -151,7 +117,7 @@ unsafe fn gemm_block<T: Element>(
     // `b.data`; the caller vouches for the block it writes, which therefore aliases neither
     // input (they are shared borrows). Strides fit in isize since they index slices.
     unsafe {
-        T::raw_gemm(
+        T::RAW_GEMM(
             m,
             k,
             n,
