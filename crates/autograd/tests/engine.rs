@@ -171,3 +171,41 @@ fn anomaly_detection_names_the_first_bad_op() {
     assert_eq!(grads.anomaly().map(|a| a.op), Some("sqrt"));
     assert!(g.forward_anomaly().is_none());
 }
+
+#[test]
+fn the_tape_counts_its_values_and_handles_know_their_tape() {
+    let mut g = Graph::<f64>::new();
+    assert!(g.is_empty() && g.len() == 0);
+    {
+        let x = g.param(Tensor::from_vec(vec![1.0, 2.0], &[2]));
+        let y = x.exp().sum();
+        assert_eq!((g.len(), x.id(), y.id()), (3, 0, 2));
+        assert!(!g.is_empty());
+        assert!(std::ptr::eq(y.graph(), &g));
+        assert_eq!(format!("{y:?}"), "Var#2[]");
+    }
+    g.reset();
+    assert!(g.is_empty());
+}
+
+#[test]
+fn gradients_refuse_a_value_of_another_tape() {
+    let g1 = Graph::<f64>::new();
+    let x = g1.param(Tensor::from_vec(vec![1.0], &[1]));
+    let mut grads = x.sum().backward();
+    assert_eq!(grads.get(x).unwrap().to_vec(), vec![1.0]);
+    let g2 = Graph::<f64>::new();
+    let other = g2.param(Tensor::from_vec(vec![1.0], &[1]));
+    assert_eq!(other.id(), x.id());
+    let msg = panic_message(std::panic::AssertUnwindSafe(|| {
+        let _ = grads.get(other);
+    }));
+    assert_eq!(msg, "Gradients::get: the value belongs to another graph");
+    let msg = panic_message(std::panic::AssertUnwindSafe(|| {
+        let _ = grads.take(other);
+    }));
+    assert_eq!(msg, "Gradients::get: the value belongs to another graph");
+    assert_eq!(grads.take(x).unwrap().to_vec(), vec![1.0]);
+    assert!(grads.get(x).is_none(), "taken");
+    assert_eq!(grads.get_or_zeros(x).to_vec(), vec![0.0]);
+}

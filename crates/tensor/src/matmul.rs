@@ -62,8 +62,22 @@ impl<T> Out<T> {
 
 /// The signature of matrixmultiply's `sgemm`/`dgemm`: `m, k, n, alpha, a, rsa, csa, b, rsb,
 /// csb, beta, c, rsc, csc`.
-type RawGemm<T> =
-    unsafe fn(usize, usize, usize, T, *const T, isize, isize, *const T, isize, isize, T, *mut T, isize, isize);
+type RawGemm<T> = unsafe fn(
+    usize,
+    usize,
+    usize,
+    T,
+    *const T,
+    isize,
+    isize,
+    *const T,
+    isize,
+    isize,
+    T,
+    *mut T,
+    isize,
+    isize,
+);
 
 /// The raw GEMM of one precision: `matrixmultiply`'s `sgemm` or `dgemm`. A supertrait of
 /// [`Element`], sealed by living in this private module; only `gemm_block` calls it.
