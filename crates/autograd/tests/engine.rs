@@ -129,7 +129,13 @@ fn misuse_panics_with_one_clear_message() {
     });
     assert_eq!(msg, "matmul: shapes [2, 3] and [2, 3] do not match");
 
+    // Rank below 2 on either side, even when the inner sizes would agree.
     let g = Graph::<f32>::new();
+    for (a, b) in [(&[3][..], &[3, 2][..]), (&[2, 3], &[3]), (&[3], &[3])] {
+        let err = g.param(Tensor::ones(a)).try_matmul(g.param(Tensor::ones(b))).unwrap_err();
+        assert_eq!(err.to_string(), format!("matmul: shapes {a:?} and {b:?} do not match"));
+    }
+
     let err = g.param(Tensor::ones(&[2, 3])).try_add(g.param(Tensor::ones(&[3, 2]))).unwrap_err();
     assert_eq!(err.to_string(), "add: shapes [2, 3] and [3, 2] do not match");
 }
