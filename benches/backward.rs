@@ -33,9 +33,10 @@ fn bench(c: &mut Criterion) {
             pool.install(|| {
                 b.iter(|| {
                     let g = Graph::new();
-                    let vars = model.params.bind(&g);
                     black_box(
-                        elbo_with_noise(model, &vars, g.constant(x.clone()), &noise, &elbo_cfg).loss.value(),
+                        elbo_with_noise(&model.bind(&g), g.constant(x.clone()), &noise, &elbo_cfg)
+                            .loss
+                            .value(),
                     )
                 })
             })
@@ -44,8 +45,8 @@ fn bench(c: &mut Criterion) {
             pool.install(|| {
                 b.iter(|| {
                     let g = Graph::new();
-                    let vars = model.params.bind(&g);
-                    let loss = elbo_with_noise(model, &vars, g.constant(x.clone()), &noise, &elbo_cfg).loss;
+                    let loss =
+                        elbo_with_noise(&model.bind(&g), g.constant(x.clone()), &noise, &elbo_cfg).loss;
                     black_box(loss.backward())
                 })
             })

@@ -70,8 +70,13 @@ fn main() -> ExitCode {
 
     let mut plain = Autoencoder::new(d, h, &mut StdRng::seed_from_u64(args.seed));
     let mut denoising = Autoencoder::new(d, h, &mut StdRng::seed_from_u64(args.seed));
-    plain.train(&x, Corruption::None, epochs, 128, 1e-3, &mut rng);
-    denoising.train(&x, noise, epochs, 128, 1e-3, &mut rng);
+    let trained = plain
+        .train(&x, Corruption::None, epochs, 128, 1e-3, &mut rng)
+        .and_then(|_| denoising.train(&x, noise, epochs, 128, 1e-3, &mut rng));
+    if let Err(e) = trained {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
 
     let (by_plain, by_dae) = (plain.reconstruct(&noisy), denoising.reconstruct(&noisy));
     println!(

@@ -12,7 +12,17 @@ use tensor::Tensor;
 use vae::linalg::least_squares;
 use vae::theory::{fit_linear_regression, RegressionLoss};
 
-fn main() {
+fn main() -> std::process::ExitCode {
+    match fit_and_print() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn fit_and_print() -> vae::Result<()> {
     let mut rng = StdRng::seed_from_u64(7);
     let (n, d_in, d_out, sigma) = (1000, 4, 2, 0.3);
     let w_true = Tensor::<f64>::from_vec(vec![1.5, -2.0, 0.5, 0.0, -0.7, 0.3, 2.2, 1.0], &[d_out, d_in]);
@@ -22,11 +32,11 @@ fn main() {
     let y = &(&x.matmul(&w_true.t()) + &b_true) + &noise;
 
     let (w_ls, b_ls) = least_squares(&x, &y);
-    let (w_mse, b_mse, mse) = fit_linear_regression(&x, &y, RegressionLoss::Mse, 500, 0.1);
+    let (w_mse, b_mse, mse) = fit_linear_regression(&x, &y, RegressionLoss::Mse, 500, 0.1)?;
     // The NLL's gradient is the MSE's times out/(2σ²): the same steps need a smaller rate.
     let lr_nll = 0.1 * 2.0 * sigma * sigma / d_out as f64;
     let (w_nll, b_nll, nll) =
-        fit_linear_regression(&x, &y, RegressionLoss::GaussianNll { sigma }, 500, lr_nll);
+        fit_linear_regression(&x, &y, RegressionLoss::GaussianNll { sigma }, 500, lr_nll)?;
 
     println!("{n} points, {d_in} inputs, {d_out} outputs, noise σ = {sigma}");
     println!(
@@ -49,4 +59,5 @@ fn main() {
         gap(&w_mse, &w_ls).max(gap(&b_mse, &b_ls)),
         gap(&w_nll, &w_ls).max(gap(&b_nll, &b_ls))
     );
+    Ok(())
 }

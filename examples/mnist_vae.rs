@@ -1,5 +1,7 @@
-//! Trains the VAE of pytorch/examples (784-400-20, ReLU, Adam 1e-3, batch 128, Bernoulli
-//! likelihood on continuous pixels) on MNIST, writing metrics, checkpoints and images.
+//! Trains a VAE on MNIST (or any IDX image data), writing metrics, checkpoints and images. The
+//! defaults are pytorch/examples' VAE (784-400-20, ReLU, Adam 1e-3, batch 128, Bernoulli
+//! likelihood on continuous pixels); `--hidden 200,200 --activation tanh --latent 50` and
+//! the other flags describe other models.
 //!
 //! ```sh
 //! cargo run --release --example mnist_vae -- --help
@@ -10,11 +12,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use vae::elbo::{ElboConfig, Estimator};
-use vae::model::{Likelihood, VaeConfig};
-use vae::optim::OptimizerKind;
+use vae::config::{
+    Activation, ElboConfig, Estimator, Likelihood, OptimizerConfig, OptimizerKind, TrainConfig, VaeConfig,
+};
 use vae::run::{run, RunOptions};
-use vae::train::TrainConfig;
 
 /// Train a variational autoencoder on MNIST (or any data in its IDX format).
 #[derive(Parser, Debug)]
@@ -29,9 +30,16 @@ struct Args {
     /// Images per optimizer step.
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..))]
     batch_size: u64,
-    /// Hidden units of the encoder and decoder.
-    #[arg(long, default_value_t = 400, value_parser = clap::value_parser!(u64).range(1..))]
-    hidden: u64,
+    /// Hidden layers of the encoder, input side first, as a list (`200,200`); the decoder
+    /// mirrors them unless --decoder-hidden says otherwise.
+    #[arg(long, default_value = "400", value_delimiter = ',', value_parser = layer_size)]
+    hidden: Vec<usize>,
+    /// Hidden layers of the decoder, latent side first (default: the encoder's, reversed).
+    #[arg(long, value_delimiter = ',', value_parser = layer_size)]
+    decoder_hidden: Option<Vec<usize>>,
+    /// Nonlinearity of every hidden layer: relu, tanh or softplus.
+    #[arg(long, default_value = "relu")]
+    activation: Activation,
     /// Latent dimensions (2 also draws the manifold and the latent scatter).
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
     latent: u64,
@@ -59,6 +67,18 @@ struct Args {
     /// Optimizer: adam, sgd (momentum 0.9) or adagrad.
     #[arg(long, default_value = "adam")]
     optimizer: OptimizerKind,
+    /// Adam's betas, as `beta1,beta2` (default 0.9,0.999).
+    #[arg(long, value_parser = betas)]
+    betas: Option<(f64, f64)>,
+    /// The eps of Adam (default 1e-8) or Adagrad (default 1e-10).
+    #[arg(long, value_parser = positive_f64)]
+    eps: Option<f64>,
+    /// SGD's momentum (default 0.9).
+    #[arg(long, value_parser = non_negative_f64)]
+    momentum: Option<f64>,
+    /// L2 weight decay added to every gradient (PyTorch's `weight_decay`).
+    #[arg(long, default_value_t = 0.0, value_parser = non_negative_f64)]
+    weight_decay: f64,
     /// Samples of the importance-weighted bound on the test set after training (0 = off).
     #[arg(long, default_value_t = 0)]
     iwae_k: usize,
@@ -97,6 +117,51 @@ fn non_negative_f64(s: &str) -> Result<f64, String> {
     }
 }
 
+fn layer_size(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("'{s}' is not a positive layer size (give a list like 200,200)")),
+    }
+}
+
+fn betas(s: &str) -> Result<(f64, f64), String> {
+    let bad = || format!("'{s}' is not two numbers in [0, 1) (like 0.9,0.999)");
+    let (a, b) = s.split_once(',').ok_or_else(bad)?;
+    let in_range = |v: &str| v.trim().parse::<f64>().ok().filter(|v| (0.0..1.0).contains(v)).ok_or_else(bad);
+    Ok((in_range(a)?, in_range(b)?))
+}
+
+/// The optimizer the flags describe: the rule's defaults, overridden by any flag given.
+fn optimizer(args: &Args) -> Result<OptimizerConfig, String> {
+    let kind = match args.optimizer {
+        OptimizerKind::Adam { beta1, beta2, eps } => {
+            let (beta1, beta2) = args.betas.unwrap_or((beta1, beta2));
+            OptimizerKind::Adam { beta1, beta2, eps: args.eps.unwrap_or(eps) }
+        }
+        OptimizerKind::Sgd { momentum } => OptimizerKind::Sgd { momentum: args.momentum.unwrap_or(momentum) },
+        OptimizerKind::Adagrad { eps } => OptimizerKind::Adagrad { eps: args.eps.unwrap_or(eps) },
+    };
+    let unused = |flag: &str, given: bool, rules: &str| {
+        if given {
+            Err(format!("{flag} applies to {rules} only, not to --optimizer {}", args.optimizer))
+        } else {
+            Ok(())
+        }
+    };
+    match kind {
+        OptimizerKind::Adam { .. } => unused("--momentum", args.momentum.is_some(), "sgd")?,
+        OptimizerKind::Sgd { .. } => {
+            unused("--betas", args.betas.is_some(), "adam")?;
+            unused("--eps", args.eps.is_some(), "adam and adagrad")?;
+        }
+        OptimizerKind::Adagrad { .. } => {
+            unused("--betas", args.betas.is_some(), "adam")?;
+            unused("--momentum", args.momentum.is_some(), "sgd")?;
+        }
+    }
+    Ok(OptimizerConfig { kind, lr: args.lr, weight_decay: args.weight_decay })
+}
+
 fn readable_file(s: &str) -> Result<PathBuf, String> {
     let p = PathBuf::from(s);
     std::fs::File::open(&p).map_err(|e| format!("cannot read '{s}': {e}"))?;
@@ -114,20 +179,29 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
+    let optimizer = match optimizer(&args) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let train = TrainConfig {
         model: VaeConfig {
-            input: 784,
-            hidden: args.hidden as usize,
+            // The data decides: the run sets this from the images' size.
+            input: 0,
+            hidden: args.hidden.clone(),
+            decoder_hidden: args.decoder_hidden.clone(),
             latent: args.latent as usize,
+            activation: args.activation,
             likelihood: args.likelihood,
         },
         epochs: args.epochs as usize,
         batch_size: args.batch_size as usize,
-        lr: args.lr,
         seed: args.seed,
         binarize: args.binarize,
         elbo: ElboConfig { samples: args.samples as usize, beta: args.beta, estimator: args.estimator },
-        optimizer: args.optimizer,
+        optimizer,
         train_limit: args.train_limit.map(|n| n as usize),
     };
     let opts = RunOptions {

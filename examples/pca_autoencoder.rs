@@ -55,7 +55,14 @@ fn main() -> ExitCode {
     let pca = top_eigenvectors(&cov, k, 300, args.seed);
     let centered = (&x - &mean).cast::<f32>();
     let mut rng = StdRng::seed_from_u64(args.seed);
-    let (decoder, mse) = train_linear_autoencoder(&centered, k, args.epochs as usize, 128, 1e-3, &mut rng);
+    let (decoder, mse) =
+        match train_linear_autoencoder(&centered, k, args.epochs as usize, 128, 1e-3, &mut rng) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
     let angles = principal_angles(&decoder.cast::<f64>(), &pca);
     // The best any rank-k linear map can do: the variance outside the top-k subspace.
     let total_var: f64 = (0..cov.shape()[0]).map(|i| cov.get(&[i, i]).unwrap()).sum();

@@ -138,11 +138,53 @@ fn bad_data_gives_one_clear_line() {
         corrupt(&dir);
         assert_error(&run(&quick(dir.to_str().unwrap(), out)), 1, &needles);
     }
-    // Images of the wrong size for the model.
-    let dir = base.join("size");
-    std::fs::create_dir_all(&dir).unwrap();
-    write_data(&dir, 20, 20);
-    assert_error(&run(&quick(dir.to_str().unwrap(), out)), 1, &["784 pixels", "400"]);
+    std::fs::remove_dir_all(&base).unwrap();
+}
+
+/// The data decides the input size: 10×10 images train without a flag, with a deeper tanh
+/// model, and a checkpoint of 28×28 images is refused for them, naming the difference.
+#[test]
+fn any_image_size_trains_and_sizes_are_checked_on_resume() {
+    let base = temp("size");
+    let (small, big) = (base.join("small"), base.join("big"));
+    for (dir, side) in [(&small, 10), (&big, 28)] {
+        std::fs::create_dir_all(dir).unwrap();
+        write_data(dir, 20, side);
+    }
+    let out = base.join("out");
+    let o = out.to_str().unwrap();
+    let flags = |data: &'_ std::path::Path, epochs: &str| {
+        let d = data.to_str().unwrap().to_string();
+        [
+            "--data",
+            &d,
+            "--out",
+            o,
+            "--epochs",
+            epochs,
+            "--latent",
+            "2",
+            "--hidden",
+            "6,5",
+            "--activation",
+            "tanh",
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let args = flags(&small, "1");
+    let ok = Command::new(bin()).args(&args).output().unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["config"]["model"]["input"], 100);
+    assert_eq!(summary["config"]["model"]["hidden"], serde_json::json!([6, 5]));
+    assert!(out.join("reconstructions.png").is_file());
+    let ckpt = out.join("checkpoint.safetensors");
+    let mut resume = flags(&big, "2");
+    resume.extend(["--resume".to_string(), ckpt.to_str().unwrap().to_string()]);
+    let refused = Command::new(bin()).args(&resume).output().unwrap();
+    assert_error(&refused, 1, &["checkpoint.safetensors", "model.input: 100 vs 784"]);
     std::fs::remove_dir_all(&base).unwrap();
 }
 
@@ -153,6 +195,11 @@ fn bad_flags_exit_with_code_2() {
         (vec!["--epochs", "-3"], "--epochs"),
         (vec!["--batch-size", "0"], "--batch-size"),
         (vec!["--latent", "0"], "--latent"),
+        (vec!["--hidden", "200,0"], "'0' is not a positive layer size"),
+        (vec!["--hidden", "200,x"], "'x' is not a positive layer size"),
+        (vec!["--activation", "sigmoid"], "unknown activation 'sigmoid'"),
+        (vec!["--betas", "0.9"], "'0.9' is not two numbers"),
+        (vec!["--optimizer", "sgd", "--betas", "0.9,0.99"], "--betas applies to adam only"),
         (vec!["--likelihood", "poisson"], "unknown likelihood 'poisson'"),
         (vec!["--lr", "-1"], "--lr"),
         (vec!["--resume", "/definitely/not/here.safetensors"], "cannot read"),

@@ -14,7 +14,10 @@ use vae::model::{Likelihood, Vae, VaeConfig};
 
 fn small(likelihood: Likelihood, seed: u64) -> (Vae<f64>, Tensor<f64>) {
     let mut rng = StdRng::seed_from_u64(seed);
-    let model = Vae::<f64>::new(VaeConfig { input: 6, hidden: 5, latent: 3, likelihood }, &mut rng);
+    let model = Vae::<f64>::new(
+        VaeConfig { input: 6, hidden: vec![5], latent: 3, likelihood, ..VaeConfig::default() },
+        &mut rng,
+    );
     let x = Tensor::rand_uniform(&[4, 6], 0.0, 1.0, &mut rng);
     (model, x)
 }
@@ -32,7 +35,7 @@ fn reparameterized_elbo_matches_finite_differences_for_every_likelihood() {
         let noise = sample_noise::<f64, _>(2, 4, 3, &mut rng);
         let cfg = ElboConfig { samples: 2, beta: 0.7, estimator: Estimator::Reparam };
         let report = gradcheck(
-            |g, v| elbo_with_noise(&model, v, g.constant(x.clone()), &noise, &cfg).loss,
+            |g, v| elbo_with_noise(&model.attach(v), g.constant(x.clone()), &noise, &cfg).loss,
             model.params.tensors(),
             &GradcheckConfig::default(),
         );
@@ -45,11 +48,11 @@ fn reparameterized_elbo_matches_finite_differences_for_every_likelihood() {
 /// Gradients of the loss for one draw of noise, flattened in parameter order.
 fn flat_grads(model: &Vae<f64>, x: &Tensor<f64>, noise: &[Tensor<f64>], estimator: Estimator) -> Vec<f64> {
     let g = Graph::new();
-    let vars = model.params.bind(&g);
+    let bound = model.bind(&g);
     let cfg = ElboConfig { samples: noise.len(), beta: 1.0, estimator };
-    let loss = elbo_with_noise(model, &vars, g.constant(x.clone()), noise, &cfg).loss;
+    let loss = elbo_with_noise(&bound, g.constant(x.clone()), noise, &cfg).loss;
     let grads = loss.backward();
-    vars.iter().flat_map(|&v| grads.get_or_zeros(v).to_vec()).collect()
+    bound.vars().iter().flat_map(|&v| grads.get_or_zeros(v).to_vec()).collect()
 }
 
 #[test]
@@ -63,8 +66,7 @@ fn without_the_trick_only_the_decoder_sees_the_reconstruction() {
     // z sampled once from the current encoder and held fixed.
     let z = {
         let g = Graph::no_grad();
-        let vars = model.params.bind(&g);
-        let (mu, logvar) = model.encode(&vars, g.constant(x.clone()));
+        let (mu, logvar) = model.bind(&g).encode(g.constant(x.clone()));
         Vae::reparameterize(mu, logvar, g.constant(noise[0].clone())).value()
     };
     // 1. Decoder gradients at the fixed z match finite differences.
@@ -75,7 +77,7 @@ fn without_the_trick_only_the_decoder_sees_the_reconstruction() {
             vars.extend_from_slice(v);
             -log_likelihood(
                 Likelihood::Bernoulli,
-                model.decode(&vars, g.constant(z.clone())),
+                model.attach(&vars).decode(g.constant(z.clone())),
                 g.constant(x.clone()),
             )
             .sum()
@@ -87,10 +89,11 @@ fn without_the_trick_only_the_decoder_sees_the_reconstruction() {
 
     // 2. With z detached, the reconstruction term gives the encoder no gradient at all …
     let g = Graph::new();
-    let vars = model.params.bind(&g);
-    let (mu, logvar) = model.encode(&vars, g.constant(x.clone()));
+    let bound = model.bind(&g);
+    let (mu, logvar) = bound.encode(g.constant(x.clone()));
     let zd = Vae::reparameterize(mu, logvar, g.constant(noise[0].clone())).detach();
-    let recon = -log_likelihood(Likelihood::Bernoulli, model.decode(&vars, zd), g.constant(x.clone())).sum();
+    let recon = -log_likelihood(Likelihood::Bernoulli, bound.decode(zd), g.constant(x.clone())).sum();
+    let vars = bound.vars();
     let grads = recon.backward();
     let detached: Vec<f64> = vars[..n_enc].iter().flat_map(|&v| grads.get_or_zeros(v).to_vec()).collect();
     assert!(detached.iter().all(|&d| d == 0.0));
@@ -103,9 +106,10 @@ fn without_the_trick_only_the_decoder_sees_the_reconstruction() {
             vars.extend(params[n_enc..].iter().map(|t| g.constant(t.clone())));
             // The fixed-eps reconstruction term through a detached z: values still flow
             // from the encoder (so finite differences see it), gradients do not.
-            let (mu, logvar) = model.encode(&vars, g.constant(x.clone()));
+            let bound = model.attach(&vars);
+            let (mu, logvar) = bound.encode(g.constant(x.clone()));
             let zd = Vae::reparameterize(mu, logvar, g.constant(noise[0].clone())).detach();
-            -log_likelihood(Likelihood::Bernoulli, model.decode(&vars, zd), g.constant(x.clone())).sum()
+            -log_likelihood(Likelihood::Bernoulli, bound.decode(zd), g.constant(x.clone())).sum()
         },
         &params[..n_enc],
         &GradcheckConfig::default(),
@@ -119,10 +123,8 @@ fn without_the_trick_only_the_decoder_sees_the_reconstruction() {
 #[test]
 fn score_function_estimator_is_unbiased_with_larger_variance() {
     let mut rng = StdRng::seed_from_u64(11);
-    let model = Vae::<f64>::new(
-        VaeConfig { input: 4, hidden: 3, latent: 2, likelihood: Likelihood::Bernoulli },
-        &mut rng,
-    );
+    let model =
+        Vae::<f64>::new(VaeConfig { input: 4, hidden: vec![3], latent: 2, ..VaeConfig::default() }, &mut rng);
     let x = Tensor::<f64>::from_vec(vec![0.9, 0.1, 0.6, 0.3], &[1, 4]);
     let n_enc = model.params.names().iter().filter(|n| is_encoder(n)).count();
     let n_enc_scalars: usize = model.params.tensors()[..n_enc].iter().map(Tensor::len).sum();

@@ -21,16 +21,17 @@ fn gradient_descent_on_mse_and_on_gaussian_nll_find_the_least_squares_fit() {
     let w = Tensor::from_vec(vec![0.7, -1.3, 2.0, 0.1, 0.4, -0.6], &[2, 3]);
     let y = &x.matmul(&w.t()).add_scalar(0.3) + &Tensor::<f64>::randn(&[400, 2], &mut rng).mul_scalar(0.5);
     let (w_ls, b_ls) = least_squares(&x, &y);
-    let (w_mse, b_mse, _) = fit_linear_regression(&x, &y, RegressionLoss::Mse, 400, 0.1);
+    let (w_mse, b_mse, _) = fit_linear_regression(&x, &y, RegressionLoss::Mse, 400, 0.1).unwrap();
     let sigma = 0.5;
     let (w_nll, b_nll, _) =
-        fit_linear_regression(&x, &y, RegressionLoss::GaussianNll { sigma }, 400, 0.1 * sigma * sigma);
+        fit_linear_regression(&x, &y, RegressionLoss::GaussianNll { sigma }, 400, 0.1 * sigma * sigma)
+            .unwrap();
     let gap = |a: &Tensor<f64>, b: &Tensor<f64>| (a - b).abs().max().item();
     assert!(gap(&w_mse, &w_ls) < 1e-3 && gap(&b_mse, &b_ls) < 1e-3, "MSE fit vs least squares");
     assert!(gap(&w_nll, &w_mse) < 1e-3 && gap(&b_nll, &b_mse) < 1e-3, "NLL and MSE minimizers differ");
     // A different σ changes the NLL's value, not its minimizer.
     let (w_nll2, _, _) =
-        fit_linear_regression(&x, &y, RegressionLoss::GaussianNll { sigma: 2.0 }, 400, 0.1 * 4.0);
+        fit_linear_regression(&x, &y, RegressionLoss::GaussianNll { sigma: 2.0 }, 400, 0.1 * 4.0).unwrap();
     assert!(gap(&w_nll2, &w_ls) < 1e-3);
 }
 
@@ -47,7 +48,7 @@ fn a_linear_autoencoder_spans_the_principal_subspace() {
     let pca = top_eigenvectors(&cov, 3, 200, 1);
     assert!(principal_angles(&pca, &basis)[0].to_degrees() < 1.0);
     let centered = (&x - &mean).cast::<f32>();
-    let (decoder, _) = train_linear_autoencoder(&centered, 3, 30, 64, 3e-3, &mut rng);
+    let (decoder, _) = train_linear_autoencoder(&centered, 3, 30, 64, 3e-3, &mut rng).unwrap();
     let largest = principal_angles(&decoder.cast::<f64>(), &pca)[0].to_degrees();
     assert!(largest < 2.0, "largest principal angle {largest:.3}°");
     // A random 3-dimensional subspace is nowhere near.
@@ -68,7 +69,7 @@ fn a_denoising_autoencoder_denoises_better_than_the_identity() {
     let noise = Corruption::Mask(0.5);
     let noisy = noise.apply(&clean, &mut rng);
     let mut dae = Autoencoder::new(784, 900, &mut rng);
-    dae.train(&x, noise, 3, 64, 1e-3, &mut rng);
+    dae.train(&x, noise, 3, 64, 1e-3, &mut rng).unwrap();
     let identity = mean_squared_error(&noisy, &clean);
     let denoised = mean_squared_error(&dae.reconstruct(&noisy), &clean);
     assert!(denoised < 0.8 * identity, "denoised {denoised:.3} vs identity {identity:.3}");

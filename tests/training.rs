@@ -20,7 +20,7 @@ fn options(epochs: usize, out: PathBuf) -> RunOptions {
         train: TrainConfig {
             epochs,
             train_limit: Some(3000),
-            model: VaeConfig { hidden: 64, latent: 2, ..VaeConfig::default() },
+            model: VaeConfig { hidden: vec![64], latent: 2, ..VaeConfig::default() },
             ..TrainConfig::default()
         },
         data_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/mnist"),

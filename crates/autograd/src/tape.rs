@@ -235,6 +235,11 @@ impl<T: Element> Graph<T> {
         self.detect_anomaly = on;
     }
 
+    /// Whether anomaly detection is on ([`set_detect_anomaly`](Self::set_detect_anomaly)).
+    pub fn anomaly_detection(&self) -> bool {
+        self.detect_anomaly
+    }
+
     /// The first op whose output was not finite, when anomaly detection is on.
     pub fn forward_anomaly(&self) -> Option<Anomaly> {
         self.forward_anomaly.get()

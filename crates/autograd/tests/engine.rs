@@ -181,7 +181,8 @@ fn anomaly_detection_names_the_first_bad_op() {
 #[test]
 fn the_tape_counts_its_values_and_handles_know_their_tape() {
     let mut g = Graph::<f64>::new();
-    assert!(g.is_empty() && g.len() == 0);
+    assert!(g.is_empty());
+    assert_eq!(g.len(), 0);
     {
         let x = g.param(Tensor::from_vec(vec![1.0, 2.0], &[2]));
         let y = x.exp().sum();

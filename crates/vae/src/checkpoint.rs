@@ -4,7 +4,7 @@
 //! the metrics so far. Random streams are derived from the seed and the epoch (see
 //! [`crate::train::stream_rng`]), so this is all a resumed run needs to continue exactly.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
@@ -13,10 +13,15 @@ use tensor::Tensor;
 
 use crate::error::{Result, VaeError};
 use crate::io::atomic_write;
+use crate::model::Vae;
+use crate::optim::Optimizer;
 use crate::train::{EpochMetrics, TrainConfig, Trainer};
 
-/// The metadata key naming this file format.
-const FORMAT: &str = "vae-from-scratch checkpoint v1";
+/// The metadata value naming this file format. v2 stores the whole configuration as serde
+/// JSON ([`TrainConfig::to_json`]); v1 stored a flat subset of it.
+const FORMAT: &str = "vae-from-scratch checkpoint v2";
+/// The format before the configuration moved into one serialized struct.
+const FORMAT_V1: &str = "vae-from-scratch checkpoint v1";
 
 fn bytes_of(t: &Tensor<f32>) -> Vec<u8> {
     t.to_vec().iter().flat_map(|x| x.to_le_bytes()).collect()
@@ -48,8 +53,8 @@ pub fn to_bytes(trainer: &Trainer) -> Result<Vec<u8>> {
         ("optimizer_steps".to_string(), trainer.optimizer.steps.to_string()),
         ("history".to_string(), Value::Array(history).to_string()),
     ]);
-    safetensors::serialize(views, Some(meta))
-        .map_err(|e| VaeError::Config(format!("serializing a checkpoint: {e}")))
+    // Only a bug (mismatched sizes) could make this fail.
+    Ok(safetensors::serialize(views, Some(meta)).expect("tensor views agree with their shapes"))
 }
 
 /// Writes a trainer's state to `path` atomically (a temporary file, fsync, rename), so a
@@ -74,6 +79,11 @@ fn parse_meta<'b>(path: &Path, bytes: &'b [u8]) -> Result<(SafeTensors<'b>, Meta
     let (_, header) =
         SafeTensors::read_metadata(bytes).map_err(|e| bad(format!("unreadable header ({e})")))?;
     let meta = header.metadata().clone().unwrap_or_default();
+    if meta.get("format").map(String::as_str) == Some(FORMAT_V1) {
+        return Err(bad(
+            "written by an earlier version of this program (format v1), whose configuration this version does not read; train afresh".into(),
+        ));
+    }
     if meta.get("format").map(String::as_str) != Some(FORMAT) {
         return Err(bad("not a checkpoint of this program (no or unknown \"format\" metadata)".into()));
     }
@@ -115,57 +125,38 @@ pub fn load(path: &Path, expected: &TrainConfig) -> Result<Trainer> {
 pub fn from_bytes(path: &Path, bytes: &[u8], expected: &TrainConfig) -> Result<Trainer> {
     let bad = |msg: String| VaeError::Checkpoint { path: path.to_path_buf(), msg };
     let (st, (config, epoch, steps, history)) = parse_meta(path, bytes)?;
-    if !config.same_run(expected) {
-        return Err(bad(format!(
-            "it was made with another configuration (checkpoint vs this run: {}); pass the same flags",
-            config.differences(expected).join(", ")
-        )));
-    }
+    expected
+        .check_same_run(&config)
+        .map_err(|d| bad(format!("it was made with {d}; pass the same flags")))?;
     config.validate().map_err(|e| bad(format!("stored configuration is invalid: {e}")))?;
-    let mut trainer = Trainer::new(TrainConfig { epochs: expected.epochs, ..config });
-    let names: Vec<String> = trainer.model.params.names().to_vec();
-    let mut wanted: Vec<(String, Vec<usize>)> = names
-        .iter()
-        .zip(trainer.model.params.tensors())
-        .map(|(n, t)| (n.clone(), t.shape().to_vec()))
-        .collect();
-    let opt_names: Vec<(String, Vec<usize>)> = trainer
-        .optimizer
-        .named_state(&trainer.model.params)
-        .map(|(n, t)| (format!("optimizer.{n}"), t.shape().to_vec()))
-        .collect();
-    wanted.extend(opt_names);
-    let present: std::collections::HashSet<String> = st.names().into_iter().map(String::from).collect();
-    if let Some(extra) = present.iter().find(|n| !wanted.iter().any(|(w, _)| w == *n)) {
-        return Err(bad(format!("unexpected tensor \"{extra}\" for this model")));
-    }
-    let mut loaded = Vec::with_capacity(wanted.len());
-    for (name, shape) in &wanted {
+    let config = TrainConfig { epochs: expected.epochs, ..config };
+    // Every tensor the model and optimizer ask for, by name, checked against the shape
+    // they expect; no weight is drawn at random first.
+    let mut used = HashSet::new();
+    let mut take = |name: &str, shape: &[usize]| -> Result<Tensor<f32>> {
         let view = st.tensor(name).map_err(|_| bad(format!("missing tensor \"{name}\"")))?;
         if view.dtype() != Dtype::F32 {
             return Err(bad(format!("tensor \"{name}\" has dtype {:?}, expected F32", view.dtype())));
         }
-        if view.shape() != shape.as_slice() {
+        if view.shape() != shape {
             return Err(bad(format!("tensor \"{name}\" has shape {:?}, expected {shape:?}", view.shape())));
         }
-        let data: Vec<f32> =
-            view.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
-        loaded.push(Tensor::from_vec(data, shape));
-    }
-    let n = names.len();
-    let mut loaded = loaded.into_iter();
-    for (slot, t) in trainer.model.params.tensors_mut().iter_mut().zip(loaded.by_ref().take(n)) {
-        *slot = t;
-    }
-    for slot in 0..trainer.optimizer.kind.slots().len() {
-        for i in 0..n {
-            *trainer.optimizer.state_mut(slot, i) = loaded.next().expect("one per slot and parameter");
+        used.insert(name.to_string());
+        let data = view.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+        Ok(Tensor::from_vec(data, shape))
+    };
+    let model = Vae::build(config.model.clone(), |name, shape, _| take(name, shape))?;
+    let mut optimizer = Optimizer::new(config.optimizer, &model.params);
+    for (s, slot) in config.optimizer.kind.slots().iter().enumerate() {
+        for (i, (name, p)) in model.params.names().iter().zip(model.params.tensors()).enumerate() {
+            *optimizer.state_mut(s, i) = take(&format!("optimizer.{slot}.{name}"), p.shape())?;
         }
     }
-    trainer.optimizer.steps = steps;
-    trainer.epoch = epoch;
-    trainer.history = history;
-    Ok(trainer)
+    if let Some(extra) = st.names().into_iter().find(|n| !used.contains(*n)) {
+        return Err(bad(format!("unexpected tensor \"{extra}\" for this model")));
+    }
+    optimizer.steps = steps;
+    Ok(Trainer::from_parts(config, model, optimizer, epoch, history))
 }
 
 #[cfg(test)]
@@ -175,7 +166,7 @@ mod tests {
 
     fn small() -> TrainConfig {
         TrainConfig {
-            model: VaeConfig { input: 4, hidden: 3, latent: 2, ..VaeConfig::default() },
+            model: VaeConfig { input: 4, hidden: vec![3], latent: 2, ..VaeConfig::default() },
             ..TrainConfig::default()
         }
     }

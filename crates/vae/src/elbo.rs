@@ -1,15 +1,13 @@
 //! The objective: log-likelihood terms, the analytic KL, the Monte Carlo ELBO with the
 //! reparameterization or the score-function estimator, and the importance-weighted bound.
 
-use std::fmt;
-use std::str::FromStr;
-
 use autograd::{Graph, Var};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 use tensor::{Element, Tensor};
 
-use crate::model::{DecoderOut, Likelihood, Vae};
+pub use crate::config::{ElboConfig, Estimator};
+use crate::model::{BoundVae, DecoderOut, Likelihood, Vae};
 
 /// `ln 2π`.
 pub const LN_2PI: f64 = 1.837_877_066_409_345_5;
@@ -57,60 +55,6 @@ pub fn log_normal_diag<'g, T: Element>(z: Var<'g, T>, mu: Var<'g, T>, logvar: Va
         .add_scalar(T::from_f64_lossy(-0.5 * d * LN_2PI))
 }
 
-/// How the encoder's gradient of the reconstruction term is estimated.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Estimator {
-    /// The reparameterization trick: `z = mu + σ·eps` is differentiated through.
-    Reparam,
-    /// The score-function (REINFORCE) estimator: `z` is sampled and detached, and the encoder
-    /// gets `f(z)·∇ log q(z|x)` with `f = log p(x|z)`, plus the analytic KL gradient.
-    Score,
-}
-
-impl Estimator {
-    /// The name used on the command line and in checkpoints.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Estimator::Reparam => "reparam",
-            Estimator::Score => "score",
-        }
-    }
-}
-
-impl fmt::Display for Estimator {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Estimator {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "reparam" => Ok(Estimator::Reparam),
-            "score" => Ok(Estimator::Score),
-            _ => Err(format!("unknown estimator '{s}' (expected reparam or score)")),
-        }
-    }
-}
-
-/// Settings of the Monte Carlo objective.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct ElboConfig {
-    /// Samples of z per image (L).
-    pub samples: usize,
-    /// Weight of the KL term (β; 1 for the ELBO).
-    pub beta: f64,
-    /// Gradient estimator for the encoder.
-    pub estimator: Estimator,
-}
-
-impl Default for ElboConfig {
-    fn default() -> Self {
-        ElboConfig { samples: 1, beta: 1.0, estimator: Estimator::Reparam }
-    }
-}
-
 /// One batch's objective: the scalar to minimize and the batch sums of its parts.
 pub struct ElboTerms<'g, T: Element> {
     /// The scalar whose gradient is the chosen estimator of `−∇ ELBO_β` summed over the
@@ -146,30 +90,30 @@ where
 /// The Monte Carlo objective for images `x` with the given noise (one `[batch, latent]`
 /// tensor per sample), so that it is a deterministic function of the parameters.
 pub fn elbo_with_noise<'g, T: Element>(
-    model: &Vae<T>,
-    vars: &[Var<'g, T>],
+    model: &BoundVae<'_, 'g, T>,
     x: Var<'g, T>,
     noise: &[Tensor<T>],
     config: &ElboConfig,
 ) -> ElboTerms<'g, T> {
     assert!(!noise.is_empty(), "elbo: at least one noise sample is needed");
     let graph = x.graph();
-    let (mu, logvar) = model.encode(vars, x);
+    let likelihood = model.config().likelihood;
+    let (mu, logvar) = model.encode(x);
     let kl = kl_standard_normal(mu, logvar).sum();
     let mut recon_sum: Option<Var<'g, T>> = None;
     let mut recon_value = 0.0;
     for eps in noise {
         let eps = graph.constant(eps.clone());
-        let z = Vae::reparameterize(mu, logvar, eps);
+        let z = model.reparameterize(mu, logvar, eps);
         let term = match config.estimator {
             Estimator::Reparam => {
-                let ll = log_likelihood(model.config.likelihood, model.decode(vars, z), x).sum();
+                let ll = log_likelihood(likelihood, model.decode(z), x).sum();
                 recon_value -= ll.value().item().to_f64_lossless();
                 -ll
             }
             Estimator::Score => {
                 let z = z.detach();
-                let ll = log_likelihood(model.config.likelihood, model.decode(vars, z), x);
+                let ll = log_likelihood(likelihood, model.decode(z), x);
                 let logq = log_normal_diag(z, mu, logvar);
                 recon_value -= ll.sum().value().item().to_f64_lossless();
                 // d/dφ of f(z)·log q(z|x) with f held fixed: the REINFORCE term.
@@ -189,8 +133,7 @@ pub fn elbo_with_noise<'g, T: Element>(
 
 /// [`elbo_with_noise`] with fresh noise from `rng`.
 pub fn elbo<'g, T: Element, R: Rng + ?Sized>(
-    model: &Vae<T>,
-    vars: &[Var<'g, T>],
+    model: &BoundVae<'_, 'g, T>,
     x: Var<'g, T>,
     config: &ElboConfig,
     rng: &mut R,
@@ -198,8 +141,8 @@ pub fn elbo<'g, T: Element, R: Rng + ?Sized>(
 where
     StandardNormal: Distribution<T>,
 {
-    let noise = sample_noise(config.samples.max(1), x.shape()[0], model.config.latent, rng);
-    elbo_with_noise(model, vars, x, &noise, config)
+    let noise = sample_noise(config.samples.max(1), x.shape()[0], model.config().latent, rng);
+    elbo_with_noise(model, x, &noise, config)
 }
 
 /// Importance-weighted estimates of `log p(x)` per image (`[batch]`):
@@ -218,9 +161,8 @@ where
 {
     let (batch, latent) = (x.shape()[0], model.config.latent);
     let g = Graph::no_grad();
-    let vars = model.params.bind(&g);
     let xv = g.constant(x.clone());
-    let (mu, logvar) = model.encode(&vars, xv);
+    let (mu, logvar) = model.bind(&g).encode(xv);
     let std = logvar.value().mul_scalar(T::from_f64_lossy(0.5)).exp();
     let (mu, logvar) = (mu.value(), logvar.value());
     // Running log Σ w over sample chunks, per image.
@@ -233,7 +175,7 @@ where
         let z = (&(&eps * &std) + &mu).reshape(&[kc * batch, latent]);
         let gz = Graph::no_grad();
         let zv = gz.constant(z.clone());
-        let dec = model.decode(&model.params.bind(&gz), zv);
+        let dec = model.bind(&gz).decode(zv);
         let xs = gz.constant(
             x.broadcast_to(&[kc, batch, x.shape()[1]]).contiguous().reshape(&[kc * batch, x.shape()[1]]),
         );

@@ -1,5 +1,6 @@
 //! A variational autoencoder (Kingma & Welling) on MNIST, trained with [`autograd`].
 //!
+//! - [`config`]: the whole configuration of a run, in one place, serialized into checkpoints.
 //! - [`model`]: the Gaussian encoder, the reparameterization and the decoder
 //!   (Bernoulli, Gaussian with unit or learned variance), with PyTorch's parameter names.
 //! - [`elbo`]: log-likelihoods, the analytic KL, the Monte Carlo ELBO with the
@@ -13,6 +14,7 @@
 #![warn(missing_docs)]
 
 pub mod checkpoint;
+pub mod config;
 pub mod data;
 pub mod elbo;
 pub mod error;

@@ -1,73 +1,15 @@
-//! The VAE: a Gaussian encoder, the reparameterization, and a Bernoulli or Gaussian decoder.
-
-use std::fmt;
-use std::str::FromStr;
+//! The VAE: a Gaussian encoder (an MLP of any depth to a mean and a log-variance), the
+//! reparameterization, and a Bernoulli or Gaussian decoder (an MLP back to the pixels). A
+//! model is bound to a tape once ([`Vae::bind`]); the bound model's `encode`/`decode` are all
+//! that objectives, training and evaluation call.
 
 use autograd::{Graph, Var};
 use rand::Rng;
 use rand_distr::uniform::SampleUniform;
-use tensor::Element;
+use tensor::{Element, Tensor};
 
+pub use crate::config::{Activation, Likelihood, VaeConfig};
 use crate::nn::{Linear, ParamSet};
-
-/// The decoder's distribution over pixels.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Likelihood {
-    /// Independent Bernoulli pixels with logits from the decoder (the default).
-    Bernoulli,
-    /// Gaussian pixels of unit variance around the decoder's mean (squared error).
-    Gaussian,
-    /// Gaussian pixels with a mean and a log-variance per pixel from the decoder.
-    GaussianLearned,
-}
-
-impl Likelihood {
-    /// The name used on the command line and in checkpoints.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Likelihood::Bernoulli => "bernoulli",
-            Likelihood::Gaussian => "gaussian",
-            Likelihood::GaussianLearned => "gaussian-learned",
-        }
-    }
-}
-
-impl fmt::Display for Likelihood {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Likelihood {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "bernoulli" => Ok(Likelihood::Bernoulli),
-            "gaussian" => Ok(Likelihood::Gaussian),
-            "gaussian-learned" => Ok(Likelihood::GaussianLearned),
-            _ => Err(format!("unknown likelihood '{s}' (expected bernoulli, gaussian or gaussian-learned)")),
-        }
-    }
-}
-
-/// The shape of a VAE.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct VaeConfig {
-    /// Pixels per image (784 for MNIST).
-    pub input: usize,
-    /// Hidden units of the encoder's and the decoder's hidden layer (400).
-    pub hidden: usize,
-    /// Latent dimensions (20).
-    pub latent: usize,
-    /// The decoder's distribution.
-    pub likelihood: Likelihood,
-}
-
-impl Default for VaeConfig {
-    fn default() -> Self {
-        VaeConfig { input: 784, hidden: 400, latent: 20, likelihood: Likelihood::Bernoulli }
-    }
-}
 
 /// What the decoder produces for a batch of latent codes.
 #[derive(Clone, Copy, Debug)]
@@ -78,50 +20,71 @@ pub struct DecoderOut<'g, T: Element> {
     pub logvar: Option<Var<'g, T>>,
 }
 
-/// The VAE of Kingma & Welling as pytorch/examples builds it: `fc1` (input → hidden, ReLU),
-/// `fc21`/`fc22` (hidden → latent mean / log-variance), `fc3` (latent → hidden, ReLU), `fc4`
-/// (hidden → input), plus `fc5` (hidden → input log-variance) for a learned Gaussian.
+/// A VAE of [`VaeConfig`]'s shape. Its parameters are named as a PyTorch `state_dict` of the
+/// same model: for pytorch/examples' shape (one ReLU hidden layer on each side) that model's
+/// own names, `fc1` (input → hidden), `fc21`/`fc22` (hidden → latent mean / log-variance),
+/// `fc3` (latent → hidden), `fc4` (hidden → input), plus `fc5` (hidden → input
+/// log-variance) for a learned Gaussian; for any other shape the names of a model with
+/// `encoder = nn.Sequential(Linear, act, Linear, act, …)`, heads `mu` and `logvar`,
+/// `decoder = nn.Sequential(…)` and heads `out` (and `out_logvar`): `encoder.0.weight`,
+/// `encoder.2.weight`, …, `mu.weight`, `decoder.0.weight`, …, `out.weight`.
 #[derive(Clone, Debug)]
 pub struct Vae<T: Element> {
     /// The shape.
     pub config: VaeConfig,
     /// The parameters, named as a PyTorch `state_dict` of the same model.
     pub params: ParamSet<T>,
-    fc1: Linear,
-    fc21: Linear,
-    fc22: Linear,
-    fc3: Linear,
-    fc4: Linear,
-    fc5: Option<Linear>,
-}
-
-impl<T: Element + SampleUniform> Vae<T> {
-    /// A freshly initialized model (PyTorch's `nn.Linear` initialization) from `rng`.
-    pub fn new<R: Rng + ?Sized>(config: VaeConfig, rng: &mut R) -> Self {
-        let VaeConfig { input, hidden, latent, likelihood } = config;
-        let mut p = ParamSet::new();
-        let fc1 = Linear::new(&mut p, "fc1", input, hidden, rng);
-        let fc21 = Linear::new(&mut p, "fc21", hidden, latent, rng);
-        let fc22 = Linear::new(&mut p, "fc22", hidden, latent, rng);
-        let fc3 = Linear::new(&mut p, "fc3", latent, hidden, rng);
-        let fc4 = Linear::new(&mut p, "fc4", hidden, input, rng);
-        let fc5 = (likelihood == Likelihood::GaussianLearned)
-            .then(|| Linear::new(&mut p, "fc5", hidden, input, rng));
-        Vae { config, params: p, fc1, fc21, fc22, fc3, fc4, fc5 }
-    }
+    encoder: Vec<Linear>,
+    mu: Linear,
+    logvar: Linear,
+    decoder: Vec<Linear>,
+    out: Linear,
+    out_logvar: Option<Linear>,
 }
 
 impl<T: Element> Vae<T> {
-    /// `x → (mu, logvar)` of q(z|x), with `vars` from `self.params.bind(graph)`.
-    pub fn encode<'g>(&self, vars: &[Var<'g, T>], x: Var<'g, T>) -> (Var<'g, T>, Var<'g, T>) {
-        let h = self.fc1.forward_relu(vars, x);
-        (self.fc21.forward(vars, h), self.fc22.forward(vars, h))
+    /// Builds the model's structure, asking `make(name, shape, fan_in)` for every tensor in
+    /// order: random initialization ([`Vae::new`]) or a checkpoint's tensors (loading), so a
+    /// restored model never draws random weights first.
+    pub fn build<E>(
+        config: VaeConfig,
+        mut make: impl FnMut(&str, &[usize], usize) -> Result<Tensor<T>, E>,
+    ) -> Result<Self, E> {
+        let mut p = ParamSet::new();
+        let names = LayerNames::of(&config);
+        let mut layer =
+            |p: &mut ParamSet<T>, name: &str, i: usize, o: usize| Linear::build(p, name, i, o, &mut make);
+        let mut encoder = Vec::new();
+        let mut width = config.input;
+        for (i, &h) in config.hidden.iter().enumerate() {
+            encoder.push(layer(&mut p, &names.encoder(i), width, h)?);
+            width = h;
+        }
+        let mu = layer(&mut p, names.mu, width, config.latent)?;
+        let logvar = layer(&mut p, names.logvar, width, config.latent)?;
+        let mut decoder = Vec::new();
+        let mut width = config.latent;
+        for (i, &h) in config.decoder_layers().iter().enumerate() {
+            decoder.push(layer(&mut p, &names.decoder(i), width, h)?);
+            width = h;
+        }
+        let out = layer(&mut p, names.out, width, config.input)?;
+        let out_logvar = match config.likelihood {
+            Likelihood::GaussianLearned => Some(layer(&mut p, names.out_logvar, width, config.input)?),
+            _ => None,
+        };
+        Ok(Vae { config, params: p, encoder, mu, logvar, decoder, out, out_logvar })
     }
 
-    /// `z → ` the parameters of p(x|z).
-    pub fn decode<'g>(&self, vars: &[Var<'g, T>], z: Var<'g, T>) -> DecoderOut<'g, T> {
-        let h = self.fc3.forward_relu(vars, z);
-        DecoderOut { out: self.fc4.forward(vars, h), logvar: self.fc5.map(|l| l.forward(vars, h)) }
+    /// Binds the parameters to `graph` as leaves that take gradients.
+    pub fn bind<'m, 'g>(&'m self, graph: &'g Graph<T>) -> BoundVae<'m, 'g, T> {
+        self.attach(&self.params.bind(graph))
+    }
+
+    /// The model over parameters already on a tape (`vars` from `self.params.bind`, in order).
+    pub fn attach<'m, 'g>(&'m self, vars: &[Var<'g, T>]) -> BoundVae<'m, 'g, T> {
+        assert_eq!(vars.len(), self.params.len(), "attach: one variable per parameter");
+        BoundVae { vae: self, vars: vars.to_vec() }
     }
 
     /// The reparameterization `z = mu + exp(½·logvar)·eps`, differentiable in `mu` and
@@ -132,10 +95,9 @@ impl<T: Element> Vae<T> {
 
     /// Decoder means for latent codes `z` (`[n, latent]`) without recording a tape: pixel
     /// probabilities for a Bernoulli decoder, means for a Gaussian one.
-    pub fn decode_mean(&self, z: &tensor::Tensor<T>) -> tensor::Tensor<T> {
+    pub fn decode_mean(&self, z: &Tensor<T>) -> Tensor<T> {
         let g = Graph::no_grad();
-        let vars = self.params.bind(&g);
-        let out = self.decode(&vars, g.constant(z.clone())).out.value();
+        let out = self.bind(&g).decode(g.constant(z.clone())).out.value();
         match self.config.likelihood {
             Likelihood::Bernoulli => out.sigmoid(),
             Likelihood::Gaussian | Likelihood::GaussianLearned => out,
@@ -143,9 +105,191 @@ impl<T: Element> Vae<T> {
     }
 
     /// The encoder's means for images `x` (`[n, input]`), without recording a tape.
-    pub fn encode_mean(&self, x: &tensor::Tensor<T>) -> tensor::Tensor<T> {
+    pub fn encode_mean(&self, x: &Tensor<T>) -> Tensor<T> {
         let g = Graph::no_grad();
-        let vars = self.params.bind(&g);
-        self.encode(&vars, g.constant(x.clone())).0.value()
+        self.bind(&g).encode(g.constant(x.clone())).0.value()
+    }
+}
+
+impl<T: Element + SampleUniform> Vae<T> {
+    /// A freshly initialized model (PyTorch's `nn.Linear` initialization) from `rng`.
+    pub fn new<R: Rng + ?Sized>(config: VaeConfig, rng: &mut R) -> Self {
+        let init = |_: &str, shape: &[usize], fan_in: usize| -> Result<Tensor<T>, std::convert::Infallible> {
+            Ok(crate::nn::pytorch_uniform(shape, fan_in, rng))
+        };
+        match Self::build(config, init) {
+            Ok(vae) => vae,
+            Err(never) => match never {},
+        }
+    }
+}
+
+/// The parameter names of a model's layers (see [`Vae`]).
+struct LayerNames {
+    pytorch_example: bool,
+    mu: &'static str,
+    logvar: &'static str,
+    out: &'static str,
+    out_logvar: &'static str,
+}
+
+impl LayerNames {
+    fn of(config: &VaeConfig) -> Self {
+        if config.is_pytorch_example() {
+            LayerNames { pytorch_example: true, mu: "fc21", logvar: "fc22", out: "fc4", out_logvar: "fc5" }
+        } else {
+            LayerNames {
+                pytorch_example: false,
+                mu: "mu",
+                logvar: "logvar",
+                out: "out",
+                out_logvar: "out_logvar",
+            }
+        }
+    }
+
+    /// Hidden layer `i` of the encoder: a `Linear` at position `2i` of the `Sequential`
+    /// (activations sit between).
+    fn encoder(&self, i: usize) -> String {
+        if self.pytorch_example {
+            "fc1".into()
+        } else {
+            format!("encoder.{}", 2 * i)
+        }
+    }
+
+    fn decoder(&self, i: usize) -> String {
+        if self.pytorch_example {
+            "fc3".into()
+        } else {
+            format!("decoder.{}", 2 * i)
+        }
+    }
+}
+
+/// A [`Vae`] whose parameters are leaves of one tape: what the objectives call.
+pub struct BoundVae<'m, 'g, T: Element> {
+    vae: &'m Vae<T>,
+    vars: Vec<Var<'g, T>>,
+}
+
+impl<'g, T: Element> BoundVae<'_, 'g, T> {
+    /// The model's shape.
+    pub fn config(&self) -> &VaeConfig {
+        &self.vae.config
+    }
+
+    /// The parameters' leaves, in the order of [`Vae::params`].
+    pub fn vars(&self) -> &[Var<'g, T>] {
+        &self.vars
+    }
+
+    /// The hidden layers of an MLP trunk, each followed by the activation.
+    fn trunk(&self, layers: &[Linear], mut h: Var<'g, T>) -> Var<'g, T> {
+        for l in layers {
+            h = l.forward_act(&self.vars, h, self.vae.config.activation);
+        }
+        h
+    }
+
+    /// `x → (mu, logvar)` of q(z|x).
+    pub fn encode(&self, x: Var<'g, T>) -> (Var<'g, T>, Var<'g, T>) {
+        let h = self.trunk(&self.vae.encoder, x);
+        (self.vae.mu.forward(&self.vars, h), self.vae.logvar.forward(&self.vars, h))
+    }
+
+    /// `z → ` the parameters of p(x|z).
+    pub fn decode(&self, z: Var<'g, T>) -> DecoderOut<'g, T> {
+        let h = self.trunk(&self.vae.decoder, z);
+        DecoderOut {
+            out: self.vae.out.forward(&self.vars, h),
+            logvar: self.vae.out_logvar.map(|l| l.forward(&self.vars, h)),
+        }
+    }
+
+    /// [`Vae::reparameterize`].
+    pub fn reparameterize(&self, mu: Var<'g, T>, logvar: Var<'g, T>, eps: Var<'g, T>) -> Var<'g, T> {
+        Vae::reparameterize(mu, logvar, eps)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+
+    use super::*;
+
+    fn names(config: VaeConfig) -> Vec<String> {
+        Vae::<f32>::new(config, &mut StdRng::seed_from_u64(0)).params.names().to_vec()
+    }
+
+    #[test]
+    fn parameter_names_follow_pytorch() {
+        let default = names(VaeConfig::default());
+        assert_eq!(
+            default.iter().step_by(2).cloned().collect::<Vec<_>>(),
+            ["fc1.weight", "fc21.weight", "fc22.weight", "fc3.weight", "fc4.weight"]
+        );
+        let deep = names(VaeConfig {
+            hidden: vec![200, 100],
+            activation: Activation::Tanh,
+            likelihood: Likelihood::GaussianLearned,
+            ..VaeConfig::default()
+        });
+        assert_eq!(
+            deep.iter().step_by(2).cloned().collect::<Vec<_>>(),
+            [
+                "encoder.0.weight",
+                "encoder.2.weight",
+                "mu.weight",
+                "logvar.weight",
+                "decoder.0.weight",
+                "decoder.2.weight",
+                "out.weight",
+                "out_logvar.weight"
+            ]
+        );
+        // One hidden layer but tanh: not pytorch/examples' model, so Sequential names.
+        assert_eq!(
+            names(VaeConfig { activation: Activation::Tanh, ..VaeConfig::default() })[0],
+            "encoder.0.weight"
+        );
+    }
+
+    #[test]
+    fn shapes_follow_the_configuration() {
+        let c = VaeConfig {
+            input: 100,
+            hidden: vec![30, 20],
+            decoder_hidden: Some(vec![7]),
+            latent: 5,
+            ..VaeConfig::default()
+        };
+        let vae = Vae::<f64>::new(c, &mut StdRng::seed_from_u64(1));
+        let shapes: Vec<Vec<usize>> = vae.params.tensors().iter().map(|t| t.shape().to_vec()).collect();
+        assert_eq!(
+            shapes,
+            [
+                vec![30, 100],
+                vec![30],
+                vec![20, 30],
+                vec![20],
+                vec![5, 20],
+                vec![5],
+                vec![5, 20],
+                vec![5],
+                vec![7, 5],
+                vec![7],
+                vec![100, 7],
+                vec![100]
+            ]
+        );
+        let g = Graph::no_grad();
+        let x = g.constant(Tensor::zeros(&[3, 100]));
+        let m = vae.bind(&g);
+        let (mu, _) = m.encode(x);
+        assert_eq!(mu.shape().as_slice(), &[3, 5]);
+        assert_eq!(m.decode(mu).out.shape().as_slice(), &[3, 100]);
     }
 }

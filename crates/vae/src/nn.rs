@@ -1,9 +1,11 @@
-//! Named parameters and the linear layer.
+//! Named parameters, PyTorch's initialization, and the linear layer.
 
 use autograd::{Graph, Var};
 use rand::Rng;
 use rand_distr::uniform::SampleUniform;
 use tensor::{Element, Tensor};
+
+use crate::config::Activation;
 
 /// An ordered set of named parameter tensors, named as a PyTorch `state_dict` would name them
 /// (`fc1.weight`, `fc1.bias`, …). Lives outside any tape.
@@ -68,19 +70,42 @@ impl<T: Element> ParamSet<T> {
     }
 }
 
+/// Draws a tensor uniform on `±1/√fan_in`: PyTorch's `nn.Linear` initialization of both the
+/// weight and the bias.
+pub fn pytorch_uniform<T: Element + SampleUniform, R: Rng + ?Sized>(
+    shape: &[usize],
+    fan_in: usize,
+    rng: &mut R,
+) -> Tensor<T> {
+    let bound = T::from_f64_lossy(1.0 / (fan_in.max(1) as f64).sqrt());
+    Tensor::rand_uniform(shape, -bound, bound, rng)
+}
+
 /// A fully connected layer `y = x·Wᵀ + b`, with `W` stored `[out, in]` as PyTorch stores it.
-/// It holds the indices of its two tensors in a [`ParamSet`].
+/// It knows where its two tensors are in the [`ParamSet`] it was built into.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Linear {
-    /// Index of the weight `[out, in]`.
-    pub weight: usize,
-    /// Index of the bias `[out]`.
-    pub bias: usize,
+    weight: usize,
+    bias: usize,
 }
 
 impl Linear {
-    /// Adds `{name}.weight` and `{name}.bias` to `params`, initialized as PyTorch's
-    /// `nn.Linear`: uniform on ±1/√in for both.
+    /// Adds `{name}.weight` `[outputs, inputs]` and `{name}.bias` `[outputs]` to `params`,
+    /// each made by `make(name, shape, fan_in)` (an initializer, or a loader).
+    pub fn build<T: Element, E>(
+        params: &mut ParamSet<T>,
+        name: &str,
+        inputs: usize,
+        outputs: usize,
+        make: &mut impl FnMut(&str, &[usize], usize) -> Result<Tensor<T>, E>,
+    ) -> Result<Self, E> {
+        let (w, b) = (format!("{name}.weight"), format!("{name}.bias"));
+        let wt = make(&w, &[outputs, inputs], inputs)?;
+        let bt = make(&b, &[outputs], inputs)?;
+        Ok(Linear { weight: params.push(w, wt), bias: params.push(b, bt) })
+    }
+
+    /// [`build`](Self::build) with PyTorch's `nn.Linear` initialization from `rng`.
     pub fn new<T: Element + SampleUniform, R: Rng + ?Sized>(
         params: &mut ParamSet<T>,
         name: &str,
@@ -88,12 +113,24 @@ impl Linear {
         outputs: usize,
         rng: &mut R,
     ) -> Self {
-        let bound = T::from_f64_lossy(1.0 / (inputs.max(1) as f64).sqrt());
-        let w = Tensor::rand_uniform(&[outputs, inputs], -bound, bound, rng);
-        let b = Tensor::rand_uniform(&[outputs], -bound, bound, rng);
-        Linear {
-            weight: params.push(format!("{name}.weight"), w),
-            bias: params.push(format!("{name}.bias"), b),
+        let mut init =
+            |_: &str, shape: &[usize], fan_in: usize| -> Result<Tensor<T>, std::convert::Infallible> {
+                Ok(pytorch_uniform(shape, fan_in, rng))
+            };
+        match Self::build(params, name, inputs, outputs, &mut init) {
+            Ok(l) => l,
+            Err(never) => match never {},
+        }
+    }
+
+    /// [`build`](Self::build) with both tensors zero.
+    pub fn zeros<T: Element>(params: &mut ParamSet<T>, name: &str, inputs: usize, outputs: usize) -> Self {
+        let mut zeros = |_: &str, shape: &[usize], _: usize| -> Result<Tensor<T>, std::convert::Infallible> {
+            Ok(Tensor::zeros(shape))
+        };
+        match Self::build(params, name, inputs, outputs, &mut zeros) {
+            Ok(l) => l,
+            Err(never) => match never {},
         }
     }
 
@@ -103,8 +140,18 @@ impl Linear {
         x.linear(vars[self.weight], Some(vars[self.bias]), None)
     }
 
-    /// `relu(x·Wᵀ + b)`, fused into one op.
-    pub fn forward_relu<'g, T: Element>(&self, vars: &[Var<'g, T>], x: Var<'g, T>) -> Var<'g, T> {
-        x.linear(vars[self.weight], Some(vars[self.bias]), Some(autograd::Activation::Relu))
+    /// `act(x·Wᵀ + b)`: ReLU and tanh fused into the layer's op, softplus after it.
+    pub fn forward_act<'g, T: Element>(
+        &self,
+        vars: &[Var<'g, T>],
+        x: Var<'g, T>,
+        act: Activation,
+    ) -> Var<'g, T> {
+        let (w, b) = (vars[self.weight], Some(vars[self.bias]));
+        match act {
+            Activation::Relu => x.linear(w, b, Some(autograd::Activation::Relu)),
+            Activation::Tanh => x.linear(w, b, Some(autograd::Activation::Tanh)),
+            Activation::Softplus => x.linear(w, b, None).softplus(),
+        }
     }
 }

@@ -1,89 +1,17 @@
 //! Optimizers over a [`ParamSet`]: Adam, SGD with momentum, Adagrad, with PyTorch's update
 //! rules and state names (so a checkpoint's optimizer state reads like PyTorch's).
 
-use std::fmt;
-use std::str::FromStr;
-
 use rayon::prelude::*;
 use tensor::{Element, Tensor};
 
+pub use crate::config::{OptimizerConfig, OptimizerKind};
 use crate::nn::ParamSet;
 
-/// Which update rule, with its hyper-parameters.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum OptimizerKind {
-    /// Adam (Kingma & Ba) with bias correction.
-    Adam {
-        /// Decay of the first moment (0.9).
-        beta1: f64,
-        /// Decay of the second moment (0.999).
-        beta2: f64,
-        /// Added to the denominator (1e-8).
-        eps: f64,
-    },
-    /// Stochastic gradient descent with (heavy-ball) momentum.
-    Sgd {
-        /// Momentum (0 for plain SGD).
-        momentum: f64,
-    },
-    /// Adagrad.
-    Adagrad {
-        /// Added to the denominator (1e-10).
-        eps: f64,
-    },
-}
-
-impl OptimizerKind {
-    /// Adam with PyTorch's defaults.
-    pub fn adam() -> Self {
-        OptimizerKind::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8 }
-    }
-
-    /// The name used on the command line and in checkpoints.
-    pub fn name(&self) -> &'static str {
-        match self {
-            OptimizerKind::Adam { .. } => "adam",
-            OptimizerKind::Sgd { .. } => "sgd",
-            OptimizerKind::Adagrad { .. } => "adagrad",
-        }
-    }
-
-    /// Names of the per-parameter state tensors, as PyTorch names them.
-    pub fn slots(&self) -> &'static [&'static str] {
-        match self {
-            OptimizerKind::Adam { .. } => &["exp_avg", "exp_avg_sq"],
-            OptimizerKind::Sgd { .. } => &["momentum_buffer"],
-            OptimizerKind::Adagrad { .. } => &["sum"],
-        }
-    }
-}
-
-impl fmt::Display for OptimizerKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for OptimizerKind {
-    type Err = String;
-    /// `adam`, `sgd` (momentum 0.9) or `adagrad`, each with its usual defaults.
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "adam" => Ok(OptimizerKind::adam()),
-            "sgd" => Ok(OptimizerKind::Sgd { momentum: 0.9 }),
-            "adagrad" => Ok(OptimizerKind::Adagrad { eps: 1e-10 }),
-            _ => Err(format!("unknown optimizer '{s}' (expected adam, sgd or adagrad)")),
-        }
-    }
-}
-
-/// An optimizer: the rule, the learning rate, the step count and per-parameter state.
+/// An optimizer: its settings, the step count and per-parameter state.
 #[derive(Clone, Debug)]
 pub struct Optimizer<T: Element> {
-    /// The rule.
-    pub kind: OptimizerKind,
-    /// Learning rate.
-    pub lr: f64,
+    /// The rule, learning rate and weight decay.
+    pub config: OptimizerConfig,
     /// Updates applied so far.
     pub steps: u64,
     /// `state[slot][param]`, zeros of each parameter's shape to start.
@@ -92,13 +20,14 @@ pub struct Optimizer<T: Element> {
 
 impl<T: Element> Optimizer<T> {
     /// A fresh optimizer for `params`.
-    pub fn new(kind: OptimizerKind, lr: f64, params: &ParamSet<T>) -> Self {
-        let state = kind
+    pub fn new(config: OptimizerConfig, params: &ParamSet<T>) -> Self {
+        let state = config
+            .kind
             .slots()
             .iter()
             .map(|_| params.tensors().iter().map(|p| Tensor::zeros(p.shape())).collect())
             .collect();
-        Optimizer { kind, lr, steps: 0, state }
+        Optimizer { config, steps: 0, state }
     }
 
     /// The state tensors with their names, `"{slot}.{param}"` (e.g. `exp_avg.fc1.weight`).
@@ -106,7 +35,7 @@ impl<T: Element> Optimizer<T> {
         &'a self,
         params: &'a ParamSet<T>,
     ) -> impl Iterator<Item = (String, &'a Tensor<T>)> + 'a {
-        self.kind.slots().iter().zip(&self.state).flat_map(move |(slot, ts)| {
+        self.config.kind.slots().iter().zip(&self.state).flat_map(move |(slot, ts)| {
             params.names().iter().zip(ts).map(move |(name, t)| (format!("{slot}.{name}"), t))
         })
     }
@@ -120,12 +49,19 @@ impl<T: Element> Optimizer<T> {
     pub fn step(&mut self, params: &mut ParamSet<T>, grads: &[Tensor<T>]) {
         assert_eq!(grads.len(), params.len(), "optimizer: one gradient per parameter");
         self.steps += 1;
-        let lr = self.lr;
-        let t = self.steps as i32;
-        let kind = self.kind;
+        let OptimizerConfig { kind, lr, weight_decay } = self.config;
+        // Bias corrections: β^t with the step count saturated at i32::MAX, where β^t of any
+        // β < 1 is long since 0 (no wrap-around, however long the run).
+        let t = i32::try_from(self.steps).unwrap_or(i32::MAX);
         for (i, (p, g)) in params.tensors_mut().iter_mut().zip(grads).enumerate() {
             assert_eq!(p.shape(), g.shape(), "optimizer: gradient shape of parameter {i}");
-            let g = g.contiguous();
+            // PyTorch's L2 weight decay: the gradient of ½·wd·‖p‖², added to the gradient.
+            let g = if weight_decay == 0.0 {
+                g.contiguous()
+            } else {
+                let wd = T::from_f64_lossy(weight_decay);
+                g.zip_with(p, |g, p| g + wd * p)
+            };
             let g = g.as_slice().expect("contiguous");
             let p = p.make_mut_slice();
             match kind {
@@ -161,7 +97,7 @@ impl<T: Element> Optimizer<T> {
                         p.iter_mut().zip(g).for_each(|(p, &g)| *p -= lr * g);
                     } else {
                         let mu = T::from_f64_lossy(momentum);
-                        let first = t == 1;
+                        let first = self.steps == 1;
                         let buf = self.state[0][i].make_mut_slice();
                         p.iter_mut().zip(buf.iter_mut()).zip(g).for_each(|((p, b), &g)| {
                             *b = if first { g } else { mu * *b + g };
@@ -190,7 +126,7 @@ mod tests {
     fn minimize(kind: OptimizerKind, lr: f64, steps: usize) -> f64 {
         let mut params = ParamSet::<f64>::new();
         params.push("p", Tensor::zeros(&[1]));
-        let mut opt = Optimizer::new(kind, lr, &params);
+        let mut opt = Optimizer::new(OptimizerConfig { kind, lr, weight_decay: 0.0 }, &params);
         for _ in 0..steps {
             let p = params.tensors()[0].item();
             opt.step(&mut params, &[Tensor::from_vec(vec![2.0 * (p - 3.0)], &[1])]);
@@ -207,11 +143,23 @@ mod tests {
     }
 
     #[test]
+    fn weight_decay_adds_wd_times_p_to_the_gradient() {
+        let mut params = ParamSet::<f64>::new();
+        params.push("p", Tensor::from_vec(vec![2.0, -1.0], &[2]));
+        let config =
+            OptimizerConfig { kind: OptimizerKind::Sgd { momentum: 0.0 }, lr: 0.5, weight_decay: 0.25 };
+        let mut opt = Optimizer::new(config, &params);
+        opt.step(&mut params, &[Tensor::from_vec(vec![1.0, 0.0], &[2])]);
+        // p − lr·(g + wd·p): 2 − 0.5·(1 + 0.5) = 1.25; −1 − 0.5·(0 − 0.25) = −0.875.
+        assert_eq!(params.tensors()[0].to_vec(), vec![1.25, -0.875]);
+    }
+
+    #[test]
     fn adam_first_step_is_lr_times_sign() {
         // With bias correction, Adam's first step is lr·g/|g| (up to eps).
         let mut params = ParamSet::<f64>::new();
         params.push("p", Tensor::from_vec(vec![1.0, 1.0], &[2]));
-        let mut opt = Optimizer::new(OptimizerKind::adam(), 1e-3, &params);
+        let mut opt = Optimizer::new(OptimizerConfig::default(), &params);
         opt.step(&mut params, &[Tensor::from_vec(vec![0.5, -20.0], &[2])]);
         let p = params.tensors()[0].to_vec();
         assert!((p[0] - (1.0 - 1e-3)).abs() < 1e-9 && (p[1] - (1.0 + 1e-3)).abs() < 1e-9, "{p:?}");

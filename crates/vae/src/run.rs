@@ -69,15 +69,13 @@ fn check_out_dir(opts: &RunOptions) -> Result<()> {
         return Ok(());
     }
     let theirs = checkpoint::read_config(&ckpt)?;
-    if theirs.same_run(&opts.train) {
-        return Ok(());
-    }
-    Err(VaeError::Config(format!(
-        "{} holds a checkpoint of another configuration (checkpoint vs this run: {}); pass --resume {} to continue it, --force to overwrite it, or choose another --out",
-        opts.out_dir.display(),
-        theirs.differences(&opts.train).join(", "),
-        ckpt.display()
-    )))
+    opts.train.check_same_run(&theirs).map_err(|d| {
+        VaeError::Config(format!(
+            "{} holds a checkpoint of {d}; pass --resume {} to continue it, --force to overwrite it, or choose another --out",
+            opts.out_dir.display(),
+            ckpt.display()
+        ))
+    })
 }
 
 fn write_metrics(path: &Path, trainer: &Trainer) -> Result<()> {
@@ -153,21 +151,17 @@ pub fn iwae_nll(trainer: &Trainer, test: &Dataset, k: usize, progress: bool) -> 
 }
 
 /// Runs training as `opts` asks, reporting each epoch's line through `log`; returns the
-/// summary that is also written to `summary.json`.
+/// summary that is also written to `summary.json`. The data decides the model's input
+/// size (`opts.train.model.input` is replaced by the pixels per image of the data).
 pub fn run(opts: &RunOptions, mut log: impl FnMut(&str)) -> Result<Value> {
-    opts.train.validate()?;
     let mnist = Mnist::load(&opts.data_dir)?;
     let (mut train, test) = (mnist.train, mnist.test);
+    let mut opts = opts.clone();
+    opts.train.model.input = train.dim();
+    let opts = &opts;
+    opts.train.validate()?;
     if let Some(n) = opts.train.train_limit {
         train.truncate(n);
-    }
-    if train.dim() != opts.train.model.input {
-        return Err(VaeError::Config(format!(
-            "the model takes {} pixels per image but {} holds images of {}",
-            opts.train.model.input,
-            opts.data_dir.display(),
-            train.dim()
-        )));
     }
     std::fs::create_dir_all(&opts.out_dir).map_err(|e| VaeError::io(&opts.out_dir, e))?;
     check_out_dir(opts)?;

@@ -9,9 +9,17 @@ use rand::{Rng, RngExt};
 use rand_distr::{Distribution, StandardNormal};
 use tensor::{Element, Tensor};
 
+use crate::config::Activation;
 use crate::elbo::LN_2PI;
+use crate::error::{Result, VaeError};
 use crate::nn::{Linear, ParamSet};
-use crate::optim::{Optimizer, OptimizerKind};
+use crate::optim::{Optimizer, OptimizerConfig, OptimizerKind};
+use crate::train::{train_step, Parameters, StepFailure};
+
+/// The error of a failed step of a theory trainer, naming the step.
+fn failed(f: StepFailure, step: usize) -> VaeError {
+    VaeError::NonFinite(f.message(&format!("step {step}")))
+}
 
 /// The objective a linear regression is fitted with.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -40,38 +48,31 @@ fn regression_loss<'g>(loss: RegressionLoss, pred: Var<'g, f64>, y: Var<'g, f64>
 }
 
 /// Fits `y ≈ x·Wᵀ + b` by full-batch gradient descent (SGD with momentum 0.9) on `loss`
-/// through the autograd engine; returns `(W [out, in], b [out], final loss)`.
+/// through the autograd engine; returns `(W [out, in], b [out], final loss)`, or an error
+/// naming the step if the loss stops being finite (too large a learning rate).
 pub fn fit_linear_regression(
     x: &Tensor<f64>,
     y: &Tensor<f64>,
     loss: RegressionLoss,
     steps: usize,
     lr: f64,
-) -> (Tensor<f64>, Tensor<f64>, f64) {
+) -> Result<(Tensor<f64>, Tensor<f64>, f64)> {
     let mut params = ParamSet::new();
-    params.push("weight", Tensor::zeros(&[y.shape()[1], x.shape()[1]]));
-    params.push("bias", Tensor::zeros(&[y.shape()[1]]));
-    let layer = Linear { weight: 0, bias: 1 };
-    let mut opt = Optimizer::new(OptimizerKind::Sgd { momentum: 0.9 }, lr, &params);
+    let layer = Linear::zeros(&mut params, "linear", x.shape()[1], y.shape()[1]);
+    let sgd = OptimizerConfig { kind: OptimizerKind::Sgd { momentum: 0.9 }, lr, weight_decay: 0.0 };
+    let mut opt = Optimizer::new(sgd, &params);
     let mut graph = Graph::new();
     let mut last = f64::NAN;
-    for _ in 0..steps {
-        let grads = {
-            let vars = params.bind(&graph);
-            let l = regression_loss(
-                loss,
-                layer.forward(&vars, graph.constant(x.clone())),
-                graph.constant(y.clone()),
-            );
-            last = l.value().item();
-            let mut g = l.backward();
-            vars.iter().map(|&v| g.take(v).unwrap()).collect::<Vec<_>>()
-        };
-        graph.reset();
-        opt.step(&mut params, &grads);
+    for step in 1..=steps {
+        (last, _) = train_step(&mut graph, &mut params, &mut opt, |g, _, vars| {
+            let l = regression_loss(loss, layer.forward(vars, g.constant(x.clone())), g.constant(y.clone()));
+            let value = l.value().item();
+            (l, value)
+        })
+        .map_err(|f| failed(f, step))?;
     }
     let t = params.tensors();
-    (t[0].clone(), t[1].clone(), last)
+    Ok((t[0].clone(), t[1].clone(), last))
 }
 
 /// Trains a linear autoencoder `x̂ = x·Eᵀ·Dᵀ` (`E` `[k, d]`, `D` `[d, k]`, no biases) on the
@@ -85,7 +86,7 @@ pub fn train_linear_autoencoder<T: Element, R: Rng + ?Sized>(
     batch: usize,
     lr: f64,
     rng: &mut R,
-) -> (Tensor<T>, f64)
+) -> Result<(Tensor<T>, f64)>
 where
     StandardNormal: Distribution<T>,
 {
@@ -94,7 +95,7 @@ where
     let mut params = ParamSet::new();
     params.push("encoder.weight", Tensor::randn(&[k, d], rng).mul_scalar(scale));
     params.push("decoder.weight", Tensor::randn(&[d, k], rng).mul_scalar(scale));
-    let mut opt = Optimizer::new(OptimizerKind::adam(), lr, &params);
+    let mut opt = Optimizer::new(OptimizerConfig { lr, ..OptimizerConfig::default() }, &params);
     let mut graph = Graph::new();
     let mut order: Vec<usize> = (0..n).collect();
     let mut last = f64::NAN;
@@ -103,23 +104,20 @@ where
         let (mut total, mut seen) = (0.0, 0);
         for idx in order.chunks(batch.max(1)) {
             let xb = x.select_rows(idx);
-            let grads = {
-                let v = params.bind(&graph);
-                let xv = graph.constant(xb);
+            let (_, sum) = train_step(&mut graph, &mut params, &mut opt, |g, _, v| {
+                let xv = g.constant(xb);
                 let recon = xv.matmul(v[0].t()).matmul(v[1].t());
                 let l = (recon - xv).square().sum();
-                total += l.value().item().to_f64_lossless();
-                let l = l.mul_scalar(T::from_f64_lossy(1.0 / idx.len() as f64));
-                let mut g = l.backward();
-                v.iter().map(|&p| g.take(p).unwrap()).collect::<Vec<_>>()
-            };
-            graph.reset();
-            opt.step(&mut params, &grads);
+                let sum = l.value().item().to_f64_lossless();
+                (l.mul_scalar(T::from_f64_lossy(1.0 / idx.len() as f64)), sum)
+            })
+            .map_err(|f| failed(f, opt.steps as usize + 1))?;
+            total += sum;
             seen += idx.len();
         }
         last = total / seen as f64;
     }
-    (params.tensors()[1].clone(), last)
+    Ok((params.tensors()[1].clone(), last))
 }
 
 /// The covariance `XcᵀXc / n` of the rows of `x` after removing their mean, and that mean.
@@ -177,7 +175,7 @@ impl Autoencoder {
     }
 
     fn logits<'g>(&self, vars: &[Var<'g, f32>], x: Var<'g, f32>) -> Var<'g, f32> {
-        self.fc2.forward(vars, self.fc1.forward_relu(vars, x))
+        self.fc2.forward(vars, self.fc1.forward_act(vars, x, Activation::Relu))
     }
 
     /// Reconstructions (pixel means) of `x`, without a tape.
@@ -197,9 +195,9 @@ impl Autoencoder {
         batch: usize,
         lr: f64,
         rng: &mut R,
-    ) -> f64 {
+    ) -> Result<f64> {
         let n = x.shape()[0];
-        let mut opt = Optimizer::new(OptimizerKind::adam(), lr, &self.params);
+        let mut opt = Optimizer::new(OptimizerConfig { lr, ..OptimizerConfig::default() }, &self.params);
         let mut graph = Graph::new();
         let mut order: Vec<usize> = (0..n).collect();
         let mut last = f64::NAN;
@@ -209,20 +207,27 @@ impl Autoencoder {
             for idx in order.chunks(batch.max(1)) {
                 let clean = x.select_rows(idx);
                 let noisy = corruption.apply(&clean, rng);
-                let grads = {
-                    let vars = self.params.bind(&graph);
-                    let logits = self.logits(&vars, graph.constant(noisy));
-                    let l = logits.bce_with_logits(graph.constant(clean)).sum();
-                    total += l.value().item() as f64;
-                    let mut g = l.mul_scalar(1.0 / idx.len() as f32).backward();
-                    vars.iter().map(|&v| g.take(v).unwrap()).collect::<Vec<_>>()
-                };
-                graph.reset();
-                opt.step(&mut self.params, &grads);
+                let (_, sum) = train_step(&mut graph, self, &mut opt, |g, ae, vars| {
+                    let logits = ae.logits(vars, g.constant(noisy));
+                    let l = logits.bce_with_logits(g.constant(clean)).sum();
+                    let sum = l.value().item() as f64;
+                    (l.mul_scalar(1.0 / idx.len() as f32), sum)
+                })
+                .map_err(|f| failed(f, opt.steps as usize + 1))?;
+                total += sum;
             }
             last = total / n as f64;
         }
-        last
+        Ok(last)
+    }
+}
+
+impl Parameters<f32> for Autoencoder {
+    fn params(&self) -> &ParamSet<f32> {
+        &self.params
+    }
+    fn params_mut(&mut self) -> &mut ParamSet<f32> {
+        &mut self.params
     }
 }
 

@@ -1,151 +1,126 @@
-//! Training and evaluation: the configuration of a run, one optimizer step, one epoch, the
-//! test-set ELBO, and the reproducible random streams that make a resumed run bit-identical.
+//! Training and evaluation: the one training step every trainer in the crate uses, one
+//! epoch, the test-set ELBO, and the reproducible random streams that make a resumed run
+//! bit-identical. (The run's configuration lives in [`crate::config`].)
 
 use std::time::Instant;
 
-use autograd::Graph;
+use autograd::{Anomaly, Graph, Var};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use serde_json::{json, Value};
-use tensor::Tensor;
+use tensor::{Element, Tensor};
 
+pub use crate::config::TrainConfig;
 use crate::data::Dataset;
 use crate::elbo::{elbo, ElboConfig, Estimator};
 use crate::error::{Result, VaeError};
-use crate::model::{Likelihood, Vae, VaeConfig};
-use crate::optim::{Optimizer, OptimizerKind};
+use crate::model::Vae;
+use crate::nn::ParamSet;
+use crate::optim::Optimizer;
 
-/// Everything that defines a training run.
-#[derive(Clone, Debug, PartialEq)]
-pub struct TrainConfig {
-    /// The model's shape.
-    pub model: VaeConfig,
-    /// Epochs to train in all (a resumed run continues up to this many).
-    pub epochs: usize,
-    /// Images per optimizer step.
-    pub batch_size: usize,
-    /// Learning rate.
-    pub lr: f64,
-    /// Seed of the initialization and of every random stream.
-    pub seed: u64,
-    /// Draw binary pixels afresh each epoch (dynamic binarization) instead of using
-    /// intensities as Bernoulli targets.
-    pub binarize: bool,
-    /// The objective.
-    pub elbo: ElboConfig,
-    /// The update rule.
-    pub optimizer: OptimizerKind,
-    /// Train on only the first this many training images.
-    pub train_limit: Option<usize>,
+/// Anything whose parameters a training step updates.
+pub trait Parameters<T: Element> {
+    /// The parameters, in a fixed order.
+    fn params(&self) -> &ParamSet<T>;
+    /// The same, mutably (for the optimizer).
+    fn params_mut(&mut self) -> &mut ParamSet<T>;
 }
 
-impl Default for TrainConfig {
-    /// pytorch/examples' recipe: 784-400-20, Adam 1e-3, batch 128, 10 epochs, seed 1.
-    fn default() -> Self {
-        TrainConfig {
-            model: VaeConfig::default(),
-            epochs: 10,
-            batch_size: 128,
-            lr: 1e-3,
-            seed: 1,
-            binarize: false,
-            elbo: ElboConfig::default(),
-            optimizer: OptimizerKind::adam(),
-            train_limit: None,
-        }
+impl<T: Element> Parameters<T> for ParamSet<T> {
+    fn params(&self) -> &ParamSet<T> {
+        self
+    }
+    fn params_mut(&mut self) -> &mut ParamSet<T> {
+        self
     }
 }
 
-impl TrainConfig {
-    /// Checks the settings that could not work.
-    pub fn validate(&self) -> Result<()> {
-        let bad = |m: &str| Err(VaeError::Config(m.into()));
-        if self.batch_size == 0 {
-            return bad("batch size must be at least 1");
-        }
-        if self.model.latent == 0 || self.model.hidden == 0 || self.model.input == 0 {
-            return bad("input, hidden and latent sizes must be at least 1");
-        }
-        if self.elbo.samples == 0 {
-            return bad("samples per image must be at least 1");
-        }
-        if !(self.lr.is_finite() && self.lr > 0.0) {
-            return bad("learning rate must be a positive number");
-        }
-        if !(self.elbo.beta.is_finite() && self.elbo.beta >= 0.0) {
-            return bad("beta must be a non-negative number");
-        }
-        if self.train_limit == Some(0) {
-            return bad("train limit must be at least 1");
-        }
-        Ok(())
+impl<T: Element> Parameters<T> for Vae<T> {
+    fn params(&self) -> &ParamSet<T> {
+        &self.params
     }
+    fn params_mut(&mut self) -> &mut ParamSet<T> {
+        &mut self.params
+    }
+}
 
-    /// The configuration as JSON (stored in checkpoints and summaries).
-    pub fn to_json(&self) -> Value {
-        json!({
-            "input": self.model.input,
-            "hidden": self.model.hidden,
-            "latent": self.model.latent,
-            "likelihood": self.model.likelihood.as_str(),
-            "epochs": self.epochs,
-            "batch_size": self.batch_size,
-            "lr": self.lr,
-            "seed": self.seed,
-            "binarize": self.binarize,
-            "samples": self.elbo.samples,
-            "beta": self.elbo.beta,
-            "estimator": self.elbo.estimator.as_str(),
-            "optimizer": self.optimizer.name(),
-            "train_limit": self.train_limit,
-        })
-    }
+/// Why [`train_step`] left the parameters alone: a non-finite loss or reported value, or
+/// (in anomaly-detection mode) a non-finite gradient.
+#[derive(Clone, Debug)]
+pub struct StepFailure {
+    /// The loss's value.
+    pub loss: f64,
+    /// The value the step reports (the negative ELBO, say).
+    pub reported: f64,
+    /// In anomaly mode: the first op that produced a non-finite value.
+    pub anomaly: Option<Anomaly>,
+    /// In anomaly mode: the first parameter whose gradient is not finite.
+    pub bad_param: Option<String>,
+    /// Whether anomaly detection was on.
+    pub detecting: bool,
+}
 
-    /// Reads [`to_json`](Self::to_json)'s form back; `None` if anything is missing or odd.
-    pub fn from_json(v: &Value) -> Option<Self> {
-        let u = |k: &str| v.get(k)?.as_u64().map(|x| x as usize);
-        let f = |k: &str| v.get(k)?.as_f64();
-        let s = |k: &str| v.get(k)?.as_str();
-        Some(TrainConfig {
-            model: VaeConfig {
-                input: u("input")?,
-                hidden: u("hidden")?,
-                latent: u("latent")?,
-                likelihood: s("likelihood")?.parse::<Likelihood>().ok()?,
-            },
-            epochs: u("epochs")?,
-            batch_size: u("batch_size")?,
-            lr: f("lr")?,
-            seed: v.get("seed")?.as_u64()?,
-            binarize: v.get("binarize")?.as_bool()?,
-            elbo: ElboConfig {
-                samples: u("samples")?,
-                beta: f("beta")?,
-                estimator: s("estimator")?.parse::<Estimator>().ok()?,
-            },
-            optimizer: s("optimizer")?.parse::<OptimizerKind>().ok()?,
-            train_limit: match v.get("train_limit")? {
-                Value::Null => None,
-                x => Some(x.as_u64()? as usize),
-            },
-        })
+impl StepFailure {
+    /// One line saying what went wrong `at` (for example "epoch 2 step 17").
+    pub fn message(&self, at: &str) -> String {
+        if self.detecting {
+            format!(
+                "non-finite {} at {at}; anomaly: {}; first parameter with a non-finite gradient: {}",
+                if self.loss.is_finite() && self.reported.is_finite() { "gradient" } else { "loss" },
+                self.anomaly.map_or("no op produced a non-finite value".to_string(), |a| a.to_string()),
+                self.bad_param.as_deref().unwrap_or("none")
+            )
+        } else {
+            format!(
+                "non-finite loss ({}) at {at}; training stopped (rerun with --detect-anomaly to find the op, or try a lower --lr)",
+                if self.loss.is_finite() { self.reported } else { self.loss }
+            )
+        }
     }
+}
 
-    /// True when `other` describes the same run, up to the number of epochs (which a
-    /// resumed run may extend).
-    pub fn same_run(&self, other: &TrainConfig) -> bool {
-        TrainConfig { epochs: 0, ..self.clone() } == TrainConfig { epochs: 0, ..other.clone() }
+/// One optimizer step, the same for every model in the crate: bind the parameters to
+/// `graph`, let `f` build the loss (and a value to report) from the model and the bound
+/// parameters, run backward, take every parameter's gradient (zeros for one that got none),
+/// reset the tape, and update with `optimizer`. Returns the loss and the reported value; a
+/// non-finite one (or, in anomaly mode, a non-finite gradient) leaves the parameters as
+/// they were and returns why.
+pub fn train_step<T, M, F>(
+    graph: &mut Graph<T>,
+    model: &mut M,
+    optimizer: &mut Optimizer<T>,
+    f: F,
+) -> std::result::Result<(f64, f64), StepFailure>
+where
+    T: Element,
+    M: Parameters<T>,
+    F: for<'g> FnOnce(&'g Graph<T>, &M, &[Var<'g, T>]) -> (Var<'g, T>, f64),
+{
+    let detecting = graph.anomaly_detection();
+    let (loss, reported, grads, anomaly) = {
+        let g = &*graph;
+        let vars = model.params().bind(g);
+        let (loss, reported) = f(g, model, &vars);
+        let value = loss.value().item().to_f64_lossless();
+        let mut grads = loss.backward();
+        let anomaly = g.forward_anomaly().or(grads.anomaly());
+        let grads: Vec<Tensor<T>> =
+            vars.iter().map(|&v| grads.take(v).unwrap_or_else(|| Tensor::zeros(&v.shape()))).collect();
+        (value, reported, grads, anomaly)
+    };
+    // Drop the tape first, so the parameters' storage is no longer shared and the update
+    // happens in place.
+    graph.reset();
+    let bad_param = if detecting {
+        let names = model.params().names();
+        grads.iter().position(|g| g.to_vec().iter().any(|v| !v.is_finite())).map(|i| names[i].clone())
+    } else {
+        None
+    };
+    if !loss.is_finite() || !reported.is_finite() || bad_param.is_some() {
+        return Err(StepFailure { loss, reported, anomaly, bad_param, detecting });
     }
-
-    /// Differences from `other` (other than epochs), as `key: ours vs theirs` items.
-    pub fn differences(&self, other: &TrainConfig) -> Vec<String> {
-        let (a, b) = (self.to_json(), other.to_json());
-        let (a, b) = (a.as_object().unwrap(), b.as_object().unwrap());
-        a.iter()
-            .filter(|(k, v)| k.as_str() != "epochs" && b.get(*k) != Some(v))
-            .map(|(k, v)| format!("{k}: {} vs {}", v, b.get(k).unwrap_or(&Value::Null)))
-            .collect()
-    }
+    optimizer.step(model.params_mut(), &grads);
+    Ok((loss, reported))
 }
 
 /// The random streams of a run. Each is seeded from the run's seed, the epoch and its
@@ -201,15 +176,14 @@ pub struct Trainer {
     /// Metrics of the completed epochs.
     pub history: Vec<EpochMetrics>,
     graph: Graph<f32>,
-    detect_anomaly: bool,
 }
 
 impl Trainer {
     /// A fresh model and optimizer for `config` (which must be valid).
     pub fn new(config: TrainConfig) -> Self {
         let mut rng = stream_rng(config.seed, 0, Stream::Init);
-        let model = Vae::new(config.model, &mut rng);
-        let optimizer = Optimizer::new(config.optimizer, config.lr, &model.params);
+        let model = Vae::new(config.model.clone(), &mut rng);
+        let optimizer = Optimizer::new(config.optimizer, &model.params);
         Self::from_parts(config, model, optimizer, 0, Vec::new())
     }
 
@@ -221,14 +195,13 @@ impl Trainer {
         epoch: usize,
         history: Vec<EpochMetrics>,
     ) -> Self {
-        Trainer { config, model, optimizer, epoch, history, graph: Graph::new(), detect_anomaly: false }
+        Trainer { config, model, optimizer, epoch, history, graph: Graph::new() }
     }
 
     /// Checks every op's output and gradient for NaN and infinity, so that a non-finite loss
     /// is reported with the first op and parameter that went non-finite (slower).
     pub fn set_detect_anomaly(&mut self, on: bool) {
         self.graph.set_detect_anomaly(on);
-        self.detect_anomaly = on;
     }
 
     /// One optimizer step on images `x` (`[batch, input]`); returns the batch's summed
@@ -241,44 +214,15 @@ impl Trainer {
     }
 
     fn step_on_pool(&mut self, x: Tensor<f32>, rng: &mut StdRng) -> Result<f64> {
-        let (neg_elbo, loss, grads, anomaly) = {
-            let g = &self.graph;
-            let vars = self.model.params.bind(g);
-            let terms = elbo(&self.model, &vars, g.constant(x), &self.config.elbo, rng);
-            let loss = terms.loss.value().item();
-            let mut grads = terms.loss.backward();
-            let anomaly = g.forward_anomaly().or(grads.anomaly());
-            let grads: Vec<Tensor<f32>> =
-                vars.iter().map(|&v| grads.take(v).unwrap_or_else(|| Tensor::zeros(&v.shape()))).collect();
-            (terms.neg_elbo(), loss, grads, anomaly)
-        };
-        // Drop the tape first, so the parameters' storage is no longer shared and the
-        // update happens in place.
-        self.graph.reset();
-        let bad_param = if self.detect_anomaly {
-            let names = self.model.params.names();
-            grads.iter().position(|g| g.to_vec().iter().any(|v| !v.is_finite())).map(|i| names[i].clone())
-        } else {
-            None
-        };
-        if !loss.is_finite() || !neg_elbo.is_finite() || bad_param.is_some() {
+        let config = self.config.elbo;
+        let result = train_step(&mut self.graph, &mut self.model, &mut self.optimizer, |g, vae, vars| {
+            let terms = elbo(&vae.attach(vars), g.constant(x), &config, rng);
+            (terms.loss, terms.neg_elbo())
+        });
+        result.map(|(_, neg_elbo)| neg_elbo).map_err(|failure| {
             let at = format!("epoch {} step {}", self.epoch + 1, self.optimizer.steps + 1);
-            let msg = if self.detect_anomaly {
-                format!(
-                    "non-finite {} at {at}; anomaly: {}; first parameter with a non-finite gradient: {}",
-                    if loss.is_finite() { "gradient" } else { "loss" },
-                    anomaly.map_or("no op produced a non-finite value".to_string(), |a| a.to_string()),
-                    bad_param.as_deref().unwrap_or("none")
-                )
-            } else {
-                format!(
-                    "non-finite loss ({loss}) at {at}; training stopped (rerun with --detect-anomaly to find the op, or try a lower --lr)"
-                )
-            };
-            return Err(VaeError::NonFinite(msg));
-        }
-        self.optimizer.step(&mut self.model.params, &grads);
-        Ok(neg_elbo)
+            VaeError::NonFinite(failure.message(&at))
+        })
     }
 
     /// Trains one epoch over `data` (shuffled by the epoch's stream), calling `progress`
@@ -334,8 +278,7 @@ pub fn evaluate(model: &Vae<f32>, config: &TrainConfig, data: &Dataset, rng: &mu
         for idx in &batches {
             let x = data.batch::<f32, _>(idx, config.binarize.then_some(&mut *rng));
             let g = Graph::no_grad();
-            let vars = model.params.bind(&g);
-            total += elbo(model, &vars, g.constant(x), &cfg, rng).neg_elbo();
+            total += elbo(&model.bind(&g), g.constant(x), &cfg, rng).neg_elbo();
         }
         total
     });
@@ -349,7 +292,7 @@ mod tests {
 
     fn small() -> Trainer {
         Trainer::new(TrainConfig {
-            model: VaeConfig { input: 6, hidden: 4, latent: 2, ..VaeConfig::default() },
+            model: VaeConfig { input: 6, hidden: vec![4], latent: 2, ..VaeConfig::default() },
             batch_size: 2,
             ..TrainConfig::default()
         })

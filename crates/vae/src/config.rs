@@ -1,0 +1,489 @@
+//! One home for the configuration of a run: the model's shape, the objective, the
+//! optimizer with all of its hyper-parameters, and the training loop. A [`TrainConfig`] is
+//! serialized whole (serde, JSON) into every checkpoint and summary and read back exactly,
+//! and [`TrainConfig::check_same_run`] is the one rule that decides whether a checkpoint
+//! may be continued by a run.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{Result, VaeError};
+
+/// Implements `as_str`, `Display` and `FromStr` for a fieldless enum from one list of names.
+macro_rules! named_enum {
+    ($ty:ident, $what:literal, $($variant:ident = $name:literal),+) => {
+        impl $ty {
+            /// The name used on the command line and in checkpoints.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $name,)+
+                }
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $ty {
+            type Err = String;
+            fn from_str(s: &str) -> std::result::Result<Self, String> {
+                match s {
+                    $($name => Ok($ty::$variant),)+
+                    _ => Err(format!(
+                        "unknown {} '{s}' (expected {})",
+                        $what,
+                        [$($name),+].join(", ")
+                    )),
+                }
+            }
+        }
+    };
+}
+
+/// The decoder's distribution over pixels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Likelihood {
+    /// Independent Bernoulli pixels with logits from the decoder (the default).
+    Bernoulli,
+    /// Gaussian pixels of unit variance around the decoder's mean (squared error).
+    Gaussian,
+    /// Gaussian pixels with a mean and a log-variance per pixel from the decoder.
+    GaussianLearned,
+}
+
+named_enum!(
+    Likelihood,
+    "likelihood",
+    Bernoulli = "bernoulli",
+    Gaussian = "gaussian",
+    GaussianLearned = "gaussian-learned"
+);
+
+/// The nonlinearity after every hidden layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Activation {
+    /// `max(x, 0)` (pytorch/examples' VAE).
+    Relu,
+    /// `tanh x` (Burda et al.'s IWAE models).
+    Tanh,
+    /// `ln(1 + eˣ)`.
+    Softplus,
+}
+
+named_enum!(Activation, "activation", Relu = "relu", Tanh = "tanh", Softplus = "softplus");
+
+/// The shape of a VAE: input, hidden layers, latent size, nonlinearity and likelihood.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaeConfig {
+    /// Pixels per image (784 for MNIST; a run takes it from its data).
+    pub input: usize,
+    /// The encoder's hidden layers, input side first (`[400]`).
+    pub hidden: Vec<usize>,
+    /// The decoder's hidden layers, latent side first; `None` mirrors the encoder.
+    pub decoder_hidden: Option<Vec<usize>>,
+    /// Latent dimensions (20).
+    pub latent: usize,
+    /// The nonlinearity of every hidden layer.
+    pub activation: Activation,
+    /// The decoder's distribution.
+    pub likelihood: Likelihood,
+}
+
+impl Default for VaeConfig {
+    /// pytorch/examples' VAE: 784-400-20-400-784 with ReLU and Bernoulli pixels.
+    fn default() -> Self {
+        VaeConfig {
+            input: 784,
+            hidden: vec![400],
+            decoder_hidden: None,
+            latent: 20,
+            activation: Activation::Relu,
+            likelihood: Likelihood::Bernoulli,
+        }
+    }
+}
+
+impl VaeConfig {
+    /// The decoder's hidden layers, latent side first (the encoder's reversed, unless set).
+    pub fn decoder_layers(&self) -> Vec<usize> {
+        self.decoder_hidden.clone().unwrap_or_else(|| self.hidden.iter().rev().copied().collect())
+    }
+
+    /// True for the shape of pytorch/examples' VAE (one ReLU hidden layer on each side, of
+    /// one size), whose parameters keep that model's names `fc1` … `fc4`.
+    pub fn is_pytorch_example(&self) -> bool {
+        self.hidden.len() == 1 && self.decoder_layers() == self.hidden && self.activation == Activation::Relu
+    }
+}
+
+/// How the encoder's gradient of the reconstruction term is estimated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Estimator {
+    /// The reparameterization trick: `z = mu + σ·eps` is differentiated through.
+    Reparam,
+    /// The score-function (REINFORCE) estimator: `z` is sampled and detached, and the encoder
+    /// gets `f(z)·∇ log q(z|x)` with `f = log p(x|z)`, plus the analytic KL gradient.
+    Score,
+}
+
+named_enum!(Estimator, "estimator", Reparam = "reparam", Score = "score");
+
+/// Settings of the Monte Carlo objective.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ElboConfig {
+    /// Samples of z per image (L).
+    pub samples: usize,
+    /// Weight of the KL term (β; 1 for the ELBO).
+    pub beta: f64,
+    /// Gradient estimator for the encoder.
+    pub estimator: Estimator,
+}
+
+impl Default for ElboConfig {
+    fn default() -> Self {
+        ElboConfig { samples: 1, beta: 1.0, estimator: Estimator::Reparam }
+    }
+}
+
+/// Which update rule, with the hyper-parameters of that rule.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "rule", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum OptimizerKind {
+    /// Adam (Kingma & Ba) with bias correction.
+    Adam {
+        /// Decay of the first moment (0.9).
+        beta1: f64,
+        /// Decay of the second moment (0.999).
+        beta2: f64,
+        /// Added to the denominator (1e-8).
+        eps: f64,
+    },
+    /// Stochastic gradient descent with (heavy-ball) momentum.
+    Sgd {
+        /// Momentum (0 for plain SGD).
+        momentum: f64,
+    },
+    /// Adagrad.
+    Adagrad {
+        /// Added to the denominator (1e-10).
+        eps: f64,
+    },
+}
+
+impl OptimizerKind {
+    /// Adam with PyTorch's defaults.
+    pub fn adam() -> Self {
+        OptimizerKind::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8 }
+    }
+
+    /// The name used on the command line and in checkpoints.
+    pub fn name(&self) -> &'static str {
+        match self {
+            OptimizerKind::Adam { .. } => "adam",
+            OptimizerKind::Sgd { .. } => "sgd",
+            OptimizerKind::Adagrad { .. } => "adagrad",
+        }
+    }
+
+    /// Names of the per-parameter state tensors, as PyTorch names them.
+    pub fn slots(&self) -> &'static [&'static str] {
+        match self {
+            OptimizerKind::Adam { .. } => &["exp_avg", "exp_avg_sq"],
+            OptimizerKind::Sgd { .. } => &["momentum_buffer"],
+            OptimizerKind::Adagrad { .. } => &["sum"],
+        }
+    }
+}
+
+impl fmt::Display for OptimizerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for OptimizerKind {
+    type Err = String;
+    /// `adam`, `sgd` (momentum 0.9) or `adagrad`, each with its usual defaults.
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "adam" => Ok(OptimizerKind::adam()),
+            "sgd" => Ok(OptimizerKind::Sgd { momentum: 0.9 }),
+            "adagrad" => Ok(OptimizerKind::Adagrad { eps: 1e-10 }),
+            _ => Err(format!("unknown optimizer '{s}' (expected adam, sgd or adagrad)")),
+        }
+    }
+}
+
+/// An optimizer: its rule and the settings every rule shares.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptimizerConfig {
+    /// The rule and its own hyper-parameters.
+    pub kind: OptimizerKind,
+    /// Learning rate.
+    pub lr: f64,
+    /// L2 penalty added to every gradient as `weight_decay · p` (PyTorch's `weight_decay`).
+    pub weight_decay: f64,
+}
+
+impl Default for OptimizerConfig {
+    /// Adam at 1e-3, no weight decay.
+    fn default() -> Self {
+        OptimizerConfig { kind: OptimizerKind::adam(), lr: 1e-3, weight_decay: 0.0 }
+    }
+}
+
+/// Everything that defines a training run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// The model's shape.
+    pub model: VaeConfig,
+    /// Epochs to train in all (a resumed run continues up to this many).
+    pub epochs: usize,
+    /// Images per optimizer step.
+    pub batch_size: usize,
+    /// Seed of the initialization and of every random stream.
+    pub seed: u64,
+    /// Draw binary pixels afresh each epoch (dynamic binarization) instead of using
+    /// intensities as Bernoulli targets.
+    pub binarize: bool,
+    /// The objective.
+    pub elbo: ElboConfig,
+    /// The optimizer.
+    pub optimizer: OptimizerConfig,
+    /// Train on only the first this many training images.
+    pub train_limit: Option<usize>,
+}
+
+impl Default for TrainConfig {
+    /// pytorch/examples' recipe: 784-400-20, Adam 1e-3, batch 128, 10 epochs, seed 1.
+    fn default() -> Self {
+        TrainConfig {
+            model: VaeConfig::default(),
+            epochs: 10,
+            batch_size: 128,
+            seed: 1,
+            binarize: false,
+            elbo: ElboConfig::default(),
+            optimizer: OptimizerConfig::default(),
+            train_limit: None,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Checks the settings that could not work.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: &str| Err(VaeError::Config(m.into()));
+        let m = &self.model;
+        if self.batch_size == 0 {
+            return bad("batch size must be at least 1");
+        }
+        if m.latent == 0 || m.input == 0 || m.hidden.contains(&0) || m.decoder_layers().contains(&0) {
+            return bad("input, hidden and latent sizes must be at least 1");
+        }
+        if self.elbo.samples == 0 {
+            return bad("samples per image must be at least 1");
+        }
+        let o = &self.optimizer;
+        if !(o.lr.is_finite() && o.lr > 0.0) {
+            return bad("learning rate must be a positive number");
+        }
+        if !(o.weight_decay.is_finite() && o.weight_decay >= 0.0) {
+            return bad("weight decay must be a non-negative number");
+        }
+        let rule_ok = match o.kind {
+            OptimizerKind::Adam { beta1, beta2, eps } => {
+                (0.0..1.0).contains(&beta1) && (0.0..1.0).contains(&beta2) && eps.is_finite() && eps > 0.0
+            }
+            OptimizerKind::Sgd { momentum } => (0.0..1.0).contains(&momentum),
+            OptimizerKind::Adagrad { eps } => eps.is_finite() && eps > 0.0,
+        };
+        if !rule_ok {
+            return bad("optimizer hyper-parameters out of range (betas and momentum in [0, 1), eps > 0)");
+        }
+        if !(self.elbo.beta.is_finite() && self.elbo.beta >= 0.0) {
+            return bad("beta must be a non-negative number");
+        }
+        if self.train_limit == Some(0) {
+            return bad("train limit must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// The configuration as JSON (stored in checkpoints and summaries).
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self).expect("a configuration is plain data")
+    }
+
+    /// Reads [`to_json`](Self::to_json)'s form back exactly; `None` if anything is missing,
+    /// unknown or of the wrong type.
+    pub fn from_json(v: &Value) -> Option<Self> {
+        serde_json::from_value(v.clone()).ok()
+    }
+
+    /// The differences from `other`, other than the number of epochs (which a resumed run
+    /// may extend), as `key: ours vs theirs` items with dotted keys (`optimizer.lr: …`).
+    pub fn differences(&self, other: &TrainConfig) -> Vec<String> {
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        flatten("", &self.to_json(), &mut a);
+        flatten("", &other.to_json(), &mut b);
+        let value = |list: &[(String, Value)], key: &str| {
+            list.iter().find(|(k, _)| k == key).map_or(Value::Null, |(_, v)| v.clone())
+        };
+        let mut keys: Vec<&String> = a.iter().chain(&b).map(|(k, _)| k).collect();
+        keys.sort();
+        keys.dedup();
+        keys.into_iter()
+            .filter(|k| k.as_str() != "epochs")
+            .filter_map(|k| {
+                let (x, y) = (value(&a, k), value(&b, k));
+                (x != y).then(|| format!("{k}: {x} vs {y}"))
+            })
+            .collect()
+    }
+
+    /// The one rule for continuing a run: `stored` (a checkpoint's configuration) may be
+    /// continued by this run when everything but the number of epochs is the same. The
+    /// error names every difference.
+    pub fn check_same_run(&self, stored: &TrainConfig) -> std::result::Result<(), String> {
+        let diffs = stored.differences(self);
+        if diffs.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("another configuration (checkpoint vs this run: {})", diffs.join(", ")))
+        }
+    }
+}
+
+/// Every leaf of `v` with its dotted path.
+fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, Value)>) {
+    match v {
+        Value::Object(map) => {
+            for (k, v) in map {
+                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                flatten(&key, v, out);
+            }
+        }
+        leaf => out.push((prefix.to_string(), leaf.clone())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn any_config() -> impl Strategy<Value = TrainConfig> {
+        let model =
+            (
+                1usize..5000,
+                prop::collection::vec(1usize..2000, 1..4),
+                prop::option::of(prop::collection::vec(1usize..2000, 0..4)),
+                1usize..500,
+                prop_oneof![Just(Activation::Relu), Just(Activation::Tanh), Just(Activation::Softplus)],
+                prop_oneof![
+                    Just(Likelihood::Bernoulli),
+                    Just(Likelihood::Gaussian),
+                    Just(Likelihood::GaussianLearned)
+                ],
+            )
+                .prop_map(|(input, hidden, decoder_hidden, latent, activation, likelihood)| {
+                    VaeConfig { input, hidden, decoder_hidden, latent, activation, likelihood }
+                });
+        let kind =
+            prop_oneof![
+                (0.0f64..1.0, 0.0f64..1.0, 1e-12f64..1.0)
+                    .prop_map(|(beta1, beta2, eps)| OptimizerKind::Adam { beta1, beta2, eps }),
+                (0.0f64..1.0).prop_map(|momentum| OptimizerKind::Sgd { momentum }),
+                (1e-12f64..1.0).prop_map(|eps| OptimizerKind::Adagrad { eps }),
+            ];
+        let optimizer = (kind, 1e-9f64..10.0, 0.0f64..1.0)
+            .prop_map(|(kind, lr, weight_decay)| OptimizerConfig { kind, lr, weight_decay });
+        let elbo = (1usize..64, 0.0f64..10.0, prop_oneof![Just(Estimator::Reparam), Just(Estimator::Score)])
+            .prop_map(|(samples, beta, estimator)| ElboConfig { samples, beta, estimator });
+        (
+            model,
+            1usize..1000,
+            1usize..1024,
+            any::<u64>(),
+            any::<bool>(),
+            elbo,
+            optimizer,
+            prop::option::of(1usize..60000),
+        )
+            .prop_map(|(model, epochs, batch_size, seed, binarize, elbo, optimizer, train_limit)| {
+                TrainConfig { model, epochs, batch_size, seed, binarize, elbo, optimizer, train_limit }
+            })
+    }
+
+    proptest! {
+        /// Any configuration survives JSON (the form checkpoints store) unchanged, and is a
+        /// run of its own.
+        #[test]
+        fn any_configuration_survives_json(c in any_config()) {
+            let text = c.to_json().to_string();
+            let back = TrainConfig::from_json(&serde_json::from_str(&text).unwrap()).unwrap();
+            prop_assert_eq!(&back, &c);
+            prop_assert!(c.check_same_run(&back).is_ok());
+        }
+    }
+
+    #[test]
+    fn a_difference_is_named_by_its_dotted_key() {
+        let a = TrainConfig::default();
+        let b = TrainConfig {
+            optimizer: OptimizerConfig { kind: OptimizerKind::Sgd { momentum: 0.5 }, ..a.optimizer },
+            epochs: 99,
+            ..a.clone()
+        };
+        let err = a.check_same_run(&b).unwrap_err();
+        assert_eq!(
+            err,
+            "another configuration (checkpoint vs this run: optimizer.kind.beta1: null vs 0.9, optimizer.kind.beta2: null vs 0.999, optimizer.kind.eps: null vs 1e-8, optimizer.kind.momentum: 0.5 vs null, optimizer.kind.rule: \"sgd\" vs \"adam\")"
+        );
+        let c = TrainConfig { epochs: 3, ..a.clone() };
+        assert!(a.check_same_run(&c).is_ok(), "epochs may differ");
+        let d =
+            TrainConfig { model: VaeConfig { hidden: vec![200, 200], ..VaeConfig::default() }, ..a.clone() };
+        assert_eq!(
+            a.check_same_run(&d).unwrap_err(),
+            "another configuration (checkpoint vs this run: model.hidden: [200,200] vs [400])"
+        );
+    }
+
+    #[test]
+    fn unknown_or_missing_fields_are_refused() {
+        let mut v = TrainConfig::default().to_json();
+        v["surprise"] = Value::from(1);
+        assert!(TrainConfig::from_json(&v).is_none());
+        let mut v = TrainConfig::default().to_json();
+        v.as_object_mut().unwrap().remove("seed");
+        assert!(TrainConfig::from_json(&v).is_none());
+    }
+
+    #[test]
+    fn names_parse_back() {
+        for a in [Activation::Relu, Activation::Tanh, Activation::Softplus] {
+            assert_eq!(a.as_str().parse::<Activation>().unwrap(), a);
+        }
+        assert_eq!(
+            "sigmoid".parse::<Activation>().unwrap_err(),
+            "unknown activation 'sigmoid' (expected relu, tanh, softplus)"
+        );
+        assert_eq!("gaussian-learned".parse::<Likelihood>().unwrap(), Likelihood::GaussianLearned);
+    }
+}
