@@ -80,6 +80,8 @@ proptest! {
             ("ln", x.abs().ln(), |v: f64| v.abs().ln()),
             ("sqrt", x.abs().sqrt(), |v: f64| v.abs().sqrt()),
             ("clamp", x.clamp(-0.5, 0.25), |v: f64| v.clamp(-0.5, 0.25)),
+            ("add_scalar", x.add_scalar(1.5), |v: f64| v + 1.5),
+            ("mul_scalar", x.mul_scalar(-2.5), |v: f64| v * -2.5),
         ] {
             prop_assert_eq!(got.shape(), x.shape());
             for idx in indices(&shape) {
@@ -366,6 +368,45 @@ fn large_kernels_body() {
     z.axpy(2.0, &x);
     assert_eq!(z.get(&[7, 3]).unwrap(), 3.0 * x.get(&[7, 3]).unwrap());
     assert_eq!(x.get(&[7, 3]).unwrap(), x.to_vec()[38]); // copy on write left x alone
+}
+
+#[test]
+fn in_place_forms_with_strided_right_hand_sides() {
+    // rhs transposed: its last axis has stride 3, neither 0 nor 1.
+    let a = Tensor::<f64>::arange(12).reshape(&[3, 4]);
+    let b = Tensor::<f64>::arange(12).reshape(&[4, 3]).t();
+    let mut sum = a.clone();
+    sum.add_assign_t(&b);
+    assert_eq!(sum, &a + &b);
+    assert_eq!(sum.get(&[1, 2]).unwrap(), 6.0 + 7.0);
+    let mut prod = a.clone();
+    prod.zip_inplace(&b, |x, y| x * y - 1.0);
+    assert_eq!(prod.get(&[2, 3]).unwrap(), 11.0 * 11.0 - 1.0);
+    assert_eq!(prod.get(&[0, 1]).unwrap(), 1.0 * 3.0 - 1.0);
+    let mut ax = a.clone();
+    ax.axpy(0.5, &b.t().t());
+    assert_eq!(ax.get(&[2, 1]).unwrap(), 9.0 + 0.5 * 5.0);
+}
+
+#[test]
+fn fused_zip_sum_over_long_rows() {
+    // Rows longer than the eight accumulators, with a remainder.
+    let a = Tensor::<f64>::arange(2 * 37).reshape(&[2, 37]);
+    let b = a.mul_scalar(0.5).add_scalar(1.0);
+    let got = a.zip_sum_last(&b, |x, y| x * y);
+    for r in 0..2 {
+        let want: f64 = (0..37).map(|j| a.get(&[r, j]).unwrap() * b.get(&[r, j]).unwrap()).sum();
+        assert_eq!(got.get(&[r]).unwrap(), want);
+    }
+    // And the plain sum of a long slice.
+    assert_eq!(tensor::sum_slice(&(1..=100).map(f64::from).collect::<Vec<_>>()), 5050.0);
+}
+
+#[test]
+fn dtype_names() {
+    assert_eq!(tensor::DType::F32.to_string(), "f32");
+    assert_eq!(format!("{}", tensor::DType::F64), "f64");
+    assert_eq!(<f32 as tensor::Element>::DTYPE, tensor::DType::F32);
 }
 
 #[test]
