@@ -169,6 +169,7 @@ proptest! {
         }
         for axis in 0..shape.len() {
             let s = x.sum_axis(axis, keep);
+            let mean = x.mean_axis(axis, keep);
             let m = x.max_axis(axis, keep);
             let l = x.logsumexp_axis(axis, keep);
             let mut out_shape = shape.clone();
@@ -181,6 +182,10 @@ proptest! {
                 let want_sum: f64 = vals.iter().sum();
                 let want_max = vals.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                 prop_assert!(close(s.get(&oidx).unwrap(), want_sum));
+                if !vals.is_empty() {
+                    let want_mean = want_sum / vals.len() as f64;
+                    prop_assert!((mean.get(&oidx).unwrap() - want_mean).abs() < 1e-12 * (1.0 + want_mean.abs()));
+                }
                 prop_assert!(close(m.get(&oidx).unwrap(), want_max));
                 if !vals.is_empty() {
                     let want_lse = vals.iter().map(|v| (v - want_max).exp()).sum::<f64>().ln() + want_max;

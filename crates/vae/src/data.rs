@@ -95,7 +95,7 @@ impl Dataset {
     /// A dataset from raw parts. `images.len()` must be `labels.len() · rows · cols`.
     pub fn new(images: Vec<u8>, labels: Vec<u8>, rows: usize, cols: usize) -> Result<Self> {
         if images.len() != labels.len() * rows * cols {
-            return Err(VaeError::Config(format!(
+            return Err(VaeError::Dataset(format!(
                 "{} image bytes do not make {} images of {rows}x{cols}",
                 images.len(),
                 labels.len()

@@ -32,7 +32,19 @@ pub enum VaeError {
         /// What does not match.
         msg: String,
     },
-    /// A setting that cannot work (for example a batch size of 0).
+    /// An image that could not be encoded.
+    #[error("{}: cannot encode the image: {msg}", path.display())]
+    Image {
+        /// The image file.
+        path: PathBuf,
+        /// The encoder's complaint.
+        msg: String,
+    },
+    /// A data set built from parts that do not fit together (sizes, counts).
+    #[error("inconsistent data set: {0}")]
+    Dataset(String),
+    /// A setting that cannot work (for example a batch size of 0). Only for the run's
+    /// configuration.
     #[error("invalid configuration: {0}")]
     Config(String),
     /// Training produced a non-finite loss.

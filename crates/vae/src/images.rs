@@ -7,13 +7,13 @@ use tensor::Tensor;
 use crate::error::{Result, VaeError};
 use crate::io::atomic_write;
 
-/// Encodes an 8-bit grayscale or RGB image as PNG bytes.
-fn encode_png(width: usize, height: usize, rgb: bool, pixels: &[u8]) -> Result<Vec<u8>> {
+/// Encodes an 8-bit grayscale or RGB image as PNG bytes; `path` names it in errors.
+fn encode_png(path: &Path, width: usize, height: usize, rgb: bool, pixels: &[u8]) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     let mut enc = png::Encoder::new(&mut out, width as u32, height as u32);
     enc.set_color(if rgb { png::ColorType::Rgb } else { png::ColorType::Grayscale });
     enc.set_depth(png::BitDepth::Eight);
-    let err = |e: png::EncodingError| VaeError::Config(format!("PNG encoding failed: {e}"));
+    let err = |e: png::EncodingError| VaeError::Image { path: path.to_path_buf(), msg: e.to_string() };
     let mut writer = enc.write_header().map_err(err)?;
     writer.write_image_data(pixels).map_err(err)?;
     writer.finish().map_err(err)?;
@@ -39,7 +39,7 @@ pub fn write_grid(path: &Path, images: &Tensor<f32>, h: usize, w: usize, cols: u
             }
         }
     }
-    atomic_write(path, &encode_png(gw, gh, false, &px)?)
+    atomic_write(path, &encode_png(path, gw, gh, false, &px)?)
 }
 
 /// The standard normal quantile function (inverse CDF), by Acklam's rational approximation
@@ -170,7 +170,7 @@ pub fn write_scatter(
         }
         x0 += w + 2;
     }
-    atomic_write(path, &encode_png(size, size, true, &px)?)
+    atomic_write(path, &encode_png(path, size, size, true, &px)?)
 }
 
 #[cfg(test)]

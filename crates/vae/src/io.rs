@@ -11,8 +11,8 @@ use crate::error::{Result, VaeError};
 /// mixture.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name =
-        path.file_name().ok_or_else(|| VaeError::Config(format!("{} is not a file path", path.display())))?;
+    let not_a_file = || std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file path");
+    let name = path.file_name().ok_or_else(|| VaeError::io(path, not_a_file()))?;
     let tmp: PathBuf = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
     let write = || -> std::io::Result<()> {
         let mut f = File::create(&tmp)?;

@@ -69,12 +69,13 @@ fn check_out_dir(opts: &RunOptions) -> Result<()> {
         return Ok(());
     }
     let theirs = checkpoint::read_config(&ckpt)?;
-    opts.train.check_same_run(&theirs).map_err(|d| {
-        VaeError::Config(format!(
-            "{} holds a checkpoint of {d}; pass --resume {} to continue it, --force to overwrite it, or choose another --out",
+    opts.train.check_same_run(&theirs).map_err(|d| VaeError::Checkpoint {
+        msg: format!(
+            "the output directory {} holds a checkpoint of {d}; pass --resume {} to continue it, --force to overwrite it, or choose another --out",
             opts.out_dir.display(),
             ckpt.display()
-        ))
+        ),
+        path: ckpt.clone(),
     })
 }
 
