@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use vae::checkpoint;
 use vae::model::VaeConfig;
-use vae::run::{run, RunOptions, CHECKPOINT, METRICS, SUMMARY};
+use vae::run::{run, RunOptions, CHECKPOINT, CURVES, METRICS, SUMMARY};
 use vae::train::TrainConfig;
 
 fn temp_out(name: &str) -> PathBuf {
@@ -54,8 +54,15 @@ fn a_short_run_learns_and_writes_everything() {
     let iwae = summary["test_iwae_nll"].as_f64().unwrap();
     // The importance-weighted bound (k = 8) is tighter than the ELBO, but not absurdly so.
     assert!(iwae < test && iwae > test - 20.0, "iwae {iwae} vs elbo {test}");
-    for f in [CHECKPOINT, SUMMARY, "reconstructions.png", "samples.png", "manifold.png", "latent_scatter.png"]
-    {
+    for f in [
+        CHECKPOINT,
+        SUMMARY,
+        CURVES,
+        "reconstructions.png",
+        "samples.png",
+        "manifold.png",
+        "latent_scatter.png",
+    ] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
     std::fs::remove_dir_all(&out).unwrap();

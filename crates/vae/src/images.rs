@@ -8,7 +8,13 @@ use crate::error::{Result, VaeError};
 use crate::io::atomic_write;
 
 /// Encodes an 8-bit grayscale or RGB image as PNG bytes; `path` names it in errors.
-fn encode_png(path: &Path, width: usize, height: usize, rgb: bool, pixels: &[u8]) -> Result<Vec<u8>> {
+pub(crate) fn encode_png(
+    path: &Path,
+    width: usize,
+    height: usize,
+    rgb: bool,
+    pixels: &[u8],
+) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     let mut enc = png::Encoder::new(&mut out, width as u32, height as u32);
     enc.set_color(if rgb { png::ColorType::Rgb } else { png::ColorType::Grayscale });

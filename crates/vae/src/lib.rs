@@ -8,7 +8,7 @@
 //! - [`optim`]: Adam, SGD with momentum, Adagrad.
 //! - [`data`]: the IDX reader, batches, dynamic binarization.
 //! - [`train`]: training and evaluation with reproducible random streams.
-//! - [`checkpoint`], [`images`], [`io`], [`run`]: files and the whole run.
+//! - [`checkpoint`], [`images`], [`plot`], [`io`], [`run`]: files, pictures and the whole run.
 //! - [`theory`], [`linalg`]: linear regression, the linear and the denoising autoencoder,
 //!   and the small dense linear algebra that checks them against closed forms.
 #![warn(missing_docs)]
@@ -24,6 +24,7 @@ pub mod linalg;
 pub mod model;
 pub mod nn;
 pub mod optim;
+pub mod plot;
 pub mod run;
 pub mod theory;
 pub mod train;

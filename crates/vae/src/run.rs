@@ -15,6 +15,7 @@ use crate::elbo::iwae_log_likelihood;
 use crate::error::{Result, VaeError};
 use crate::images::{manifold_grid, write_grid, write_scatter};
 use crate::io::atomic_write;
+use crate::plot::write_curves;
 use crate::train::{stream_rng, Stream, TrainConfig, Trainer};
 
 /// What a run is asked to do.
@@ -44,6 +45,8 @@ pub const CHECKPOINT: &str = "checkpoint.safetensors";
 pub const METRICS: &str = "metrics.csv";
 /// The final summary.
 pub const SUMMARY: &str = "summary.json";
+/// The per-epoch train and test negative ELBO, drawn.
+pub const CURVES: &str = "curves.png";
 
 /// Most decoder rows the IWAE evaluation keeps live at once.
 const IWAE_ROWS: usize = 8192;
@@ -185,6 +188,7 @@ pub fn run(opts: &RunOptions, mut log: impl FnMut(&str)) -> Result<Value> {
         ));
         checkpoint::save(&ckpt, &trainer)?;
         write_metrics(&opts.out_dir.join(METRICS), &trainer)?;
+        write_curves(&opts.out_dir.join(CURVES), &trainer.history)?;
     }
     write_images(&opts.out_dir, &trainer, &test)?;
     let mut summary = json!({

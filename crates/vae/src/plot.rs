@@ -1,0 +1,109 @@
+//! `curves.png`: the per-epoch train and test negative ELBO of a run, drawn with plotters
+//! into a buffer and written like every other image (PNG, atomically). The text uses a
+//! copy of DejaVu Sans cut down to ASCII (`assets/`, 26 KB), so drawing needs no system fonts.
+
+use std::path::Path;
+use std::sync::Once;
+
+use plotters::prelude::*;
+use plotters::style::{register_font, FontStyle};
+
+use crate::error::{Result, VaeError};
+use crate::images::encode_png;
+use crate::io::atomic_write;
+use crate::train::EpochMetrics;
+
+/// DejaVu Sans, printable ASCII only (see `assets/DejaVu-LICENSE.txt`).
+const FONT: &[u8] = include_bytes!("../assets/DejaVuSans-ascii.ttf");
+
+fn register() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // The font is compiled in and known to parse; a failure would leave text undrawn,
+        // which the test of this module would notice.
+        let _ = register_font("sans-serif", FontStyle::Normal, FONT);
+    });
+}
+
+/// Draws the train and test negative ELBO per epoch (nats per image) to `path`.
+pub fn write_curves(path: &Path, history: &[EpochMetrics]) -> Result<()> {
+    register();
+    let (w, h) = (720u32, 440u32);
+    let mut px = vec![255u8; (w * h * 3) as usize];
+    draw(&mut px, w, h, history).map_err(|msg| VaeError::Image { path: path.to_path_buf(), msg })?;
+    atomic_write(path, &encode_png(path, w as usize, h as usize, true, &px)?)
+}
+
+fn draw(px: &mut [u8], w: u32, h: u32, history: &[EpochMetrics]) -> std::result::Result<(), String> {
+    let root = BitMapBackend::with_buffer(px, (w, h)).into_drawing_area();
+    let e = |e: DrawingAreaErrorKind<_>| e.to_string();
+    root.fill(&WHITE).map_err(e)?;
+    let values = history.iter().flat_map(|m| [m.train_neg_elbo, m.test_neg_elbo]).filter(|v| v.is_finite());
+    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
+    let pad = ((hi - lo) * 0.05).max(0.5);
+    let last = history.last().map_or(1, |m| m.epoch).max(2) as f64;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("negative ELBO per image (nats)", ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(1.0..last, (lo - pad)..(hi + pad))
+        .map_err(e)?;
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .x_labels(history.len().clamp(2, 10))
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| format!("{y:.1}"))
+        .light_line_style(WHITE.mix(0.0))
+        .draw()
+        .map_err(e)?;
+    let series = [("train", RGBColor(31, 119, 180), 0), ("test", RGBColor(214, 39, 40), 1)];
+    for (name, color, which) in series {
+        let points: Vec<(f64, f64)> = history
+            .iter()
+            .map(|m| (m.epoch as f64, if which == 0 { m.train_neg_elbo } else { m.test_neg_elbo }))
+            .collect();
+        chart
+            .draw_series(LineSeries::new(points.iter().copied(), color.stroke_width(2)))
+            .map_err(e)?
+            .label(name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+        chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled()))).map_err(e)?;
+    }
+    chart.configure_series_labels().border_style(BLACK).background_style(WHITE).draw().map_err(e)?;
+    root.present().map_err(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn curves_are_drawn_with_text_and_both_lines() {
+        let history: Vec<EpochMetrics> = (1..=5)
+            .map(|e| EpochMetrics {
+                epoch: e,
+                train_neg_elbo: 160.0 / e as f64 + 100.0,
+                test_neg_elbo: 150.0 / e as f64 + 101.0,
+                epoch_seconds: 1.0,
+            })
+            .collect();
+        register();
+        let (w, h) = (720u32, 440u32);
+        let mut px = vec![255u8; (w * h * 3) as usize];
+        draw(&mut px, w, h, &history).unwrap();
+        let count = |c: [u8; 3]| px.chunks_exact(3).filter(|p| *p == c).count();
+        assert!(count([31, 119, 180]) > 200, "the train line");
+        assert!(count([214, 39, 40]) > 200, "the test line");
+        // Text and axes: dark pixels beyond the two lines.
+        let dark = px.chunks_exact(3).filter(|p| p.iter().all(|&v| v < 80)).count();
+        assert!(dark > 2000, "{dark} dark pixels: no text or axes");
+        let dir = std::env::temp_dir().join(format!("vae-curves-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        write_curves(&dir.join("curves.png"), &history).unwrap();
+        assert!(std::fs::read(dir.join("curves.png")).unwrap().starts_with(b"\x89PNG"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
