@@ -408,6 +408,13 @@ fn fused_zip_sum_over_long_rows() {
 }
 
 #[test]
+fn debug_shows_type_shape_and_at_most_32_elements() {
+    assert_eq!(format!("{:?}", Tensor::<f32>::arange(3)), "Tensor<f32>[3] [0.0, 1.0, 2.0]");
+    let long = format!("{:?}", Tensor::<f64>::arange(40).reshape(&[4, 10]));
+    assert!(long.starts_with("Tensor<f64>[4, 10] [0.0, 1.0,") && long.ends_with("31.0] …"), "{long}");
+}
+
+#[test]
 fn dtype_names() {
     assert_eq!(tensor::DType::F32.to_string(), "f32");
     assert_eq!(format!("{}", tensor::DType::F64), "f64");
