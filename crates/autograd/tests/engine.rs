@@ -216,3 +216,16 @@ fn gradients_refuse_a_value_of_another_tape() {
     assert!(grads.get(x).is_none(), "taken");
     assert_eq!(grads.get_or_zeros(x).to_vec(), vec![0.0]);
 }
+
+#[test]
+fn gradients_are_handed_out_contiguous() {
+    // The gradient of x through a transpose is a transposed view of the upstream gradient;
+    // the store makes it contiguous, with the right values.
+    let g = Graph::<f64>::new();
+    let x = g.param(Tensor::<f64>::arange(6).reshape(&[2, 3]));
+    let r = g.constant(Tensor::<f64>::arange(6).reshape(&[3, 2]));
+    let grads = (x.t() * r).sum().backward();
+    let gx = grads.get(x).unwrap();
+    assert!(gx.is_contiguous());
+    assert_eq!(gx.to_vec(), vec![0.0, 2.0, 4.0, 1.0, 3.0, 5.0]);
+}
