@@ -71,8 +71,8 @@ pub fn fit_linear_regression(
         })
         .map_err(|f| failed(f, step))?;
     }
-    let t = params.tensors();
-    Ok((t[0].clone(), t[1].clone(), last))
+    let get = |name: &str| params.get(name).expect("the layer's own tensor").clone();
+    Ok((get("linear.weight"), get("linear.bias"), last))
 }
 
 /// Trains a linear autoencoder `x̂ = x·Eᵀ·Dᵀ` (`E` `[k, d]`, `D` `[d, k]`, no biases) on the
@@ -93,8 +93,8 @@ where
     let (n, d) = (x.shape()[0], x.shape()[1]);
     let scale = T::from_f64_lossy(1.0 / (d as f64).sqrt());
     let mut params = ParamSet::new();
-    params.push("encoder.weight", Tensor::randn(&[k, d], rng).mul_scalar(scale));
-    params.push("decoder.weight", Tensor::randn(&[d, k], rng).mul_scalar(scale));
+    let enc = params.push("encoder.weight", Tensor::randn(&[k, d], rng).mul_scalar(scale));
+    let dec = params.push("decoder.weight", Tensor::randn(&[d, k], rng).mul_scalar(scale));
     let mut opt = Optimizer::new(OptimizerConfig { lr, ..OptimizerConfig::default() }, &params);
     let mut graph = Graph::new();
     let mut order: Vec<usize> = (0..n).collect();
@@ -106,7 +106,7 @@ where
             let xb = x.select_rows(idx);
             let (_, sum) = train_step(&mut graph, &mut params, &mut opt, |g, _, v| {
                 let xv = g.constant(xb);
-                let recon = xv.matmul(v[0].t()).matmul(v[1].t());
+                let recon = xv.matmul(v[enc].t()).matmul(v[dec].t());
                 let l = (recon - xv).square().sum();
                 let sum = l.value().item().to_f64_lossless();
                 (l.mul_scalar(T::from_f64_lossy(1.0 / idx.len() as f64)), sum)
@@ -117,7 +117,7 @@ where
         }
         last = total / seen as f64;
     }
-    Ok((params.tensors()[1].clone(), last))
+    Ok((params.tensors()[dec].clone(), last))
 }
 
 /// The covariance `XcᵀXc / n` of the rows of `x` after removing their mean, and that mean.
