@@ -222,6 +222,11 @@ mod tests {
                 assert_eq!(r.passed, pass, "a {a} n {n}");
             }
         }
+        // Exactly at the tolerance passes (every number here is exact in binary).
+        let cfg = GradcheckConfig { atol: 0.25, rtol: 0.5, ..Default::default() };
+        let mut r = GradcheckReport::empty();
+        r.record(&cfg, Some(0), 0, 3.25, 2.0);
+        assert!(r.passed && r.max_abs_error == 1.25);
         // A NaN on either side fails.
         let mut r = GradcheckReport::empty();
         r.record(&cfg, Some(0), 0, f64::NAN, 1.0);

@@ -229,3 +229,14 @@ fn gradients_are_handed_out_contiguous() {
     assert!(gx.is_contiguous());
     assert_eq!(gx.to_vec(), vec![0.0, 2.0, 4.0, 1.0, 3.0, 5.0]);
 }
+
+#[test]
+fn anomalies_are_reported_only_when_detection_is_on() {
+    let g = Graph::<f32>::new();
+    let x = g.param(Tensor::from_vec(vec![0.0, 1.0], &[2]));
+    // sqrt'(0) is infinite, but nobody asked.
+    let grads = x.sqrt().sum().backward();
+    assert!(!grads.get(x).unwrap().to_vec()[0].is_finite());
+    assert!(grads.anomaly().is_none() && g.forward_anomaly().is_none());
+    assert!(!g.anomaly_detection());
+}
