@@ -7,7 +7,7 @@
 //! cargo run --release --example mnist_vae -- --help
 //! ```
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -164,10 +164,12 @@ fn optimizer(args: &Args) -> Result<OptimizerConfig, String> {
 
 fn readable_file(s: &str) -> Result<PathBuf, String> {
     let p = PathBuf::from(s);
-    std::fs::File::open(&p).map_err(|e| format!("cannot read '{s}': {e}"))?;
-    if !p.is_file() {
-        return Err(format!("'{s}' is not a file"));
+    // Look before opening: opening a FIFO would block.
+    let meta = std::fs::metadata(&p).map_err(|e| format!("cannot read '{s}': {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("'{s}' is not a regular file"));
     }
+    std::fs::File::open(&p).map_err(|e| format!("cannot read '{s}': {e}"))?;
     Ok(p)
 }
 
@@ -214,7 +216,12 @@ fn main() -> ExitCode {
         progress: std::io::stdout().is_terminal(),
         detect_anomaly: args.detect_anomaly,
     };
-    match run(&opts, |line| println!("{line}")) {
+    // Progress lines go to stdout; if it is closed or full, training goes on regardless.
+    let say = |line: &str| {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}").and_then(|_| out.flush());
+    };
+    match run(&opts, say) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

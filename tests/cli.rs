@@ -1,91 +1,11 @@
 //! The command line as a user meets it: bad data, bad flags and mismatched checkpoints each
 //! give one clear error line and a non-zero exit code, never a panic; nothing is overwritten.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::OnceLock;
+use std::process::Command;
 
-/// The example binary, built (once per test run) with the profile of this test binary so
-/// that it is never stale, even when only this test target was asked for.
-fn bin() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let exe = std::env::current_exe().unwrap();
-            let dir = exe.parent().unwrap().parent().unwrap();
-            let release = dir.file_name().is_some_and(|n| n == "release");
-            let mut cargo = Command::new(env!("CARGO"));
-            cargo
-                .args(["build", "--quiet", "--example", "mnist_vae"])
-                .current_dir(env!("CARGO_MANIFEST_DIR"));
-            if release {
-                cargo.arg("--release");
-            }
-            assert!(cargo.status().unwrap().success(), "building the example failed");
-            dir.join("examples").join(format!("mnist_vae{}", std::env::consts::EXE_SUFFIX))
-        })
-        .clone()
-}
+mod common;
 
-fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("vae-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn idx(dims: &[u32], data: &[u8]) -> Vec<u8> {
-    let mut v = vec![0, 0, 8, dims.len() as u8];
-    for d in dims {
-        v.extend(d.to_be_bytes());
-    }
-    v.extend(data);
-    v
-}
-
-fn gz(bytes: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    e.write_all(bytes).unwrap();
-    e.finish().unwrap()
-}
-
-/// A tiny valid data set: `n_train` and 10 test images of `side`×`side`.
-fn write_data(dir: &Path, n_train: u32, side: u32) {
-    let px = (side * side) as usize;
-    let image = |n: u32| {
-        idx(&[n, side, side], &(0..n as usize * px).map(|i| (i * 7 % 256) as u8).collect::<Vec<_>>())
-    };
-    let labels = |n: u32| idx(&[n], &(0..n).map(|i| (i % 10) as u8).collect::<Vec<_>>());
-    std::fs::write(dir.join("train-images-idx3-ubyte.gz"), gz(&image(n_train))).unwrap();
-    std::fs::write(dir.join("train-labels-idx1-ubyte.gz"), gz(&labels(n_train))).unwrap();
-    std::fs::write(dir.join("t10k-images-idx3-ubyte"), image(10)).unwrap();
-    std::fs::write(dir.join("t10k-labels-idx1-ubyte"), labels(10)).unwrap();
-}
-
-/// A change that breaks a valid data directory.
-type Corruption = Box<dyn Fn(&Path)>;
-
-fn run(args: &[&str]) -> Output {
-    Command::new(bin()).args(args).output().unwrap()
-}
-
-/// Asserts a failure with `code` and a single stderr line containing every `needle`.
-fn assert_error(out: &Output, code: i32, needles: &[&str]) {
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(code), "stderr: {err}");
-    assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "panic: {err}");
-    if code == 1 {
-        assert_eq!(err.trim_end().lines().count(), 1, "more than one line: {err}");
-    }
-    for n in needles {
-        assert!(err.contains(n), "{n:?} not in: {err}");
-    }
-}
-
-fn quick<'a>(data: &'a str, out: &'a str) -> Vec<&'a str> {
-    vec!["--data", data, "--out", out, "--epochs", "1", "--hidden", "8", "--latent", "2"]
-}
+use common::{assert_error, bin, idx, quick, run, temp, write_data, Corruption};
 
 #[test]
 fn bad_data_gives_one_clear_line() {
@@ -248,7 +168,8 @@ fn checkpoints_of_another_configuration_are_refused() {
     more.extend(["--resume", ckpt.to_str().unwrap()]);
     let r = run(&more);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    assert!(String::from_utf8_lossy(&r.stdout).contains("resumed after epoch 1 of 2"));
+    let said = String::from_utf8_lossy(&r.stdout);
+    assert!(said.contains("resumed from") && said.contains("after epoch 1 of 2"), "{said}");
     other.push("--force");
     assert!(run(&other).status.success());
     std::fs::remove_dir_all(&base).unwrap();

@@ -78,8 +78,9 @@ fn resuming_continues_bit_for_bit() {
     run(&resumed, |_| {}).unwrap();
 
     let cfg = options(2, straight.clone()).train;
-    let a = checkpoint::load(&straight.join(CHECKPOINT), &cfg).unwrap();
-    let b = checkpoint::load(&split.join(CHECKPOINT), &cfg).unwrap();
+    let (a, a_verified) = checkpoint::load(&straight.join(CHECKPOINT), &cfg).unwrap();
+    let (b, b_verified) = checkpoint::load(&split.join(CHECKPOINT), &cfg).unwrap();
+    assert!(a_verified && b_verified);
     assert_eq!(a.epoch, 2);
     assert_eq!(b.epoch, 2);
     assert_eq!(a.optimizer.steps, b.optimizer.steps);

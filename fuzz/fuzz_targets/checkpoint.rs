@@ -10,8 +10,8 @@ use vae::train::TrainConfig;
 fuzz_target!(|data: &[u8]| {
     // The configuration of the seed in corpus/checkpoint.
     let expected =
-        TrainConfig { model: VaeConfig { input: 4, hidden: 3, latent: 2, ..VaeConfig::default() }, ..TrainConfig::default() };
-    if let Ok(trainer) = vae::checkpoint::from_bytes(Path::new("fuzz-input"), data, &expected) {
+        TrainConfig { model: VaeConfig { input: 4, hidden: vec![3], latent: 2, ..VaeConfig::default() }, ..TrainConfig::default() };
+    if let Ok((trainer, _)) = vae::checkpoint::from_bytes(Path::new("fuzz-input"), data, &expected) {
         assert_eq!(trainer.history.len(), trainer.epoch);
     }
 });

@@ -48,6 +48,7 @@ pub fn to_bytes(trainer: &Trainer) -> Result<Vec<u8>> {
         .collect();
     let meta = HashMap::from([
         ("format".to_string(), FORMAT.to_string()),
+        ("checksum".to_string(), checksum(owned.iter().map(|(n, _, b)| (n.as_str(), b.as_slice())))),
         ("config".to_string(), trainer.config.to_json().to_string()),
         ("epoch".to_string(), trainer.epoch.to_string()),
         ("optimizer_steps".to_string(), trainer.optimizer.steps.to_string()),
@@ -63,11 +64,31 @@ pub fn save(path: &Path, trainer: &Trainer) -> Result<()> {
     atomic_write(path, &to_bytes(trainer)?)
 }
 
-/// Reads only the run configuration stored in a checkpoint.
-pub fn read_config(path: &Path) -> Result<TrainConfig> {
-    let bytes = std::fs::read(path).map_err(|e| VaeError::io(path, e))?;
-    let (_, meta) = parse_meta(path, &bytes)?;
-    Ok(meta.0)
+/// The checksum of a checkpoint's tensors: CRC-32 over every tensor's name and bytes, in
+/// name order, as `crc32:xxxxxxxx`.
+fn checksum<'a>(tensors: impl Iterator<Item = (&'a str, &'a [u8])>) -> String {
+    let mut sorted: Vec<(&str, &[u8])> = tensors.collect();
+    sorted.sort_by_key(|(n, _)| *n);
+    let mut h = crc32fast::Hasher::new();
+    for (name, bytes) in sorted {
+        h.update(name.as_bytes());
+        h.update(&(bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    }
+    format!("crc32:{:08x}", h.finalize())
+}
+
+/// Reads a checkpoint file, refusing anything but a regular file before opening it.
+fn read_file(path: &Path) -> Result<Vec<u8>> {
+    crate::io::require_regular_file(path)?;
+    std::fs::read(path).map_err(|e| VaeError::io(path, e))
+}
+
+/// Reads only a checkpoint's run configuration and the number of epochs it holds.
+pub fn read_meta(path: &Path) -> Result<(TrainConfig, usize)> {
+    let bytes = read_file(path)?;
+    let (_, (config, epochs, ..)) = parse_meta(path, &bytes)?;
+    Ok((config, epochs))
 }
 
 type Meta = (TrainConfig, usize, u64, Vec<EpochMetrics>);
@@ -113,18 +134,31 @@ fn parse_meta<'b>(path: &Path, bytes: &'b [u8]) -> Result<(SafeTensors<'b>, Meta
 
 /// Loads a checkpoint into a trainer. Refuses, with a message naming the difference, a file
 /// that is not a checkpoint, whose tensors' names, shapes or dtypes do not match its model,
-/// or whose run configuration differs from `expected` (other than the number of epochs);
-/// the trainer takes `expected`'s number of epochs.
-pub fn load(path: &Path, expected: &TrainConfig) -> Result<Trainer> {
-    let bytes = std::fs::read(path).map_err(|e| VaeError::io(path, e))?;
-    from_bytes(path, &bytes, expected)
+/// whose tensors hold a NaN or an infinity or fail the stored checksum, or whose run
+/// configuration differs from `expected` (other than the number of epochs); the trainer
+/// takes `expected`'s number of epochs. Also says whether a checksum was there to verify
+/// (checkpoints written before checksums load unverified).
+pub fn load(path: &Path, expected: &TrainConfig) -> Result<(Trainer, bool)> {
+    from_bytes(path, &read_file(path)?, expected)
 }
 
 /// [`load`] from the bytes of a checkpoint file; `path` only names it in errors. Any input
 /// gives a trainer or an error, never a panic (the fuzz target `checkpoint` checks this).
-pub fn from_bytes(path: &Path, bytes: &[u8], expected: &TrainConfig) -> Result<Trainer> {
+pub fn from_bytes(path: &Path, bytes: &[u8], expected: &TrainConfig) -> Result<(Trainer, bool)> {
     let bad = |msg: String| VaeError::Checkpoint { path: path.to_path_buf(), msg };
     let (st, (config, epoch, steps, history)) = parse_meta(path, bytes)?;
+    let stored_sum = SafeTensors::read_metadata(bytes)
+        .ok()
+        .and_then(|(_, h)| h.metadata().as_ref().and_then(|m| m.get("checksum").cloned()));
+    if let Some(stored) = &stored_sum {
+        let names = st.names();
+        let actual = checksum(names.iter().filter_map(|n| st.tensor(n).ok().map(|v| (*n, v.data()))));
+        if &actual != stored {
+            return Err(bad(format!(
+                "tensor data does not match its checksum ({actual}, stored {stored}): the file is damaged"
+            )));
+        }
+    }
     expected
         .check_same_run(&config)
         .map_err(|d| bad(format!("it was made with {d}; pass the same flags")))?;
@@ -142,7 +176,14 @@ pub fn from_bytes(path: &Path, bytes: &[u8], expected: &TrainConfig) -> Result<T
             return Err(bad(format!("tensor \"{name}\" has shape {:?}, expected {shape:?}", view.shape())));
         }
         used.insert(name.to_string());
-        let data = view.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+        let data: Vec<f32> =
+            view.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+        if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+            return Err(bad(format!(
+                "tensor \"{name}\" holds a non-finite value ({}) at element {i}",
+                data[i]
+            )));
+        }
         Ok(Tensor::from_vec(data, shape))
     };
     let model = Vae::build(config.model.clone(), |name, shape, _| take(name, shape))?;
@@ -156,7 +197,7 @@ pub fn from_bytes(path: &Path, bytes: &[u8], expected: &TrainConfig) -> Result<T
         return Err(bad(format!("unexpected tensor \"{extra}\" for this model")));
     }
     optimizer.steps = steps;
-    Ok(Trainer::from_parts(config, model, optimizer, epoch, history))
+    Ok((Trainer::from_parts(config, model, optimizer, epoch, history), stored_sum.is_some()))
 }
 
 #[cfg(test)]
@@ -182,11 +223,14 @@ mod tests {
             .map(|(n, v)| (n, v.dtype(), v.shape().to_vec(), v.data().to_vec()))
             .collect();
         edit(&mut items);
+        // Drop the checksum, so each test reaches the check it is about.
+        let mut meta = header.metadata().clone().unwrap();
+        meta.remove("checksum");
         let views: Vec<(String, TensorView<'_>)> = items
             .iter()
             .map(|(n, d, s, b)| (n.clone(), TensorView::new(*d, s.clone(), b).unwrap()))
             .collect();
-        safetensors::serialize(views, header.metadata().clone()).unwrap()
+        safetensors::serialize(views, Some(meta)).unwrap()
     }
 
     fn error_of(bytes: &[u8]) -> String {
@@ -196,9 +240,24 @@ mod tests {
         }
     }
 
+    /// The fuzz target `checkpoint` starts from a checkpoint of `small()`; this keeps that
+    /// seed in the current format (`UPDATE_FUZZ_SEED=1 cargo test -p vae` rewrites it).
+    #[test]
+    fn the_fuzz_seed_is_a_current_checkpoint() {
+        let seed =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/checkpoint/small.safetensors");
+        if std::env::var_os("UPDATE_FUZZ_SEED").is_some() {
+            std::fs::write(&seed, to_bytes(&Trainer::new(small())).unwrap()).unwrap();
+        }
+        let (t, verified) = load(&seed, &small()).unwrap();
+        assert!(verified && t.epoch == 0);
+    }
+
     #[test]
     fn round_trip_and_refusals() {
-        let t = from_bytes(Path::new("c"), &to_bytes(&Trainer::new(small())).unwrap(), &small()).unwrap();
+        let (t, verified) =
+            from_bytes(Path::new("c"), &to_bytes(&Trainer::new(small())).unwrap(), &small()).unwrap();
+        assert!(verified);
         assert_eq!(t.model.params.names()[0], "fc1.weight");
         assert_eq!(t.model.params.tensors()[0].shape(), &[3, 4]);
 
@@ -212,6 +271,30 @@ mod tests {
         let dtype =
             tampered(|v| v.iter_mut().filter(|(n, ..)| n == "fc3.bias").for_each(|t| t.1 = Dtype::I32));
         assert!(error_of(&dtype).contains("tensor \"fc3.bias\" has dtype I32, expected F32"));
+        let nan = tampered(|v| {
+            v.iter_mut()
+                .filter(|(n, ..)| n == "fc4.bias")
+                .for_each(|t| t.3[4..8].copy_from_slice(&f32::NAN.to_le_bytes()))
+        });
+        assert!(
+            error_of(&nan).contains("tensor \"fc4.bias\" holds a non-finite value (NaN) at element 1"),
+            "{}",
+            error_of(&nan)
+        );
+        let unverified = tampered(|_| {});
+        assert!(
+            !from_bytes(Path::new("c"), &unverified, &small()).unwrap().1,
+            "no checksum: loads, unverified"
+        );
+        // One flipped bit in tensor data, metadata untouched: the checksum catches it.
+        let mut flipped = to_bytes(&Trainer::new(small())).unwrap();
+        let last = flipped.len() - 3;
+        flipped[last] ^= 0x10;
+        assert!(
+            error_of(&flipped).contains("tensor data does not match its checksum"),
+            "{}",
+            error_of(&flipped)
+        );
         assert!(error_of(b"not a checkpoint")
             .starts_with("checkpoint c.safetensors: not a valid safetensors file"));
     }

@@ -301,6 +301,12 @@ impl TrainConfig {
         if !(o.lr.is_finite() && o.lr > 0.0) {
             return bad("learning rate must be a positive number");
         }
+        if o.lr as f32 == 0.0 {
+            return Err(VaeError::Config(format!(
+                "learning rate {:e} is 0 in f32, the precision of the parameters",
+                o.lr
+            )));
+        }
         if !(o.weight_decay.is_finite() && o.weight_decay >= 0.0) {
             return bad("weight decay must be a non-negative number");
         }
@@ -321,6 +327,70 @@ impl TrainConfig {
             return bad("train limit must be at least 1");
         }
         Ok(())
+    }
+
+    /// Refuses, before anything is allocated, a configuration whose parameters, optimizer
+    /// state and activations would not fit in `memory` bytes, naming the setting (as its
+    /// command-line flag) that asks for the most and the bytes it would need.
+    /// `train_images` caps the batch.
+    pub fn check_memory(&self, train_images: usize, memory: u64) -> Result<()> {
+        let need = self.bytes_needed(train_images);
+        if need <= memory as u128 {
+            return Ok(());
+        }
+        let m = &self.model;
+        let with = |f: &dyn Fn(&mut TrainConfig)| {
+            let mut c = self.clone();
+            f(&mut c);
+            c.bytes_needed(train_images)
+        };
+        let list = |v: &[usize]| v.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
+        let suspects = [
+            ("--hidden", list(&m.hidden), with(&|c| c.model.hidden.iter_mut().for_each(|h| *h = 1))),
+            (
+                "--decoder-hidden",
+                list(&m.decoder_layers()),
+                with(&|c| c.model.decoder_hidden = Some(vec![1; c.model.decoder_layers().len()])),
+            ),
+            ("--latent", m.latent.to_string(), with(&|c| c.model.latent = 1)),
+            ("--batch-size", self.batch_size.to_string(), with(&|c| c.batch_size = 1)),
+            ("--samples", self.elbo.samples.to_string(), with(&|c| c.elbo.samples = 1)),
+        ];
+        let (flag, value, _) = suspects.iter().min_by_key(|(_, _, rest)| *rest).expect("five suspects");
+        Err(VaeError::Config(format!(
+            "{flag} {value} would need about {} of memory, and this machine has {}; choose smaller sizes",
+            bytes(need),
+            bytes(memory as u128)
+        )))
+    }
+
+    /// A generous estimate of the bytes a run of this configuration allocates: parameters
+    /// with their gradients and optimizer state, and the activations of a training step
+    /// (values, gradients, temporaries) and of an evaluation batch. Exact in `u128`, so no
+    /// size overflows.
+    fn bytes_needed(&self, train_images: usize) -> u128 {
+        let m = &self.model;
+        let latent = m.latent as u128;
+        let heads = if m.likelihood == Likelihood::GaussianLearned { 2 } else { 1 };
+        let mut layers: Vec<(u128, u128)> = Vec::new(); // (inputs, outputs)
+        let mut width = m.input as u128;
+        for &h in &m.hidden {
+            layers.push((width, h as u128));
+            width = h as u128;
+        }
+        layers.push((width, 2 * latent));
+        width = latent;
+        for h in m.decoder_layers() {
+            layers.push((width, h as u128));
+            width = h as u128;
+        }
+        layers.push((width, heads * m.input as u128));
+        let params: u128 = layers.iter().map(|&(i, o)| i * o + o).sum();
+        let widths: u128 = layers.iter().map(|&(_, o)| o).sum::<u128>() + m.input as u128;
+        let slots = self.optimizer.kind.slots().len() as u128;
+        let rows = self.batch_size.min(train_images.max(1)) as u128 * self.elbo.samples as u128;
+        let f32s = params * (3 + slots) + rows * widths * 4 + 1000 * widths * 2;
+        f32s * 4
     }
 
     /// The configuration as JSON (stored in checkpoints and summaries).
@@ -365,6 +435,22 @@ impl TrainConfig {
         } else {
             Err(format!("another configuration (checkpoint vs this run: {})", diffs.join(", ")))
         }
+    }
+}
+
+/// A byte count for people: `1.5 GB`.
+fn bytes(n: u128) -> String {
+    let units = ["bytes", "KB", "MB", "GB", "TB", "PB", "EB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u + 1 < units.len() {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} bytes")
+    } else {
+        format!("{v:.1} {}", units[u])
     }
 }
 
@@ -462,6 +548,45 @@ mod tests {
         assert_eq!(
             a.check_same_run(&d).unwrap_err(),
             "another configuration (checkpoint vs this run: model.hidden: [200,200] vs [400])"
+        );
+    }
+
+    #[test]
+    fn sizes_that_cannot_fit_are_refused_naming_the_flag() {
+        let default = TrainConfig::default();
+        let gb = 1u64 << 30;
+        assert!(default.check_memory(60000, gb).is_ok());
+        let huge = |f: &dyn Fn(&mut TrainConfig)| {
+            let mut c = TrainConfig::default();
+            f(&mut c);
+            c.check_memory(60000, 24 * gb).unwrap_err().to_string()
+        };
+        let e = huge(&|c| c.model.hidden = vec![1_000_000_000]);
+        assert!(
+            e.starts_with("invalid configuration: --hidden 1000000000 would need about 52.7 TB of memory"),
+            "{e}"
+        );
+        assert!(huge(&|c| c.model.latent = 1_000_000_000_000_000_000)
+            .starts_with("invalid configuration: --latent 1000000000000000000 would need"));
+        assert!(huge(&|c| c.elbo.samples = 1_000_000_000).contains("--samples 1000000000 would need"));
+        assert!(huge(&|c| c.model.decoder_hidden = Some(vec![10, 1 << 40]))
+            .contains("--decoder-hidden 10,1099511627776"));
+        // The batch is capped by the data: a huge batch on a small set fits.
+        let big_batch = TrainConfig { batch_size: 1 << 40, ..TrainConfig::default() };
+        assert!(big_batch.check_memory(1000, gb).is_ok());
+        assert_eq!(bytes(999), "999 bytes");
+        assert_eq!(bytes(1_500_000), "1.5 MB");
+    }
+
+    #[test]
+    fn a_learning_rate_that_is_zero_in_f32_is_refused() {
+        let c = TrainConfig {
+            optimizer: OptimizerConfig { lr: 1e-50, ..OptimizerConfig::default() },
+            ..TrainConfig::default()
+        };
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            "invalid configuration: learning rate 1e-50 is 0 in f32, the precision of the parameters"
         );
     }
 

@@ -1,10 +1,10 @@
 //! MNIST-style data: the IDX reader (raw or gzip), datasets kept as bytes, shuffled batches
 //! and dynamic binarization.
 
-use std::io::Read;
+use std::io::{ErrorKind, Read};
 use std::path::{Path, PathBuf};
 
-use flate2::read::GzDecoder;
+use flate2::read::MultiGzDecoder;
 use rand::seq::SliceRandom;
 use rand::{Rng, RngExt};
 use tensor::{Element, Tensor};
@@ -20,66 +20,106 @@ pub struct Idx {
     pub data: Vec<u8>,
 }
 
-/// Reads an IDX file of unsigned bytes (type code 0x08), gzip-compressed (`.gz`) or raw.
-/// Every problem, from a missing file to a truncated one, is a [`VaeError`] naming the file.
+/// Reads an IDX file of unsigned bytes (type code 0x08), gzip-compressed (`.gz`, any number
+/// of gzip members) or raw. The header is read first and then exactly the bytes it
+/// announces, into one buffer reserved up front (a header that asks for more memory than
+/// there is, or a file shorter or longer than it says, is refused without reading on).
+/// Every problem, from a missing file to a truncated one, is a [`VaeError`] naming the file;
+/// anything but a regular file is refused before it is opened.
 pub fn read_idx(path: &Path) -> Result<Idx> {
-    let bytes = std::fs::read(path).map_err(|e| VaeError::io(path, e))?;
+    crate::io::require_regular_file(path)?;
+    let file = std::fs::File::open(path).map_err(|e| VaeError::io(path, e))?;
     let is_gz = path.extension().is_some_and(|e| e == "gz");
-    decode_idx(&bytes, is_gz).map_err(|msg| VaeError::format(path, msg))
+    let reader = std::io::BufReader::with_capacity(1 << 16, file);
+    let parsed =
+        if is_gz { read_idx_from(MultiGzDecoder::new(reader), true) } else { read_idx_from(reader, false) };
+    parsed.map_err(|msg| VaeError::format(path, msg))
 }
 
 /// Decodes the bytes of an IDX file, gunzipping them first when `gzip` is set. Any input
 /// gives an [`Idx`] or a message, never a panic (the fuzz target `idx` checks this).
 pub fn decode_idx(bytes: &[u8], gzip: bool) -> std::result::Result<Idx, String> {
-    if !gzip {
-        return parse_idx(bytes);
+    if gzip {
+        read_idx_from(MultiGzDecoder::new(bytes), true)
+    } else {
+        read_idx_from(bytes, false)
     }
-    let mut raw = Vec::new();
-    GzDecoder::new(bytes).read_to_end(&mut raw).map_err(|e| format!("not a valid gzip file ({e})"))?;
-    parse_idx(&raw)
 }
 
 /// Parses IDX bytes: a 4-byte magic `0 0 type rank`, `rank` big-endian u32 dimensions, then
 /// the data.
 pub fn parse_idx(bytes: &[u8]) -> std::result::Result<Idx, String> {
-    if bytes.len() < 4 {
-        return Err(format!("too short for an IDX header ({} bytes)", bytes.len()));
+    read_idx_from(bytes, false)
+}
+
+/// Reads an IDX stream: the header, then exactly the data it announces, then checks that
+/// nothing follows. `gzip` only words the messages about a broken stream.
+fn read_idx_from(mut r: impl Read, gzip: bool) -> std::result::Result<Idx, String> {
+    let stream_err = |e: std::io::Error| {
+        if gzip
+            && matches!(e.kind(), ErrorKind::InvalidInput | ErrorKind::InvalidData | ErrorKind::UnexpectedEof)
+        {
+            format!("not a valid gzip file ({e})")
+        } else {
+            format!("read failed ({e})")
+        }
+    };
+    let mut magic = [0u8; 4];
+    let got = read_up_to(&mut r, &mut magic).map_err(stream_err)?;
+    if got < 4 {
+        return Err(format!("too short for an IDX header ({got} bytes)"));
     }
-    if bytes[0] != 0 || bytes[1] != 0 {
+    if magic[0] != 0 || magic[1] != 0 {
         return Err(format!(
             "wrong magic number {:02x}{:02x}{:02x}{:02x}: not an IDX file",
-            bytes[0], bytes[1], bytes[2], bytes[3]
+            magic[0], magic[1], magic[2], magic[3]
         ));
     }
-    if bytes[2] != 0x08 {
-        return Err(format!("element type 0x{:02x} is not unsigned bytes (0x08)", bytes[2]));
+    if magic[2] != 0x08 {
+        return Err(format!("element type 0x{:02x} is not unsigned bytes (0x08)", magic[2]));
     }
-    let rank = bytes[3] as usize;
+    let rank = magic[3] as usize;
     if rank == 0 {
         return Err("IDX rank 0 has no items".into());
     }
-    let header = 4 + 4 * rank;
-    if bytes.len() < header {
+    let mut dims_raw = vec![0u8; 4 * rank];
+    let got = read_up_to(&mut r, &mut dims_raw).map_err(stream_err)?;
+    if got < dims_raw.len() {
         return Err(format!(
-            "truncated header: {rank} dimensions need {header} bytes, file has {}",
-            bytes.len()
+            "truncated header: {rank} dimensions need {} bytes, file has {}",
+            4 + 4 * rank,
+            4 + got
         ));
     }
-    let dims: Vec<usize> = (0..rank)
-        .map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().unwrap()) as usize)
-        .collect();
+    let dims: Vec<usize> =
+        dims_raw.chunks_exact(4).map(|b| u32::from_be_bytes(b.try_into().unwrap()) as usize).collect();
     let len = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or("dimensions overflow")?;
-    let body = &bytes[header..];
-    if body.len() < len {
-        return Err(format!("truncated: dimensions {dims:?} need {len} data bytes, file has {}", body.len()));
+    let mut data = Vec::new();
+    data.try_reserve_exact(len)
+        .map_err(|_| format!("dimensions {dims:?} need {len} bytes of memory, more than can be allocated"))?;
+    let got = (&mut r).take(len as u64).read_to_end(&mut data).map_err(stream_err)?;
+    if got < len {
+        return Err(format!("truncated: dimensions {dims:?} need {len} data bytes, file has {got}"));
     }
-    if body.len() > len {
-        return Err(format!(
-            "{} bytes of trailing data after {len} data bytes for dimensions {dims:?}",
-            body.len() - len
-        ));
+    let mut extra = [0u8; 1];
+    if read_up_to(&mut r, &mut extra).map_err(stream_err)? > 0 {
+        return Err(format!("trailing data after {len} data bytes for dimensions {dims:?}"));
     }
-    Ok(Idx { dims, data: body.to_vec() })
+    Ok(Idx { dims, data })
+}
+
+/// Fills as much of `buf` as the stream has; returns how much that was.
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }
 
 /// Images and labels, kept as bytes (pixels 0–255) and converted per batch.
@@ -237,28 +277,48 @@ impl Mnist {
     /// Loads the four IDX files (each raw or `.gz`) from `dir`, as MNIST and Fashion-MNIST
     /// name them.
     pub fn load(dir: &Path) -> Result<Self> {
-        if !dir.is_dir() {
-            return Err(VaeError::io(
-                dir,
-                std::io::Error::new(std::io::ErrorKind::NotFound, "data directory not found"),
-            ));
+        match std::fs::metadata(dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(VaeError::io(
+                    dir,
+                    std::io::Error::other("not a directory (--data names the directory of the IDX files)"),
+                ))
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Err(VaeError::io(
+                    dir,
+                    std::io::Error::new(ErrorKind::NotFound, "data directory not found"),
+                ))
+            }
+            Err(e) => return Err(VaeError::io(dir, e)),
         }
+        // The .gz form if anything by that name exists (a non-file is refused when read),
+        // else the raw form.
         let find = |name: &str| -> Result<PathBuf> {
             let gz = dir.join(format!("{name}.gz"));
             let raw = dir.join(name);
-            if gz.is_file() {
+            if gz.symlink_metadata().is_ok() {
                 Ok(gz)
-            } else if raw.is_file() {
+            } else if raw.symlink_metadata().is_ok() {
                 Ok(raw)
             } else {
                 Err(VaeError::io(
                     gz,
-                    std::io::Error::new(std::io::ErrorKind::NotFound, "file not found (nor without .gz)"),
+                    std::io::Error::new(ErrorKind::NotFound, "file not found (nor without .gz)"),
                 ))
             }
         };
-        let train = Dataset::load(&find(FILES[0])?, &find(FILES[1])?)?;
-        let test = Dataset::load(&find(FILES[2])?, &find(FILES[3])?)?;
+        let load = |images: &str, labels: &str| -> Result<Dataset> {
+            let (images, labels) = (find(images)?, find(labels)?);
+            let set = Dataset::load(&images, &labels)?;
+            if set.is_empty() {
+                return Err(VaeError::format(images, "holds no images"));
+            }
+            Ok(set)
+        };
+        let train = load(FILES[0], FILES[1])?;
+        let test = load(FILES[2], FILES[3])?;
         if train.image_shape() != test.image_shape() {
             return Err(VaeError::format(
                 find(FILES[2])?,

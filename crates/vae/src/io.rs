@@ -30,3 +30,15 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
         VaeError::io(path, e)
     })
 }
+
+/// Refuses, before anything opens it, a path that is not a regular file (a directory, a
+/// FIFO, a device): reading one could block or mean nothing.
+pub fn require_regular_file(path: &Path) -> Result<()> {
+    let meta = fs::metadata(path).map_err(|e| VaeError::io(path, e))?;
+    if meta.is_file() {
+        Ok(())
+    } else {
+        let what = if meta.is_dir() { "a directory" } else { "not a regular file" };
+        Err(VaeError::io(path, std::io::Error::other(format!("{what}, where a file was expected"))))
+    }
+}

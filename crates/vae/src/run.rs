@@ -2,6 +2,8 @@
 //! metrics, checkpoints and images after each epoch, then the final evaluation.
 
 use std::fmt::Write as _;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -10,13 +12,14 @@ use serde_json::{json, Value};
 use tensor::Tensor;
 
 use crate::checkpoint;
+use crate::config::TrainConfig;
 use crate::data::{Dataset, Mnist};
 use crate::elbo::iwae_log_likelihood;
 use crate::error::{Result, VaeError};
 use crate::images::{manifold_grid, write_grid, write_scatter};
 use crate::io::atomic_write;
 use crate::plot::write_curves;
-use crate::train::{stream_rng, Stream, TrainConfig, Trainer};
+use crate::train::{stream_rng, Stream, Trainer};
 
 /// What a run is asked to do.
 #[derive(Clone, Debug)]
@@ -47,6 +50,20 @@ pub const METRICS: &str = "metrics.csv";
 pub const SUMMARY: &str = "summary.json";
 /// The per-epoch train and test negative ELBO, drawn.
 pub const CURVES: &str = "curves.png";
+/// The lock file that keeps a second run out of the same directory.
+pub const LOCK: &str = ".lock";
+
+/// Physical memory of this machine in bytes (from /proc/meminfo), or a very large number
+/// where that cannot be read.
+fn memory_bytes() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            let line = m.lines().find(|l| l.starts_with("MemTotal:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or(u64::MAX, |kib| kib.saturating_mul(1024))
+}
 
 /// Most decoder rows the IWAE evaluation keeps live at once.
 const IWAE_ROWS: usize = 8192;
@@ -64,22 +81,120 @@ fn bar(len: usize, show: bool, what: &str) -> ProgressBar {
     pb
 }
 
-/// Refuses to reuse `out_dir` when it holds a checkpoint of another configuration, unless
-/// resuming or forced.
-fn check_out_dir(opts: &RunOptions) -> Result<()> {
-    let ckpt = opts.out_dir.join(CHECKPOINT);
-    if opts.resume.is_some() || opts.force || !ckpt.exists() {
-        return Ok(());
+/// Holds the advisory lock on an output directory for the length of a run.
+struct OutLock {
+    _file: File,
+}
+
+/// Locks `dir` for this run (an advisory lock on `dir/.lock`, which also records our pid),
+/// or says which process holds it.
+fn lock_out_dir(dir: &Path) -> Result<OutLock> {
+    let path = dir.join(LOCK);
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| VaeError::io(&path, e))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            let who = if holder.is_empty() { String::new() } else { format!(" (pid {holder})") };
+            return Err(VaeError::io(
+                dir,
+                std::io::Error::other(format!(
+                    "in use by another run{who}; wait for it to finish or choose another --out"
+                )),
+            ));
+        }
+        Err(TryLockError::Error(e)) => return Err(VaeError::io(&path, e)),
     }
-    let theirs = checkpoint::read_config(&ckpt)?;
-    opts.train.check_same_run(&theirs).map_err(|d| VaeError::Checkpoint {
-        msg: format!(
-            "the output directory {} holds a checkpoint of {d}; pass --resume {} to continue it, --force to overwrite it, or choose another --out",
-            opts.out_dir.display(),
-            ckpt.display()
-        ),
-        path: ckpt.clone(),
-    })
+    let pid = std::process::id().to_string();
+    let record = file.set_len(0).and_then(|_| file.write_all(pid.as_bytes())).and_then(|_| file.flush());
+    record.map_err(|e| VaeError::io(&path, e))?;
+    Ok(OutLock { _file: file })
+}
+
+/// Removes the temporary files of writers that died mid-write (`.NAME.tmp-PID`); only
+/// called while holding the directory's lock, so no live writer owns one.
+fn remove_left_overs(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with('.') && name.contains(".tmp-") && e.file_type().is_ok_and(|t| t.is_file())
+        })
+        .filter(|e| std::fs::remove_file(e.path()).is_ok())
+        .count()
+}
+
+/// Where training starts: a fresh model, the checkpoint given with `--resume`, or the
+/// checkpoint already in `--out` of the same run (continued, never rewound). Refuses an
+/// `--out` holding another configuration's checkpoint, or a further-trained one that this
+/// run would replace with less, unless `--force`.
+fn start(opts: &RunOptions, log: &mut impl FnMut(&str)) -> Result<Trainer> {
+    let ckpt = opts.out_dir.join(CHECKPOINT);
+    let existing = match ckpt.symlink_metadata() {
+        Ok(_) if !opts.force => Some(checkpoint::read_meta(&ckpt)?),
+        _ => None,
+    };
+    let out = opts.out_dir.display();
+    if let Some((theirs, _)) = &existing {
+        opts.train.check_same_run(theirs).map_err(|d| VaeError::Checkpoint {
+            msg: format!(
+                "the output directory {out} holds a checkpoint of {d}; pass --resume {} to continue it, --force to overwrite it, or choose another --out",
+                ckpt.display()
+            ),
+            path: ckpt.clone(),
+        })?;
+    }
+    let existing_epochs = existing.as_ref().map(|(_, e)| *e);
+    let (trainer, from) = match (&opts.resume, existing_epochs) {
+        (Some(path), _) => {
+            let (trainer, verified) = checkpoint::load(path, &opts.train)?;
+            if let Some(done) = existing_epochs.filter(|&done| done > trainer.epoch) {
+                return Err(VaeError::Checkpoint {
+                    msg: format!(
+                        "the output directory {out} holds this run trained for {done} epochs, further than --resume's {}; resuming from it would lose epochs: pass --resume {} or --force",
+                        trainer.epoch,
+                        ckpt.display()
+                    ),
+                    path: path.clone(),
+                });
+            }
+            if !verified {
+                log(&format!(
+                    "note: {} has no checksum (written before checksums); loaded unverified",
+                    path.display()
+                ));
+            }
+            (trainer, format!("resumed from {}", path.display()))
+        }
+        (None, Some(_)) => {
+            let (trainer, _) = checkpoint::load(&ckpt, &opts.train)?;
+            (trainer, format!("continuing the run in {out} (same configuration; --force starts over)"))
+        }
+        (None, None) => return Ok(Trainer::new(opts.train.clone())),
+    };
+    let (done, want) = (trainer.epoch, opts.train.epochs);
+    if done > want {
+        return Err(VaeError::Checkpoint {
+            msg: format!(
+                "holds {done} epochs, more than --epochs {want}; pass --epochs {done} or more to continue it"
+            ),
+            path: opts.resume.clone().unwrap_or(ckpt),
+        });
+    }
+    log(&format!(
+        "{from} after epoch {done} of {want}{}",
+        if done == want { "; nothing left to train" } else { "" }
+    ));
+    Ok(trainer)
 }
 
 fn write_metrics(path: &Path, trainer: &Trainer) -> Result<()> {
@@ -167,16 +282,15 @@ pub fn run(opts: &RunOptions, mut log: impl FnMut(&str)) -> Result<Value> {
     if let Some(n) = opts.train.train_limit {
         train.truncate(n);
     }
+    opts.train.check_memory(train.len(), memory_bytes())?;
     std::fs::create_dir_all(&opts.out_dir).map_err(|e| VaeError::io(&opts.out_dir, e))?;
-    check_out_dir(opts)?;
-    let mut trainer = match &opts.resume {
-        Some(path) => checkpoint::load(path, &opts.train)?,
-        None => Trainer::new(opts.train.clone()),
-    };
-    trainer.set_detect_anomaly(opts.detect_anomaly);
-    if opts.resume.is_some() {
-        log(&format!("resumed after epoch {} of {}", trainer.epoch, opts.train.epochs));
+    let _lock = lock_out_dir(&opts.out_dir)?;
+    let removed = remove_left_overs(&opts.out_dir);
+    if removed > 0 {
+        log(&format!("removed {removed} temporary file(s) left by an interrupted write"));
     }
+    let mut trainer = start(opts, &mut log)?;
+    trainer.set_detect_anomaly(opts.detect_anomaly);
     let ckpt = opts.out_dir.join(CHECKPOINT);
     while trainer.epoch < opts.train.epochs {
         let pb = bar(train.len(), opts.progress, &format!("epoch {}", trainer.epoch + 1));
@@ -186,6 +300,17 @@ pub fn run(opts: &RunOptions, mut log: impl FnMut(&str)) -> Result<Value> {
             "epoch {} train_neg_elbo {:.4} test_neg_elbo {:.4} seconds {:.2}",
             m.epoch, m.train_neg_elbo, m.test_neg_elbo, m.epoch_seconds
         ));
+        // Nothing non-finite goes into a checkpoint: the last good one stays in place.
+        if !(m.train_neg_elbo.is_finite() && m.test_neg_elbo.is_finite()) {
+            return Err(VaeError::NonFinite(format!(
+                "epoch {} gave a non-finite negative ELBO (train {}, test {}); stopped, and {} still holds epoch {}",
+                m.epoch,
+                m.train_neg_elbo,
+                m.test_neg_elbo,
+                ckpt.display(),
+                m.epoch - 1
+            )));
+        }
         checkpoint::save(&ckpt, &trainer)?;
         write_metrics(&opts.out_dir.join(METRICS), &trainer)?;
         write_curves(&opts.out_dir.join(CURVES), &trainer.history)?;
@@ -203,6 +328,12 @@ pub fn run(opts: &RunOptions, mut log: impl FnMut(&str)) -> Result<Value> {
         let start = Instant::now();
         let nll = iwae_nll(&trainer, &test, opts.iwae_k, opts.progress);
         let secs = start.elapsed().as_secs_f64();
+        if !nll.is_finite() {
+            return Err(VaeError::NonFinite(format!(
+                "the importance-weighted bound (k = {}) is not finite ({nll}); summary not written",
+                opts.iwae_k
+            )));
+        }
         log(&format!("test_iwae_nll {nll:.4} k {} seconds {secs:.1}", opts.iwae_k));
         summary["test_iwae_nll"] = json!(nll);
         summary["iwae_k"] = json!(opts.iwae_k);

@@ -57,6 +57,8 @@ pub struct StepFailure {
     pub bad_param: Option<String>,
     /// Whether anomaly detection was on.
     pub detecting: bool,
+    /// Updates the optimizer had applied before this step.
+    pub updates: u64,
 }
 
 impl StepFailure {
@@ -70,10 +72,14 @@ impl StepFailure {
                 self.bad_param.as_deref().unwrap_or("none")
             )
         } else {
-            format!(
-                "non-finite loss ({}) at {at}; training stopped (rerun with --detect-anomaly to find the op, or try a lower --lr)",
-                if self.loss.is_finite() { self.reported } else { self.loss }
-            )
+            let value = if self.loss.is_finite() { self.reported } else { self.loss };
+            // Before any update the learning rate cannot be the cause.
+            let hint = if self.updates == 0 {
+                "before any update, so the data or the objective (--beta, --likelihood) is the cause, not the learning rate"
+            } else {
+                "a lower --lr may help"
+            };
+            format!("non-finite loss ({value}) at {at}; training stopped (rerun with --detect-anomaly to find the op; {hint})")
         }
     }
 }
@@ -117,7 +123,7 @@ where
         None
     };
     if !loss.is_finite() || !reported.is_finite() || bad_param.is_some() {
-        return Err(StepFailure { loss, reported, anomaly, bad_param, detecting });
+        return Err(StepFailure { loss, reported, anomaly, bad_param, detecting, updates: optimizer.steps });
     }
     optimizer.step(model.params_mut(), &grads);
     Ok((loss, reported))

@@ -1,0 +1,308 @@
+//! What a run guarantees, tried through the real binary as an adversarial user would: no run
+//! loses or rewinds a user's work, one run per directory, nothing non-finite is saved, and
+//! no input (sizes, files, streams) crashes the program.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::{assert_error, bin, gz, idx, quick, run, temp, write_data};
+
+fn ok(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(out.status.success(), "{:?} failed: {}", args, String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn epochs_in(out: &Path) -> usize {
+    std::fs::read_to_string(out.join("metrics.csv")).unwrap().lines().count() - 1
+}
+
+/// `--resume` does not bypass the `--out` guard: a directory holding another
+/// configuration's run is refused and left exactly as it was.
+#[test]
+fn resume_into_a_directory_of_another_run_is_refused() {
+    let base = temp("g-resume");
+    let data = base.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    write_data(&data, 20, 28);
+    let d = data.to_str().unwrap();
+    let (a, b) = (base.join("a"), base.join("b"));
+    ok(&quick(d, a.to_str().unwrap()));
+    let mut other = quick(d, b.to_str().unwrap());
+    other[9] = "3"; // --latent 3
+    ok(&other);
+    let before: Vec<Vec<u8>> = ["checkpoint.safetensors", "metrics.csv", "summary.json"]
+        .iter()
+        .map(|f| std::fs::read(a.join(f)).unwrap())
+        .collect();
+    let b_ckpt = b.join("checkpoint.safetensors");
+    let mut into_a = other.clone();
+    into_a[3] = a.to_str().unwrap();
+    into_a[5] = "2";
+    into_a.extend(["--resume", b_ckpt.to_str().unwrap()]);
+    assert_error(&run(&into_a), 1, &["output directory", "another configuration", "latent: 2 vs 3"]);
+    for (f, was) in ["checkpoint.safetensors", "metrics.csv", "summary.json"].iter().zip(before) {
+        assert_eq!(std::fs::read(a.join(f)).unwrap(), was, "{f} changed");
+    }
+    std::fs::remove_dir_all(&base).unwrap();
+}
+
+/// The same command again never rewinds: fewer epochs is refused, the same number has
+/// nothing to do, more continues; only --force starts over.
+#[test]
+fn rerunning_a_command_continues_or_refuses_never_rewinds() {
+    let base = temp("g-rerun");
+    let data = base.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    write_data(&data, 20, 28);
+    let (d, out) = (data.to_str().unwrap(), base.join("c"));
+    let o = out.to_str().unwrap();
+    let with_epochs = |n: &'static str| {
+        let mut a = quick(d, o);
+        a[5] = n;
+        a
+    };
+    ok(&with_epochs("3"));
+    let ckpt = std::fs::read(out.join("checkpoint.safetensors")).unwrap();
+    assert_error(&run(&with_epochs("1")), 1, &["holds 3 epochs, more than --epochs 1"]);
+    assert_eq!(std::fs::read(out.join("checkpoint.safetensors")).unwrap(), ckpt);
+    assert_eq!(epochs_in(&out), 3);
+    let said = ok(&with_epochs("3"));
+    assert!(said.contains("continuing the run") && said.contains("nothing left to train"), "{said}");
+    assert_eq!(epochs_in(&out), 3);
+    let said = ok(&with_epochs("4"));
+    assert!(said.contains("after epoch 3 of 4") && said.contains("epoch 4 train_neg_elbo"), "{said}");
+    assert!(!said.contains("epoch 1 train_neg_elbo"), "{said}");
+    assert_eq!(epochs_in(&out), 4);
+    let mut force = with_epochs("1");
+    force.push("--force");
+    ok(&force);
+    assert_eq!(epochs_in(&out), 1);
+    std::fs::remove_dir_all(&base).unwrap();
+}
+
+/// A resume from an older checkpoint into a directory with a further-trained one of the
+/// same run is refused: it would lose epochs.
+#[test]
+fn resuming_an_older_checkpoint_over_a_newer_one_is_refused() {
+    let base = temp("g-older");
+    let data = base.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    write_data(&data, 20, 28);
+    let d = data.to_str().unwrap();
+    let (old, new) = (base.join("old"), base.join("new"));
+    ok(&quick(d, old.to_str().unwrap()));
+    let mut two = quick(d, new.to_str().unwrap());
+    two[5] = "2";
+    ok(&two);
+    let old_ckpt = old.join("checkpoint.safetensors");
+    let mut three = two.clone();
+    three[5] = "3";
+    three.extend(["--resume", old_ckpt.to_str().unwrap()]);
+    assert_error(&run(&three), 1, &["trained for 2 epochs, further than --resume's 1"]);
+    assert_eq!(epochs_in(&new), 2);
+    std::fs::remove_dir_all(&base).unwrap();
+}
+
+/// A model whose test ELBO is not finite stops the run before anything is saved: the
+/// previous checkpoint stays and can be resumed. (Training images are black and test images
+/// white; a first-layer weight of 1e36 is harmless on black pixels and overflows on white.)
+#[test]
+fn a_non_finite_evaluation_keeps_the_last_good_checkpoint() {
+    use vae::config::{TrainConfig, VaeConfig};
+
+    let base = temp("g-nonfinite");
+    let data = base.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let side = 4u32;
+    let images = |n: u32, v: u8| idx(&[n, side, side], &vec![v; (n * side * side) as usize]);
+    let labels = |n: u32| idx(&[n], &vec![0; n as usize]);
+    std::fs::write(data.join("train-images-idx3-ubyte"), images(20, 0)).unwrap();
+    std::fs::write(data.join("train-labels-idx1-ubyte"), labels(20)).unwrap();
+    std::fs::write(data.join("t10k-images-idx3-ubyte"), images(10, 255)).unwrap();
+    std::fs::write(data.join("t10k-labels-idx1-ubyte"), labels(10)).unwrap();
+    let out = base.join("out");
+    let o = out.to_str().unwrap();
+    let d = data.to_str().unwrap();
+    ok(&["--data", d, "--out", o, "--epochs", "1", "--hidden", "8", "--latent", "2"]);
+    // Poison epoch 1's checkpoint the way a diverging run would, through the library.
+    let cfg = TrainConfig {
+        model: VaeConfig { input: 16, hidden: vec![8], latent: 2, ..VaeConfig::default() },
+        epochs: 1,
+        ..TrainConfig::default()
+    };
+    let ckpt = out.join("checkpoint.safetensors");
+    let (mut t, _) = vae::checkpoint::load(&ckpt, &cfg).unwrap();
+    let w = &mut t.model.params.tensors_mut()[0];
+    *w = tensor::Tensor::full(w.shape(), 1e36);
+    vae::checkpoint::save(&ckpt, &t).unwrap();
+    let good = std::fs::read(&ckpt).unwrap();
+    let out2 = run(&["--data", d, "--out", o, "--epochs", "2", "--hidden", "8", "--latent", "2"]);
+    assert_error(&out2, 1, &["epoch 2 gave a non-finite negative ELBO", "still holds epoch 1"]);
+    assert_eq!(std::fs::read(&ckpt).unwrap(), good, "the good checkpoint was replaced");
+    assert_eq!(epochs_in(&out), 1);
+    std::fs::remove_dir_all(&base).unwrap();
+}
+
+/// Two runs into one directory at once: the second is refused, naming the first's pid.
+#[test]
+fn a_second_run_into_a_locked_directory_is_refused() {
+    let base = temp("g-lock");
+    let data = base.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    write_data(&data, 2000, 28);
+    let (d, out) = (data.to_str().unwrap(), base.join("out"));
+    let o = out.to_str().unwrap();
+    let mut long = quick(d, o);
+    long[5] = "200";
+    let mut first =
+        Command::new(bin()).args(&long).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    // Wait until the first run holds the lock (it writes its pid into the lock file).
+    let lock = out.join(".lock");
+    let start = std::time::Instant::now();
+    while std::fs::read_to_string(&lock).map_or(true, |s| s.trim().is_empty()) {
+        assert!(start.elapsed().as_secs() < 60, "the first run never locked its directory");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let second = run(&quick(d, o));
+    let _ = first.kill();
+    let _ = first.wait();
+    assert_error(&second, 1, &["in use by another run", &format!("(pid {})", first.id())]);
+    std::fs::remove_dir_all(&base).unwrap();
+}
+
+/// A closed stdout (`| head -1`) neither panics nor stops training: every epoch is saved.
+#[test]
+fn a_closed_stdout_does_not_stop_training() {
+    let base = temp("g-stdout");
+    let data = base.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    write_data(&data, 20, 28);
+    let out = base.join("out");
+    let mut args = quick(data.to_str().unwrap(), out.to_str().unwrap());
+    args[5] = "3";
+    let mut child =
+        Command::new(bin()).args(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    drop(child.stdout.take()); // the reader goes away at once
+    let done = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success() && !err.contains("panicked"), "{err}");
+    assert_eq!(epochs_in(&out), 3);
+    std::fs::remove_dir_all(&base).unwrap();
+}
+
+/// Sizes that cannot fit are refused before anything is allocated, naming the flag.
+#[test]
+fn sizes_that_cannot_fit_are_refused() {
+    let base = temp("g-sizes");
+    let data = base.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    write_data(&data, 20, 28);
+    let (d, o) = (data.to_str().unwrap(), base.join("out"));
+    for (flag, value) in [
+        ("--hidden", "1000000000"),
+        ("--latent", "1000000000"),
+        ("--samples", "1000000000"),
+        ("--hidden", "1000000000000000000"),
+    ] {
+        let mut args = quick(d, o.to_str().unwrap());
+        args.extend([flag, value]);
+        // quick() sets --hidden 8 and --latent 2; a repeated list flag appends, so give
+        // the size flags on their own.
+        let args: Vec<&str> =
+            args.chunks(2).filter(|kv| kv[0] != flag || kv[1] == value).flatten().copied().collect();
+        assert_error(&run(&args), 1, &[&format!("{flag} {value} would need about"), "of memory"]);
+    }
+    std::fs::remove_dir_all(&base).unwrap();
+}
+
+/// Decompression is bounded by the header: a small .gz whose header claims one image but
+/// inflates to far more is refused as trailing data; multi-member gzip streams read whole.
+#[test]
+fn decompression_reads_what_the_header_announces() {
+    let base = temp("g-gzip");
+    let data = base.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    write_data(&data, 20, 28);
+    let d = data.to_str().unwrap();
+    let o = base.join("out");
+    // A bomb: one image announced, 64 MiB of zeros after it.
+    let mut bomb = idx(&[1, 28, 28], &[0; 784]);
+    bomb.resize(bomb.len() + (64 << 20), 0);
+    std::fs::write(data.join("train-images-idx3-ubyte.gz"), gz(&bomb)).unwrap();
+    assert_error(&run(&quick(d, o.to_str().unwrap())), 1, &["train-images-idx3-ubyte.gz", "trailing data"]);
+    // Two gzip members that together make the file: read whole.
+    write_data(&data, 20, 28);
+    let raw = idx(&[20, 28, 28], &(0..20 * 784).map(|i| (i % 251) as u8).collect::<Vec<_>>());
+    let (head, tail) = raw.split_at(1000);
+    let mut two = gz(head);
+    two.extend(gz(tail));
+    std::fs::write(data.join("train-images-idx3-ubyte.gz"), two).unwrap();
+    ok(&quick(d, o.to_str().unwrap()));
+    std::fs::remove_dir_all(&base).unwrap();
+}
+
+/// Empty data sets, non-files where files belong, and a `--data` that is a file each get
+/// one clear line, at once (a FIFO is never opened for a blocking read).
+#[test]
+fn empty_sets_and_non_files_are_refused() {
+    let base = temp("g-empty");
+    let data = base.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let o = base.join("out");
+    let o = o.to_str().unwrap();
+    let d = data.to_str().unwrap();
+    write_data(&data, 20, 28);
+    std::fs::write(data.join("train-images-idx3-ubyte.gz"), gz(&idx(&[0, 28, 28], &[]))).unwrap();
+    std::fs::write(data.join("train-labels-idx1-ubyte.gz"), gz(&idx(&[0], &[]))).unwrap();
+    assert_error(&run(&quick(d, o)), 1, &["train-images-idx3-ubyte.gz", "holds no images"]);
+    write_data(&data, 20, 28);
+    std::fs::remove_file(data.join("t10k-images-idx3-ubyte")).unwrap();
+    std::fs::write(data.join("t10k-images-idx3-ubyte"), idx(&[0, 28, 28], &[])).unwrap();
+    std::fs::write(data.join("t10k-labels-idx1-ubyte"), idx(&[0], &[])).unwrap();
+    assert_error(&run(&quick(d, o)), 1, &["t10k-images-idx3-ubyte", "holds no images"]);
+    // A FIFO where the test labels belong.
+    write_data(&data, 20, 28);
+    std::fs::remove_file(data.join("t10k-labels-idx1-ubyte")).unwrap();
+    let fifo = data.join("t10k-labels-idx1-ubyte");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    assert_error(&run(&quick(d, o)), 1, &["t10k-labels-idx1-ubyte", "not a regular file"]);
+    // --resume naming a FIFO, and --data naming a file.
+    let mut r = quick(d, o);
+    r.extend(["--resume", fifo.to_str().unwrap()]);
+    assert_error(&run(&r), 2, &["is not a regular file"]);
+    let file = data.join("train-images-idx3-ubyte.gz");
+    assert_error(&run(&quick(file.to_str().unwrap(), o)), 1, &["not a directory"]);
+    std::fs::remove_dir_all(&base).unwrap();
+}
+
+/// A damaged checkpoint is refused naming the file: a flipped bit fails the checksum, and a
+/// writer killed mid-save leaves a temporary file that the next run removes.
+#[test]
+fn damaged_checkpoints_and_left_overs() {
+    let base = temp("g-damaged");
+    let data = base.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    write_data(&data, 20, 28);
+    let (d, out) = (data.to_str().unwrap(), base.join("out"));
+    let o = out.to_str().unwrap();
+    ok(&quick(d, o));
+    let ckpt = out.join("checkpoint.safetensors");
+    let mut bytes = std::fs::read(&ckpt).unwrap();
+    let at = bytes.len() - 7;
+    bytes[at] ^= 0x04;
+    std::fs::write(&ckpt, &bytes).unwrap();
+    let mut more = quick(d, o);
+    more[5] = "2";
+    assert_error(&run(&more), 1, &["checkpoint.safetensors", "does not match its checksum"]);
+    // A left-over temporary file from a killed writer is removed by the next run.
+    std::fs::remove_file(&ckpt).unwrap();
+    let stale = out.join(".checkpoint.safetensors.tmp-99999999");
+    std::fs::write(&stale, vec![0u8; 4096]).unwrap();
+    let said = ok(&quick(d, o));
+    assert!(said.contains("removed 1 temporary file"), "{said}");
+    assert!(!stale.exists());
+    std::fs::remove_dir_all(&base).unwrap();
+}
