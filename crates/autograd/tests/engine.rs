@@ -86,6 +86,9 @@ fn stable_formulations_are_finite_at_extreme_inputs() {
 fn no_grad_and_detach() {
     let g = Graph::<f32>::no_grad();
     assert!(!g.is_grad_enabled() && Graph::<f32>::new().is_grad_enabled());
+    let live = Graph::<f32>::new();
+    assert!(live.param(Tensor::ones(&[1])).requires_grad());
+    assert!(!live.constant(Tensor::ones(&[1])).requires_grad());
     let w = g.param(Tensor::ones(&[2, 2]));
     let y = w.matmul(w).sum();
     assert_eq!(y.value().item(), 8.0);
@@ -170,7 +173,17 @@ fn anomaly_detection_names_the_first_bad_op() {
         assert!(!grads.get(x).unwrap().to_vec()[1].is_finite());
     }
     g.reset();
-    // Finite everywhere, including backward: nothing reported.
+    assert!(g.anomaly_detection());
+    // A parameter that is already non-finite is reported as a leaf.
+    {
+        let _ = g.param(Tensor::from_vec(vec![f32::INFINITY], &[1]));
+        let a = g.forward_anomaly().expect("leaf anomaly");
+        assert_eq!(a.to_string(), "leaf node 0 (an input or parameter) holds a non-finite value");
+    }
+    g.reset();
+    // Finite everywhere, including backward: nothing reported. (A constant first, so the
+    // op's input is not node 0.)
+    let _ = g.constant(Tensor::from_vec(vec![1.0], &[1]));
     let x = g.param(Tensor::from_vec(vec![0.0, 1.0], &[2]));
     let grads = (x.sqrt().add_scalar(1.0)).log().sum().backward();
     // sqrt'(0) = inf: the backward rule of sqrt is the first to produce a non-finite gradient.
