@@ -22,19 +22,14 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-VENV = ROOT / "bench" / ".venv"
 
 
 def ensure_torch():
-    """Re-executes this script inside bench/.venv, creating it and installing torch first."""
-    py = VENV / "bin" / "python"
-    if Path(sys.prefix).resolve() == VENV.resolve():
-        return
-    if not py.exists():
-        subprocess.check_call([sys.executable, "-m", "venv", str(VENV)])
-        subprocess.check_call([str(py), "-m", "pip", "install", "--quiet", "--upgrade", "pip"])
-        subprocess.check_call([str(py), "-m", "pip", "install", "--quiet", "torch", "numpy"])
-    os.execv(str(py), [str(py), __file__] + sys.argv[1:])
+    """Re-executes this script inside bench/.venv (see benchvenv.py)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import benchvenv
+
+    benchvenv.ensure(__file__)
 
 
 def load_images():

@@ -17,27 +17,18 @@ import argparse
 import gzip
 import json
 import math
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-VENV = ROOT / "bench" / ".venv"
 
 
 def ensure_venv():
-    """Re-executes this script inside bench/.venv, creating it and installing what it needs."""
-    py = VENV / "bin" / "python"
-    if Path(sys.prefix).resolve() == VENV.resolve():
-        return
-    if not py.exists():
-        subprocess.check_call([sys.executable, "-m", "venv", str(VENV)])
-        subprocess.check_call([str(py), "-m", "pip", "install", "--quiet", "--upgrade", "pip"])
-    check = subprocess.run([str(py), "-c", "import torch, numpy, safetensors"], capture_output=True)
-    if check.returncode != 0:
-        subprocess.check_call([str(py), "-m", "pip", "install", "--quiet", "torch", "numpy", "safetensors"])
-    os.execv(str(py), [str(py), __file__] + sys.argv[1:])
+    """Re-executes this script inside bench/.venv (see benchvenv.py)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import benchvenv
+
+    benchvenv.ensure(__file__)
 
 
 def read_idx(path):

@@ -5,7 +5,7 @@ use std::process::Command;
 
 mod common;
 
-use common::{assert_error, bin, idx, quick, run, temp, write_data, Corruption};
+use common::{assert_error, bin, idx, quick, run, temp, with_data, write_data, Corruption};
 
 #[test]
 fn bad_data_gives_one_clear_line() {
@@ -131,10 +131,7 @@ fn bad_flags_exit_with_code_2() {
 
 #[test]
 fn checkpoints_of_another_configuration_are_refused() {
-    let base = temp("ckpt");
-    let data = base.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    write_data(&data, 20, 28);
+    let (base, data) = with_data("ckpt", 20);
     let (d, out) = (data.to_str().unwrap(), base.join("out"));
     let o = out.to_str().unwrap();
     let ok = run(&quick(d, o));

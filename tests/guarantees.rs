@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::{assert_error, bin, gz, idx, quick, run, temp, write_data};
+use common::{assert_error, bin, gz, idx, quick, run, temp, with_data, write_data};
 
 fn ok(args: &[&str]) -> String {
     let out = run(args);
@@ -23,10 +23,7 @@ fn epochs_in(out: &Path) -> usize {
 /// configuration's run is refused and left exactly as it was.
 #[test]
 fn resume_into_a_directory_of_another_run_is_refused() {
-    let base = temp("g-resume");
-    let data = base.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    write_data(&data, 20, 28);
+    let (base, data) = with_data("g-resume", 20);
     let d = data.to_str().unwrap();
     let (a, b) = (base.join("a"), base.join("b"));
     ok(&quick(d, a.to_str().unwrap()));
@@ -53,10 +50,7 @@ fn resume_into_a_directory_of_another_run_is_refused() {
 /// nothing to do, more continues; only --force starts over.
 #[test]
 fn rerunning_a_command_continues_or_refuses_never_rewinds() {
-    let base = temp("g-rerun");
-    let data = base.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    write_data(&data, 20, 28);
+    let (base, data) = with_data("g-rerun", 20);
     let (d, out) = (data.to_str().unwrap(), base.join("c"));
     let o = out.to_str().unwrap();
     let with_epochs = |n: &'static str| {
@@ -87,10 +81,7 @@ fn rerunning_a_command_continues_or_refuses_never_rewinds() {
 /// same run is refused: it would lose epochs.
 #[test]
 fn resuming_an_older_checkpoint_over_a_newer_one_is_refused() {
-    let base = temp("g-older");
-    let data = base.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    write_data(&data, 20, 28);
+    let (base, data) = with_data("g-older", 20);
     let d = data.to_str().unwrap();
     let (old, new) = (base.join("old"), base.join("new"));
     ok(&quick(d, old.to_str().unwrap()));
@@ -149,10 +140,7 @@ fn a_non_finite_evaluation_keeps_the_last_good_checkpoint() {
 /// Two runs into one directory at once: the second is refused, naming the first's pid.
 #[test]
 fn a_second_run_into_a_locked_directory_is_refused() {
-    let base = temp("g-lock");
-    let data = base.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    write_data(&data, 2000, 28);
+    let (base, data) = with_data("g-lock", 2000);
     let (d, out) = (data.to_str().unwrap(), base.join("out"));
     let o = out.to_str().unwrap();
     let mut long = quick(d, o);
@@ -176,10 +164,7 @@ fn a_second_run_into_a_locked_directory_is_refused() {
 /// A closed stdout (`| head -1`) neither panics nor stops training: every epoch is saved.
 #[test]
 fn a_closed_stdout_does_not_stop_training() {
-    let base = temp("g-stdout");
-    let data = base.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    write_data(&data, 20, 28);
+    let (base, data) = with_data("g-stdout", 20);
     let out = base.join("out");
     let mut args = quick(data.to_str().unwrap(), out.to_str().unwrap());
     args[5] = "3";
@@ -196,10 +181,7 @@ fn a_closed_stdout_does_not_stop_training() {
 /// Sizes that cannot fit are refused before anything is allocated, naming the flag.
 #[test]
 fn sizes_that_cannot_fit_are_refused() {
-    let base = temp("g-sizes");
-    let data = base.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    write_data(&data, 20, 28);
+    let (base, data) = with_data("g-sizes", 20);
     let (d, o) = (data.to_str().unwrap(), base.join("out"));
     for (flag, value) in [
         ("--hidden", "1000000000"),
@@ -222,10 +204,7 @@ fn sizes_that_cannot_fit_are_refused() {
 /// inflates to far more is refused as trailing data; multi-member gzip streams read whole.
 #[test]
 fn decompression_reads_what_the_header_announces() {
-    let base = temp("g-gzip");
-    let data = base.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    write_data(&data, 20, 28);
+    let (base, data) = with_data("g-gzip", 20);
     let d = data.to_str().unwrap();
     let o = base.join("out");
     // A bomb: one image announced, 64 MiB of zeros after it.
@@ -282,10 +261,7 @@ fn empty_sets_and_non_files_are_refused() {
 /// writer killed mid-save leaves a temporary file that the next run removes.
 #[test]
 fn damaged_checkpoints_and_left_overs() {
-    let base = temp("g-damaged");
-    let data = base.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    write_data(&data, 20, 28);
+    let (base, data) = with_data("g-damaged", 20);
     let (d, out) = (data.to_str().unwrap(), base.join("out"));
     let o = out.to_str().unwrap();
     ok(&quick(d, o));

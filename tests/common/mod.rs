@@ -87,3 +87,13 @@ pub fn assert_error(out: &Output, code: i32, needles: &[&str]) {
 pub fn quick<'a>(data: &'a str, out: &'a str) -> Vec<&'a str> {
     vec!["--data", data, "--out", out, "--epochs", "1", "--hidden", "8", "--latent", "2"]
 }
+
+/// A fresh temporary directory `name` with a valid 28×28 data set of `n_train` training
+/// images in its `data/`; returns both paths.
+pub fn with_data(name: &str, n_train: u32) -> (PathBuf, PathBuf) {
+    let base = temp(name);
+    let data = base.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    write_data(&data, n_train, 28);
+    (base, data)
+}
