@@ -181,9 +181,9 @@ fn anomaly_detection_names_the_first_bad_op() {
         assert_eq!(a.to_string(), "leaf node 0 (an input or parameter) holds a non-finite value");
     }
     g.reset();
-    // Finite everywhere, including backward: nothing reported. (A constant first, so the
-    // op's input is not node 0.)
-    let _ = g.constant(Tensor::from_vec(vec![1.0], &[1]));
+    // Finite everywhere, including backward: nothing reported. (Two constants first, so
+    // the op's input is node 2, neither 0 nor 1.)
+    let _ = (g.constant(Tensor::from_vec(vec![1.0], &[1])), g.constant(Tensor::from_vec(vec![1.0], &[1])));
     let x = g.param(Tensor::from_vec(vec![0.0, 1.0], &[2]));
     let grads = (x.sqrt().add_scalar(1.0)).log().sum().backward();
     // sqrt'(0) = inf: the backward rule of sqrt is the first to produce a non-finite gradient.
