@@ -124,7 +124,7 @@ fn read_idx_from(mut r: impl Read, gzip: bool) -> std::result::Result<Idx, Strin
 }
 
 /// The most memory an IDX read claims before the data to fill it has arrived.
-const UPFRONT: usize = 1 << 28;
+const UPFRONT: usize = 1 << 24;
 
 /// Fills as much of `buf` as the stream has; returns how much that was.
 fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
