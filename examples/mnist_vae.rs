@@ -13,7 +13,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use vae::config::{
-    Activation, ElboConfig, Estimator, Likelihood, OptimizerConfig, OptimizerKind, TrainConfig, VaeConfig,
+    Activation, ElboConfig, Estimator, Likelihood, Objective, OptimizerConfig, OptimizerKind, TrainConfig,
+    VaeConfig,
 };
 use vae::run::{run, RunOptions};
 
@@ -55,8 +56,12 @@ struct Args {
     /// Draw binary pixels afresh each epoch (dynamic binarization).
     #[arg(long)]
     binarize: bool,
-    /// Monte Carlo samples of z per image (L).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    /// What training maximizes: elbo (closed-form KL, the default), elbo-mc (mean over the
+    /// samples of log w) or iwae (the importance-weighted bound, log of the mean of w).
+    #[arg(long, default_value = "elbo")]
+    objective: Objective,
+    /// Samples of z per image in training: L of the ELBO, k of the bounds (alias --k).
+    #[arg(long, visible_alias = "k", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     samples: u64,
     /// Weight of the KL term (β).
     #[arg(long, default_value_t = 1.0, value_parser = non_negative_f64)]
@@ -202,7 +207,12 @@ fn main() -> ExitCode {
         batch_size: args.batch_size as usize,
         seed: args.seed,
         binarize: args.binarize,
-        elbo: ElboConfig { samples: args.samples as usize, beta: args.beta, estimator: args.estimator },
+        elbo: ElboConfig {
+            objective: args.objective,
+            samples: args.samples as usize,
+            beta: args.beta,
+            estimator: args.estimator,
+        },
         optimizer,
         train_limit: args.train_limit.map(|n| n as usize),
     };

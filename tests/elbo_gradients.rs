@@ -33,7 +33,7 @@ fn reparameterized_elbo_matches_finite_differences_for_every_likelihood() {
         let (model, x) = small(likelihood, 3);
         let mut rng = StdRng::seed_from_u64(9);
         let noise = sample_noise::<f64, _>(2, 4, 3, &mut rng);
-        let cfg = ElboConfig { samples: 2, beta: 0.7, estimator: Estimator::Reparam };
+        let cfg = ElboConfig { samples: 2, beta: 0.7, ..ElboConfig::default() };
         let report = gradcheck(
             |g, v| elbo_with_noise(&model.attach(v), g.constant(x.clone()), &noise, &cfg).loss,
             model.params.tensors(),
@@ -49,7 +49,7 @@ fn reparameterized_elbo_matches_finite_differences_for_every_likelihood() {
 fn flat_grads(model: &Vae<f64>, x: &Tensor<f64>, noise: &[Tensor<f64>], estimator: Estimator) -> Vec<f64> {
     let g = Graph::new();
     let bound = model.bind(&g);
-    let cfg = ElboConfig { samples: noise.len(), beta: 1.0, estimator };
+    let cfg = ElboConfig { samples: noise.len(), estimator, ..ElboConfig::default() };
     let loss = elbo_with_noise(&bound, g.constant(x.clone()), noise, &cfg).loss;
     let grads = loss.backward();
     bound.vars().iter().flat_map(|&v| grads.get_or_zeros(v).to_vec()).collect()

@@ -138,11 +138,29 @@ pub enum Estimator {
 
 named_enum!(Estimator, "estimator", Reparam = "reparam", Score = "score");
 
+/// What training maximizes, from `k` samples of z per image (`samples`), with
+/// `log w = log p(x|z) + log p(z) − log q(z|x)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Objective {
+    /// The ELBO with the KL term in closed form and the reconstruction averaged over the
+    /// samples (pytorch/examples' objective; the default).
+    Elbo,
+    /// The ELBO as the mean over the samples of `log w` (Burda et al.'s "VAE" rows).
+    ElboMc,
+    /// The importance-weighted bound `log (1/k) Σ w` (Burda et al.'s "IWAE" rows).
+    Iwae,
+}
+
+named_enum!(Objective, "objective", Elbo = "elbo", ElboMc = "elbo-mc", Iwae = "iwae");
+
 /// Settings of the Monte Carlo objective.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ElboConfig {
-    /// Samples of z per image (L).
+    /// What is maximized.
+    pub objective: Objective,
+    /// Samples of z per image (L, or the k of the bounds).
     pub samples: usize,
     /// Weight of the KL term (β; 1 for the ELBO).
     pub beta: f64,
@@ -152,7 +170,7 @@ pub struct ElboConfig {
 
 impl Default for ElboConfig {
     fn default() -> Self {
-        ElboConfig { samples: 1, beta: 1.0, estimator: Estimator::Reparam }
+        ElboConfig { objective: Objective::Elbo, samples: 1, beta: 1.0, estimator: Estimator::Reparam }
     }
 }
 
@@ -322,6 +340,13 @@ impl TrainConfig {
         }
         if !(self.elbo.beta.is_finite() && self.elbo.beta >= 0.0) {
             return bad("beta must be a non-negative number");
+        }
+        if self.elbo.objective != Objective::Elbo
+            && (self.elbo.beta != 1.0 || self.elbo.estimator != Estimator::Reparam)
+        {
+            return bad(
+                "the log-weight objectives (elbo-mc, iwae) take neither --beta nor the score estimator",
+            );
         }
         if self.train_limit == Some(0) {
             return bad("train limit must be at least 1");
@@ -499,8 +524,19 @@ mod tests {
             ];
         let optimizer = (kind, 1e-9f64..10.0, 0.0f64..1.0)
             .prop_map(|(kind, lr, weight_decay)| OptimizerConfig { kind, lr, weight_decay });
-        let elbo = (1usize..64, 0.0f64..10.0, prop_oneof![Just(Estimator::Reparam), Just(Estimator::Score)])
-            .prop_map(|(samples, beta, estimator)| ElboConfig { samples, beta, estimator });
+        let objective = prop_oneof![Just(Objective::Elbo), Just(Objective::ElboMc), Just(Objective::Iwae)];
+        let elbo = (
+            objective,
+            1usize..64,
+            0.0f64..10.0,
+            prop_oneof![Just(Estimator::Reparam), Just(Estimator::Score)],
+        )
+            .prop_map(|(objective, samples, beta, estimator)| ElboConfig {
+                objective,
+                samples,
+                beta,
+                estimator,
+            });
         (
             model,
             1usize..1000,

@@ -6,7 +6,7 @@ use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 use tensor::{Element, Tensor};
 
-pub use crate::config::{ElboConfig, Estimator};
+pub use crate::config::{ElboConfig, Estimator, Objective};
 use crate::model::{BoundVae, DecoderOut, Likelihood, Vae};
 
 /// `ln 2π`.
@@ -131,7 +131,54 @@ pub fn elbo_with_noise<'g, T: Element>(
     ElboTerms { loss, recon: recon_value / noise.len() as f64, kl: kl.value().item().to_f64_lossless() }
 }
 
-/// [`elbo_with_noise`] with fresh noise from `rng`.
+/// `log w = log p(x|z) + log p(z) − log q(z|x)` for `k` draws of z per image, `[k, batch]`,
+/// with `eps` (`[k, batch, latent]`) the standard normal noise of the draws. All `k·batch`
+/// codes go through the decoder as one batch of matrix products. Since
+/// `(z − mu)/σ = eps`, `log q(z|x) = −½ Σ (eps² + logvar) − ½·d·ln 2π` exactly, as a
+/// function of the encoder's outputs. Also returns `log p(x|z)`, `[k, batch]`.
+pub fn log_weights<'g, T: Element>(
+    model: &BoundVae<'_, 'g, T>,
+    x: Var<'g, T>,
+    eps: &Tensor<T>,
+) -> (Var<'g, T>, Var<'g, T>) {
+    let graph = x.graph();
+    let (k, batch, latent) = (eps.shape()[0], eps.shape()[1], eps.shape()[2]);
+    let d = x.shape()[1];
+    let (mu, logvar) = model.encode(x);
+    let epsv = graph.constant(eps.clone());
+    let z = (mu + logvar.mul_scalar(T::from_f64_lossy(0.5)).exp() * epsv).reshape(&[k * batch, latent]);
+    let xs = x.broadcast_to(&[k, batch, d]).reshape(&[k * batch, d]);
+    let log_px = log_likelihood(model.config().likelihood, model.decode(z), xs).reshape(&[k, batch]);
+    let half = T::from_f64_lossy(-0.5);
+    let c = T::from_f64_lossy(-0.5 * latent as f64 * LN_2PI);
+    let log_pz = (z * z).sum_axis(1, false).mul_scalar(half).add_scalar(c).reshape(&[k, batch]);
+    let sq = graph.constant(eps.square().sum_axis(2, false));
+    let log_qz = (sq + logvar.sum_axis(1, false)).mul_scalar(half).add_scalar(c);
+    (log_px + log_pz - log_qz, log_px)
+}
+
+/// The log-weight objectives for noise `eps` (`[k, batch, latent]`): for
+/// [`Objective::Iwae`] the loss is `−Σ_images log (1/k) Σ_k w`, for [`Objective::ElboMc`]
+/// `−Σ_images (1/k) Σ_k log w`. The terms report the Monte Carlo ELBO (its
+/// reconstruction and KL parts) either way.
+pub fn log_weight_bound<'g, T: Element>(
+    model: &BoundVae<'_, 'g, T>,
+    x: Var<'g, T>,
+    eps: &Tensor<T>,
+    objective: Objective,
+) -> ElboTerms<'g, T> {
+    let k = eps.shape()[0];
+    let (log_w, log_px) = log_weights(model, x, eps);
+    let per_image = match objective {
+        Objective::Iwae => log_w.logsumexp_axis(0, false).add_scalar(T::from_f64_lossy(-(k as f64).ln())),
+        Objective::ElboMc | Objective::Elbo => log_w.mean_axis(0, false),
+    };
+    let mean = |v: Var<'g, T>| v.value().sum().item().to_f64_lossless() / k as f64;
+    let (sum_w, sum_px) = (mean(log_w), mean(log_px));
+    ElboTerms { loss: -per_image.sum(), recon: -sum_px, kl: sum_px - sum_w }
+}
+
+/// The objective of `config` for images `x`, with fresh noise from `rng`.
 pub fn elbo<'g, T: Element, R: Rng + ?Sized>(
     model: &BoundVae<'_, 'g, T>,
     x: Var<'g, T>,
@@ -141,8 +188,11 @@ pub fn elbo<'g, T: Element, R: Rng + ?Sized>(
 where
     StandardNormal: Distribution<T>,
 {
-    let noise = sample_noise(config.samples.max(1), x.shape()[0], model.config().latent, rng);
-    elbo_with_noise(model, x, &noise, config)
+    let (k, batch, latent) = (config.samples.max(1), x.shape()[0], model.config().latent);
+    match config.objective {
+        Objective::Elbo => elbo_with_noise(model, x, &sample_noise(k, batch, latent, rng), config),
+        objective => log_weight_bound(model, x, &Tensor::randn(&[k, batch, latent], rng), objective),
+    }
 }
 
 /// Importance-weighted estimates of `log p(x)` per image (`[batch]`):

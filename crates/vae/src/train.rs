@@ -11,7 +11,7 @@ use tensor::{Element, Tensor};
 
 pub use crate::config::TrainConfig;
 use crate::data::Dataset;
-use crate::elbo::{elbo, ElboConfig, Estimator};
+use crate::elbo::{elbo, ElboConfig};
 use crate::error::{Result, VaeError};
 use crate::model::Vae;
 use crate::nn::ParamSet;
@@ -277,7 +277,7 @@ pub const EVAL_BATCH: usize = 1000;
 /// without recording a tape.
 pub fn evaluate(model: &Vae<f32>, config: &TrainConfig, data: &Dataset, rng: &mut StdRng) -> f64 {
     let batches = data.batches::<StdRng>(EVAL_BATCH, None);
-    let cfg = ElboConfig { samples: 1, beta: 1.0, estimator: Estimator::Reparam };
+    let cfg = ElboConfig::default();
     // On a rayon worker, like the training step, so kernels fork without a hand-off.
     let total: f64 = rayon::scope(|_| {
         let mut total = 0.0;
