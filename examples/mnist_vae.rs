@@ -11,17 +11,38 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, ValueEnum};
 use vae::config::{
-    Activation, ElboConfig, Estimator, Likelihood, Objective, OptimizerConfig, OptimizerKind, TrainConfig,
-    VaeConfig,
+    burda_schedule, Activation, ElboConfig, Estimator, Init, Likelihood, Objective, OptimizerConfig,
+    OptimizerKind, TrainConfig, VaeConfig,
 };
 use vae::run::{run, RunOptions};
+
+/// A named recipe: it sets many flags at once, and flags given explicitly still win.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Preset {
+    /// Burda et al. (2016), one stochastic layer: 784-200-200-50 tanh, Glorot weights and the
+    /// output bias at the mean image's logit, Adam (eps 1e-4), batch 20, dynamic binarization,
+    /// the 3^i schedule (3,280 passes, 1e-3 down to 1e-4), objective elbo-mc; choose the row
+    /// with --objective and --k.
+    Burda,
+}
 
 /// Train a variational autoencoder on MNIST (or any data in its IDX format).
 #[derive(Parser, Debug)]
 #[command(version, about, allow_negative_numbers = true)]
 struct Args {
+    /// A named recipe (burda); flags given explicitly override it.
+    #[arg(long)]
+    preset: Option<Preset>,
+    /// Weight initialization: pytorch (nn.Linear's) or glorot (zero biases, and a Bernoulli
+    /// output bias at the logit of the mean training image).
+    #[arg(long, default_value = "pytorch")]
+    init: Init,
+    /// Learning-rate schedule: none (--lr throughout) or burda (3^i passes per stage).
+    #[arg(long, default_value = "none")]
+    lr_schedule: Schedule,
     /// Directory of the four IDX files (raw or .gz).
     #[arg(long, default_value = "data/mnist")]
     data: PathBuf,
@@ -108,6 +129,55 @@ struct Args {
     detect_anomaly: bool,
 }
 
+/// A learning-rate schedule by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Schedule {
+    /// `--lr` throughout.
+    None,
+    /// Burda et al.'s: for i = 0…7, 3^i passes at 1e-4 · round(10^(1 − i/7), 1).
+    Burda,
+}
+
+/// Applies `preset` to every setting that was not given on the command line.
+fn apply_preset(args: &mut Args, matches: &ArgMatches) {
+    let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
+    match args.preset {
+        None => {}
+        Some(Preset::Burda) => {
+            if !given("hidden") {
+                args.hidden = vec![200, 200];
+            }
+            if !given("activation") {
+                args.activation = Activation::Tanh;
+            }
+            if !given("latent") {
+                args.latent = 50;
+            }
+            if !given("batch_size") {
+                args.batch_size = 20;
+            }
+            if !given("binarize") {
+                args.binarize = true;
+            }
+            if !given("eps") && args.optimizer.name() == "adam" {
+                args.eps = Some(1e-4);
+            }
+            if !given("init") {
+                args.init = Init::Glorot;
+            }
+            if !given("lr_schedule") {
+                args.lr_schedule = Schedule::Burda;
+            }
+            if !given("epochs") {
+                args.epochs = burda_schedule().iter().map(|s| s.epochs as u64).sum();
+            }
+            if !given("objective") {
+                args.objective = Objective::ElboMc;
+            }
+        }
+    }
+}
+
 fn positive_f64(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
@@ -179,7 +249,12 @@ fn readable_file(s: &str) -> Result<PathBuf, String> {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let matches = Args::command().get_matches();
+    let mut args = match Args::from_arg_matches(&matches) {
+        Ok(a) => a,
+        Err(e) => e.exit(),
+    };
+    apply_preset(&mut args, &matches);
     if let Some(n) = args.threads {
         if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(n as usize).build_global() {
             eprintln!("error: cannot start {n} threads: {e}");
@@ -202,6 +277,7 @@ fn main() -> ExitCode {
             latent: args.latent as usize,
             activation: args.activation,
             likelihood: args.likelihood,
+            init: args.init,
         },
         epochs: args.epochs as usize,
         batch_size: args.batch_size as usize,
@@ -215,6 +291,10 @@ fn main() -> ExitCode {
         },
         optimizer,
         train_limit: args.train_limit.map(|n| n as usize),
+        lr_stages: match args.lr_schedule {
+            Schedule::None => Vec::new(),
+            Schedule::Burda => burda_schedule(),
+        },
     };
     let opts = RunOptions {
         train,

@@ -80,6 +80,20 @@ pub enum Activation {
 
 named_enum!(Activation, "activation", Relu = "relu", Tanh = "tanh", Softplus = "softplus");
 
+/// How a model's weights start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Init {
+    /// PyTorch's `nn.Linear`: weight and bias uniform on `±1/√fan_in`.
+    Pytorch,
+    /// Glorot & Bengio's uniform `±√(6/(fan_in + fan_out))` for weights, zero biases (Burda
+    /// et al.). With a Bernoulli decoder, the output bias starts at the logit of the mean
+    /// training image.
+    Glorot,
+}
+
+named_enum!(Init, "initialization", Pytorch = "pytorch", Glorot = "glorot");
+
 /// The shape of a VAE: input, hidden layers, latent size, nonlinearity and likelihood.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -96,6 +110,8 @@ pub struct VaeConfig {
     pub activation: Activation,
     /// The decoder's distribution.
     pub likelihood: Likelihood,
+    /// How the weights start.
+    pub init: Init,
 }
 
 impl Default for VaeConfig {
@@ -108,6 +124,7 @@ impl Default for VaeConfig {
             latent: 20,
             activation: Activation::Relu,
             likelihood: Likelihood::Bernoulli,
+            init: Init::Pytorch,
         }
     }
 }
@@ -283,6 +300,31 @@ pub struct TrainConfig {
     pub optimizer: OptimizerConfig,
     /// Train on only the first this many training images.
     pub train_limit: Option<usize>,
+    /// Learning-rate stages, run in order (empty: `optimizer.lr` throughout). A run shorter
+    /// than the stages stops inside one (and may be resumed with more epochs); epochs after
+    /// the last stage keep its rate.
+    pub lr_stages: Vec<LrStage>,
+}
+
+/// A stage of a learning-rate schedule: this many epochs at this rate.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LrStage {
+    /// Epochs (passes over the training set) in the stage.
+    pub epochs: usize,
+    /// The learning rate throughout it.
+    pub lr: f64,
+}
+
+/// Burda et al.'s schedule: for `i = 0…7`, `3^i` passes at `1e-4 · round(10^(1 − i/7), 1)`
+/// (3,280 passes in all, from 1e-3 down to 1e-4).
+pub fn burda_schedule() -> Vec<LrStage> {
+    (0..8)
+        .map(|i| {
+            let factor = (10f64.powf(1.0 - i as f64 / 7.0) * 10.0).round() / 10.0;
+            LrStage { epochs: 3usize.pow(i), lr: 1e-4 * factor }
+        })
+        .collect()
 }
 
 impl Default for TrainConfig {
@@ -297,6 +339,7 @@ impl Default for TrainConfig {
             elbo: ElboConfig::default(),
             optimizer: OptimizerConfig::default(),
             train_limit: None,
+            lr_stages: Vec::new(),
         }
     }
 }
@@ -351,7 +394,23 @@ impl TrainConfig {
         if self.train_limit == Some(0) {
             return bad("train limit must be at least 1");
         }
+        if self.lr_stages.iter().any(|s| !(s.lr.is_finite() && s.lr > 0.0 && s.lr as f32 > 0.0)) {
+            return bad("every learning-rate stage needs a positive rate");
+        }
         Ok(())
+    }
+
+    /// The learning rate of epoch `epoch` (counted from 0): its stage's, or `optimizer.lr`
+    /// without a schedule.
+    pub fn lr_at(&self, epoch: usize) -> f64 {
+        let mut end = 0;
+        for stage in &self.lr_stages {
+            end += stage.epochs;
+            if epoch < end {
+                return stage.lr;
+            }
+        }
+        self.lr_stages.last().map_or(self.optimizer.lr, |s| s.lr)
     }
 
     /// Refuses, before anything is allocated, a configuration whose parameters, optimizer
@@ -499,22 +558,28 @@ mod tests {
     use super::*;
 
     fn any_config() -> impl Strategy<Value = TrainConfig> {
-        let model =
-            (
-                1usize..5000,
-                prop::collection::vec(1usize..2000, 1..4),
-                prop::option::of(prop::collection::vec(1usize..2000, 0..4)),
-                1usize..500,
-                prop_oneof![Just(Activation::Relu), Just(Activation::Tanh), Just(Activation::Softplus)],
-                prop_oneof![
-                    Just(Likelihood::Bernoulli),
-                    Just(Likelihood::Gaussian),
-                    Just(Likelihood::GaussianLearned)
-                ],
-            )
-                .prop_map(|(input, hidden, decoder_hidden, latent, activation, likelihood)| {
-                    VaeConfig { input, hidden, decoder_hidden, latent, activation, likelihood }
-                });
+        let model = (
+            1usize..5000,
+            prop::collection::vec(1usize..2000, 1..4),
+            prop::option::of(prop::collection::vec(1usize..2000, 0..4)),
+            1usize..500,
+            prop_oneof![Just(Activation::Relu), Just(Activation::Tanh), Just(Activation::Softplus)],
+            prop_oneof![
+                Just(Likelihood::Bernoulli),
+                Just(Likelihood::Gaussian),
+                Just(Likelihood::GaussianLearned)
+            ],
+            prop_oneof![Just(Init::Pytorch), Just(Init::Glorot)],
+        )
+            .prop_map(|(input, hidden, decoder_hidden, latent, activation, likelihood, init)| VaeConfig {
+                input,
+                hidden,
+                decoder_hidden,
+                latent,
+                activation,
+                likelihood,
+                init,
+            });
         let kind =
             prop_oneof![
                 (0.0f64..1.0, 0.0f64..1.0, 1e-12f64..1.0)
@@ -546,10 +611,26 @@ mod tests {
             elbo,
             optimizer,
             prop::option::of(1usize..60000),
+            prop::collection::vec(
+                (1usize..100, 1e-6f64..1.0).prop_map(|(epochs, lr)| LrStage { epochs, lr }),
+                0..4,
+            ),
         )
-            .prop_map(|(model, epochs, batch_size, seed, binarize, elbo, optimizer, train_limit)| {
-                TrainConfig { model, epochs, batch_size, seed, binarize, elbo, optimizer, train_limit }
-            })
+            .prop_map(
+                |(model, epochs, batch_size, seed, binarize, elbo, optimizer, train_limit, lr_stages)| {
+                    TrainConfig {
+                        model,
+                        epochs,
+                        batch_size,
+                        seed,
+                        binarize,
+                        elbo,
+                        optimizer,
+                        train_limit,
+                        lr_stages,
+                    }
+                },
+            )
     }
 
     proptest! {
@@ -612,6 +693,24 @@ mod tests {
         assert!(big_batch.check_memory(1000, gb).is_ok());
         assert_eq!(bytes(999), "999 bytes");
         assert_eq!(bytes(1_500_000), "1.5 MB");
+    }
+
+    #[test]
+    fn burdas_schedule_and_the_rate_of_each_epoch() {
+        let stages = burda_schedule();
+        let epochs: Vec<usize> = stages.iter().map(|s| s.epochs).collect();
+        assert_eq!(epochs, [1, 3, 9, 27, 81, 243, 729, 2187]);
+        let lrs: Vec<f64> = stages.iter().map(|s| (s.lr * 1e5).round() / 1e5).collect();
+        assert_eq!(lrs, [1e-3, 7.2e-4, 5.2e-4, 3.7e-4, 2.7e-4, 1.9e-4, 1.4e-4, 1e-4]);
+        let c = TrainConfig { epochs: 3280, lr_stages: stages, ..TrainConfig::default() };
+        c.validate().unwrap();
+        assert_eq!(
+            (c.lr_at(0), c.lr_at(1), c.lr_at(3), c.lr_at(4)),
+            (c.lr_stages[0].lr, c.lr_stages[1].lr, c.lr_stages[1].lr, c.lr_stages[2].lr)
+        );
+        assert_eq!(c.lr_at(3279), c.lr_stages[7].lr);
+        assert_eq!(c.lr_at(5000), c.lr_stages[7].lr, "after the last stage, its rate");
+        assert_eq!(TrainConfig::default().lr_at(5), 1e-3);
     }
 
     #[test]

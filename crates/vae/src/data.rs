@@ -263,6 +263,17 @@ impl Dataset {
         self.batch::<T, rand::rngs::StdRng>(indices, None)
     }
 
+    /// The mean image, `[dim]`, intensities in [0, 1].
+    pub fn mean_image<T: Element>(&self) -> Tensor<T> {
+        let d = self.dim();
+        let mut sum = vec![0u64; d];
+        for img in self.images.chunks_exact(d.max(1)) {
+            sum.iter_mut().zip(img).for_each(|(s, &p)| *s += p as u64);
+        }
+        let scale = 1.0 / (255.0 * self.len().max(1) as f64);
+        Tensor::from_vec(sum.iter().map(|&s| T::from_f64_lossy(s as f64 * scale)).collect(), &[d])
+    }
+
     /// The image indices in batches of `batch_size`, shuffled by `rng` when given; the last
     /// batch may be smaller.
     pub fn batches<R: Rng + ?Sized>(&self, batch_size: usize, shuffle: Option<&mut R>) -> Vec<Vec<usize>> {

@@ -8,7 +8,7 @@ use rand::Rng;
 use rand_distr::uniform::SampleUniform;
 use tensor::{Element, Tensor};
 
-pub use crate::config::{Activation, Likelihood, VaeConfig};
+pub use crate::config::{Activation, Init, Likelihood, VaeConfig};
 use crate::nn::{Linear, ParamSet};
 
 /// What the decoder produces for a batch of latent codes.
@@ -93,6 +93,32 @@ impl<T: Element> Vae<T> {
         mu + logvar.mul_scalar(T::from_f64_lossy(0.5)).exp() * eps
     }
 
+    /// Sets the Bernoulli output layer's bias to the logit of `mean` (the mean training image,
+    /// values in [0, 1], clamped to [1e-3, 1 − 1e-3]), as Burda et al. start it. Does nothing
+    /// for a Gaussian decoder.
+    pub fn set_output_bias_to_logit(&mut self, mean: &Tensor<T>) {
+        if self.config.likelihood != Likelihood::Bernoulli {
+            return;
+        }
+        let (lo, hi) = (T::from_f64_lossy(1e-3), T::from_f64_lossy(1.0 - 1e-3));
+        let logit = mean.map(|p| {
+            let p = p.max(lo).min(hi);
+            (p / (T::one() - p)).ln()
+        });
+        self.params.tensors_mut()[self.out.bias_index()] = logit;
+    }
+
+    /// The encoder means' variance over `x` per latent unit, and how many units are active
+    /// (variance above 0.01, Burda et al.'s criterion).
+    pub fn active_units(&self, x: &Tensor<T>) -> (Vec<f64>, usize) {
+        let mu = self.encode_mean(x).cast::<f64>();
+        let n = mu.shape()[0].max(1) as f64;
+        let mean = mu.sum_axis(0, true).mul_scalar(1.0 / n);
+        let var = (&mu - &mean).square().sum_axis(0, false).mul_scalar(1.0 / n).to_vec();
+        let active = var.iter().filter(|&&v| v > 0.01).count();
+        (var, active)
+    }
+
     /// Decoder means for latent codes `z` (`[n, latent]`) without recording a tape: pixel
     /// probabilities for a Bernoulli decoder, means for a Gaussian one.
     pub fn decode_mean(&self, z: &Tensor<T>) -> Tensor<T> {
@@ -112,10 +138,16 @@ impl<T: Element> Vae<T> {
 }
 
 impl<T: Element + SampleUniform> Vae<T> {
-    /// A freshly initialized model (PyTorch's `nn.Linear` initialization) from `rng`.
+    /// A freshly initialized model ([`Init`]: PyTorch's `nn.Linear` initialization, or
+    /// Glorot's uniform weights with zero biases) from `rng`.
     pub fn new<R: Rng + ?Sized>(config: VaeConfig, rng: &mut R) -> Self {
+        let scheme = config.init;
         let init = |_: &str, shape: &[usize], fan_in: usize| -> Result<Tensor<T>, std::convert::Infallible> {
-            Ok(crate::nn::pytorch_uniform(shape, fan_in, rng))
+            Ok(match (scheme, shape) {
+                (Init::Pytorch, _) => crate::nn::pytorch_uniform(shape, fan_in, rng),
+                (Init::Glorot, &[fan_out, fan_in]) => crate::nn::glorot_uniform(fan_out, fan_in, rng),
+                (Init::Glorot, _) => Tensor::zeros(shape),
+            })
         };
         match Self::build(config, init) {
             Ok(vae) => vae,

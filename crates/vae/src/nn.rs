@@ -81,6 +81,16 @@ pub fn pytorch_uniform<T: Element + SampleUniform, R: Rng + ?Sized>(
     Tensor::rand_uniform(shape, -bound, bound, rng)
 }
 
+/// A `[fan_out, fan_in]` weight uniform on `±√(6/(fan_in + fan_out))` (Glorot & Bengio).
+pub fn glorot_uniform<T: Element + SampleUniform, R: Rng + ?Sized>(
+    fan_out: usize,
+    fan_in: usize,
+    rng: &mut R,
+) -> Tensor<T> {
+    let bound = T::from_f64_lossy((6.0 / (fan_in + fan_out).max(1) as f64).sqrt());
+    Tensor::rand_uniform(&[fan_out, fan_in], -bound, bound, rng)
+}
+
 /// A fully connected layer `y = x·Wᵀ + b`, with `W` stored `[out, in]` as PyTorch stores it.
 /// It knows where its two tensors are in the [`ParamSet`] it was built into.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -132,6 +142,11 @@ impl Linear {
             Ok(l) => l,
             Err(never) => match never {},
         }
+    }
+
+    /// Where the bias is in its [`ParamSet`].
+    pub fn bias_index(&self) -> usize {
+        self.bias
     }
 
     /// `x·Wᵀ + b` on a tape, with `vars` from [`ParamSet::bind`] (one fused op: the bias is

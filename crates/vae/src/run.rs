@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use tensor::Tensor;
 
 use crate::checkpoint;
-use crate::config::TrainConfig;
+use crate::config::{Init, TrainConfig};
 use crate::data::{Dataset, Mnist};
 use crate::elbo::iwae_log_likelihood;
 use crate::error::{Result, VaeError};
@@ -290,6 +290,9 @@ pub fn run(opts: &RunOptions, mut log: impl FnMut(&str)) -> Result<Value> {
         log(&format!("removed {removed} temporary file(s) left by an interrupted write"));
     }
     let mut trainer = start(opts, &mut log)?;
+    if trainer.epoch == 0 && opts.train.model.init == Init::Glorot {
+        trainer.model.set_output_bias_to_logit(&train.mean_image());
+    }
     trainer.set_detect_anomaly(opts.detect_anomaly);
     let ckpt = opts.out_dir.join(CHECKPOINT);
     while trainer.epoch < opts.train.epochs {
@@ -316,7 +319,12 @@ pub fn run(opts: &RunOptions, mut log: impl FnMut(&str)) -> Result<Value> {
         write_curves(&opts.out_dir.join(CURVES), &trainer.history)?;
     }
     write_images(&opts.out_dir, &trainer, &test)?;
+    let (variances, active) =
+        trainer.model.active_units(&test.intensities(&(0..test.len()).collect::<Vec<_>>()));
+    log(&format!("active_units {active} of {}", variances.len()));
     let mut summary = json!({
+        "active_units": active,
+        "latent_variances": variances,
         "config": opts.train.to_json(),
         "epochs_completed": trainer.epoch,
         "parameters": trainer.model.params.numel(),

@@ -235,6 +235,9 @@ impl Trainer {
     /// with the number of images done after each step; returns the mean negative ELBO per
     /// image over the epoch.
     pub fn train_epoch(&mut self, data: &Dataset, mut progress: impl FnMut(usize)) -> Result<f64> {
+        // The schedule's rate for this epoch (the configured rate when there is none), a
+        // function of the epoch alone, so a resumed run continues exactly.
+        self.optimizer.config.lr = self.config.lr_at(self.epoch);
         let mut rng = stream_rng(self.config.seed, self.epoch + 1, Stream::Train);
         let batches = data.batches(self.config.batch_size, Some(&mut rng));
         let (mut total, mut seen) = (0.0, 0);
