@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use vae::checkpoint;
-use vae::model::VaeConfig;
+use vae::config::{Activation, ElboConfig, Init, LrStage, Objective, VaeConfig};
 use vae::run::{run, RunOptions, CHECKPOINT, CURVES, METRICS, SUMMARY};
 use vae::train::TrainConfig;
 
@@ -40,7 +40,8 @@ fn a_short_run_learns_and_writes_everything() {
     opts.iwae_k = 8;
     let mut lines = Vec::new();
     let summary = run(&opts, |l| lines.push(l.to_string())).unwrap();
-    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert_eq!(lines[2], format!("active_units {} of 2", summary["active_units"]));
     assert!(lines[0].starts_with("epoch 1 train_neg_elbo "), "{}", lines[0]);
     let metrics = std::fs::read_to_string(out.join(METRICS)).unwrap();
     let rows: Vec<Vec<f64>> =
@@ -68,21 +69,27 @@ fn a_short_run_learns_and_writes_everything() {
     std::fs::remove_dir_all(&out).unwrap();
 }
 
-#[test]
-fn resuming_continues_bit_for_bit() {
-    let (straight, split) = (temp_out("straight"), temp_out("split"));
-    run(&options(2, straight.clone()), |_| {}).unwrap();
-    run(&options(1, split.clone()), |_| {}).unwrap();
-    let mut resumed = options(2, split.clone());
-    resumed.resume = Some(split.join(CHECKPOINT));
+/// Runs `total` epochs straight, and `split` epochs then a resume to `total`, with the
+/// training configuration `edit` makes; asserts the same parameters, steps and metrics.
+fn assert_resume_is_exact(name: &str, total: usize, split: usize, edit: impl Fn(&mut RunOptions)) {
+    let opts = |epochs: usize, out: PathBuf| {
+        let mut o = options(epochs, out);
+        edit(&mut o);
+        o
+    };
+    let (straight, parts) = (temp_out(&format!("{name}-straight")), temp_out(&format!("{name}-split")));
+    run(&opts(total, straight.clone()), |_| {}).unwrap();
+    run(&opts(split, parts.clone()), |_| {}).unwrap();
+    let mut resumed = opts(total, parts.clone());
+    resumed.resume = Some(parts.join(CHECKPOINT));
     run(&resumed, |_| {}).unwrap();
 
-    let cfg = options(2, straight.clone()).train;
+    let mut cfg = opts(total, straight.clone()).train;
+    cfg.model.input = 784;
     let (a, a_verified) = checkpoint::load(&straight.join(CHECKPOINT), &cfg).unwrap();
-    let (b, b_verified) = checkpoint::load(&split.join(CHECKPOINT), &cfg).unwrap();
+    let (b, b_verified) = checkpoint::load(&parts.join(CHECKPOINT), &cfg).unwrap();
     assert!(a_verified && b_verified);
-    assert_eq!(a.epoch, 2);
-    assert_eq!(b.epoch, 2);
+    assert_eq!((a.epoch, b.epoch), (total, total));
     assert_eq!(a.optimizer.steps, b.optimizer.steps);
     for ((name, x), y) in
         a.model.params.names().iter().zip(a.model.params.tensors()).zip(b.model.params.tensors())
@@ -93,5 +100,30 @@ fn resuming_continues_bit_for_bit() {
         assert_eq!((ma.train_neg_elbo, ma.test_neg_elbo), (mb.train_neg_elbo, mb.test_neg_elbo));
     }
     std::fs::remove_dir_all(&straight).unwrap();
-    std::fs::remove_dir_all(&split).unwrap();
+    std::fs::remove_dir_all(&parts).unwrap();
+}
+
+#[test]
+fn resuming_continues_bit_for_bit() {
+    assert_resume_is_exact("plain", 2, 1, |_| {});
+}
+
+/// Stopped inside a learning-rate stage, an importance-weighted run of a deeper tanh model
+/// with Glorot weights resumes exactly (the rate is a function of the epoch alone).
+#[test]
+fn a_scheduled_iwae_run_resumes_bit_for_bit_inside_a_stage() {
+    assert_resume_is_exact("scheduled", 3, 2, |o| {
+        let t = &mut o.train;
+        t.model = VaeConfig {
+            hidden: vec![32, 16],
+            latent: 4,
+            activation: Activation::Tanh,
+            init: Init::Glorot,
+            ..VaeConfig::default()
+        };
+        t.binarize = true;
+        t.batch_size = 50;
+        t.elbo = ElboConfig { objective: Objective::Iwae, samples: 3, ..ElboConfig::default() };
+        t.lr_stages = vec![LrStage { epochs: 1, lr: 1e-3 }, LrStage { epochs: 2, lr: 3e-4 }];
+    });
 }

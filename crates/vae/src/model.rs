@@ -290,6 +290,31 @@ mod tests {
     }
 
     #[test]
+    fn active_units_and_the_output_bias() {
+        let c = VaeConfig { input: 3, hidden: vec![], latent: 2, init: Init::Glorot, ..VaeConfig::default() };
+        let mut vae = Vae::<f64>::new(c, &mut StdRng::seed_from_u64(2));
+        // Glorot: zero biases, weights within ±√(6/(fan_in + fan_out)).
+        assert!(vae.params.get("mu.bias").unwrap().to_vec().iter().all(|&b| b == 0.0));
+        let bound = (6.0f64 / 5.0).sqrt();
+        assert!(vae.params.get("mu.weight").unwrap().to_vec().iter().all(|w| w.abs() <= bound));
+        // Unit 1's mean ignores the input: inactive; unit 0 varies with it: active.
+        let i = vae.params.names().iter().position(|n| n == "mu.weight").unwrap();
+        vae.params.tensors_mut()[i] = Tensor::from_vec(vec![1.0, 0.0, 0.0, 0.0, 0.0, 0.0], &[2, 3]);
+        let x = Tensor::from_vec(vec![0.0, 1.0, 1.0, 1.0, 0.0, 1.0, 0.5, 0.5, 0.0], &[3, 3]);
+        let (var, active) = vae.active_units(&x);
+        assert_eq!(active, 1);
+        assert!((var[0] - 1.0 / 6.0).abs() < 1e-12 && var[1] == 0.0, "{var:?}");
+        vae.set_output_bias_to_logit(&Tensor::from_vec(vec![0.5, 0.0, 0.9], &[3]));
+        let b = vae.params.get("out.bias").unwrap().to_vec();
+        assert!(
+            b[0].abs() < 1e-12
+                && (b[1] - (1e-3f64 / 0.999).ln()).abs() < 1e-9
+                && (b[2] - 9f64.ln()).abs() < 1e-9,
+            "{b:?}"
+        );
+    }
+
+    #[test]
     fn shapes_follow_the_configuration() {
         let c = VaeConfig {
             input: 100,
