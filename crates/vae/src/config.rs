@@ -81,10 +81,11 @@ pub enum Activation {
 named_enum!(Activation, "activation", Relu = "relu", Tanh = "tanh", Softplus = "softplus");
 
 /// How a model's weights start.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Init {
     /// PyTorch's `nn.Linear`: weight and bias uniform on `±1/√fan_in`.
+    #[default]
     Pytorch,
     /// Glorot & Bengio's uniform `±√(6/(fan_in + fan_out))` for weights, zero biases (Burda
     /// et al.). With a Bernoulli decoder, the output bias starts at the logit of the mean
@@ -110,7 +111,8 @@ pub struct VaeConfig {
     pub activation: Activation,
     /// The decoder's distribution.
     pub likelihood: Likelihood,
-    /// How the weights start.
+    /// How the weights start (absent in checkpoints written before it existed: PyTorch's).
+    #[serde(default)]
     pub init: Init,
 }
 
@@ -157,11 +159,12 @@ named_enum!(Estimator, "estimator", Reparam = "reparam", Score = "score");
 
 /// What training maximizes, from `k` samples of z per image (`samples`), with
 /// `log w = log p(x|z) + log p(z) − log q(z|x)`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Objective {
     /// The ELBO with the KL term in closed form and the reconstruction averaged over the
     /// samples (pytorch/examples' objective; the default).
+    #[default]
     Elbo,
     /// The ELBO as the mean over the samples of `log w` (Burda et al.'s "VAE" rows).
     ElboMc,
@@ -175,7 +178,8 @@ named_enum!(Objective, "objective", Elbo = "elbo", ElboMc = "elbo-mc", Iwae = "i
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ElboConfig {
-    /// What is maximized.
+    /// What is maximized (absent in checkpoints written before it existed: the ELBO).
+    #[serde(default)]
     pub objective: Objective,
     /// Samples of z per image (L, or the k of the bounds).
     pub samples: usize,
@@ -300,6 +304,7 @@ pub struct TrainConfig {
     pub optimizer: OptimizerConfig,
     /// Train on only the first this many training images.
     pub train_limit: Option<usize>,
+    #[serde(default)]
     /// Learning-rate stages, run in order (empty: `optimizer.lr` throughout). A run shorter
     /// than the stages stops inside one (and may be resumed with more epochs); epochs after
     /// the last stage keep its rate.
@@ -723,6 +728,16 @@ mod tests {
             c.validate().unwrap_err().to_string(),
             "invalid configuration: learning rate 1e-50 is 0 in f32, the precision of the parameters"
         );
+    }
+
+    /// Fields added later have defaults, so checkpoints written before them still load.
+    #[test]
+    fn configurations_from_before_later_fields_read_with_their_defaults() {
+        let mut v = TrainConfig::default().to_json();
+        v["model"].as_object_mut().unwrap().remove("init");
+        v["elbo"].as_object_mut().unwrap().remove("objective");
+        v.as_object_mut().unwrap().remove("lr_stages");
+        assert_eq!(TrainConfig::from_json(&v), Some(TrainConfig::default()));
     }
 
     #[test]
