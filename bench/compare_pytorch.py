@@ -2,11 +2,14 @@
 """Times one VAE training step (forward, backward, Adam) in PyTorch on the CPU and in this
 project, interleaved in one run, and prints the ratios.
 
-The model, batch, optimizer, data and thread count are the same on both sides:
+The model, batch, optimizer, data and thread count are the same on both sides: by default
 pytorch/examples' vae/main.py (784-400-20-400-784, ReLU, Bernoulli via BCE summed over
-pixels, analytic KL, Adam 1e-3, batch 128) on MNIST batches from data/mnist.
+pixels, analytic KL, Adam 1e-3, batch 128) on MNIST batches from data/mnist; with
+`--model burda`, Burda et al.'s 784-200-200-50 tanh model at batch 20 (see
+`torch_burda_step_ms`).
 
     python3 bench/compare_pytorch.py [--rounds 5] [--steps 200] [--threads 1 2]
+    python3 bench/compare_pytorch.py --model burda [--objective iwae --k 5]
 
 It creates bench/.venv and installs torch there with pip on first use. CI does not run it.
 """
@@ -86,11 +89,72 @@ def torch_step_ms(images, threads, steps, warmup):
     return statistics.median(times)
 
 
-def ours_step_ms(threads, steps, warmup):
+def torch_burda_step_ms(images, threads, steps, warmup, objective, k):
+    """Burda et al.'s one-stochastic-layer model: 784-200-200-50 tanh, Glorot weights, Adam
+    (eps 1e-4), batch 20 of freshly binarized images, the mean over k of log w (elbo-mc) or
+    log of the mean of w (iwae), every k·batch code through the decoder at once."""
+    import math
+
+    import numpy as np
+    import torch
+    from torch import nn
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(1)
+
+    def mlp(sizes):
+        layers = []
+        for a, b in zip(sizes[:-1], sizes[1:]):
+            layers += [nn.Linear(a, b), nn.Tanh()]
+        return nn.Sequential(*layers)
+
+    enc, dec = mlp([784, 200, 200]), mlp([50, 200, 200])
+    mu, logvar, out = nn.Linear(200, 50), nn.Linear(200, 50), nn.Linear(200, 784)
+    params = [p for m in (enc, dec, mu, logvar, out) for p in m.parameters()]
+    for m in (enc, dec, mu, logvar, out):
+        for layer in m.modules():
+            if isinstance(layer, nn.Linear):
+                nn.init.xavier_uniform_(layer.weight)
+                nn.init.zeros_(layer.bias)
+    opt = torch.optim.Adam(params, lr=1e-3, eps=1e-4)
+    rng = np.random.default_rng(1)
+    order = rng.permutation(len(images))
+    c = -0.5 * 50 * math.log(2 * math.pi)
+    times = []
+    for i in range(warmup + steps):
+        idx = order[(i * 20) % (len(images) - 20) :][:20]
+        start = time.perf_counter()
+        x = torch.bernoulli(torch.from_numpy(images[idx].astype(np.float32) / 255.0))
+        h = enc(x)
+        m, lv = mu(h), logvar(h)
+        eps = torch.randn(k, 20, 50)
+        z = (m + torch.exp(0.5 * lv) * eps).reshape(k * 20, 50)
+        logits = out(dec(z)).reshape(k, 20, 784)
+        log_px = -torch.nn.functional.binary_cross_entropy_with_logits(
+            logits, x.expand(k, 20, 784), reduction="none"
+        ).sum(-1)
+        log_pz = -0.5 * z.pow(2).sum(-1).reshape(k, 20) + c
+        log_qz = -0.5 * (eps.pow(2) + lv).sum(-1) + c
+        log_w = log_px + log_pz - log_qz
+        if objective == "iwae":
+            bound = torch.logsumexp(log_w, 0) - math.log(k)
+        else:
+            bound = log_w.mean(0)
+        loss = -bound.sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if i >= warmup:
+            times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+def ours_step_ms(threads, steps, warmup, model, objective, k):
     exe = ROOT / "target" / "release" / "examples" / "step_timer"
-    out = subprocess.check_output(
-        [str(exe), "--threads", str(threads), "--steps", str(steps), "--warmup", str(warmup)], cwd=ROOT
-    )
+    flags = ["--threads", str(threads), "--steps", str(steps), "--warmup", str(warmup), "--model", model]
+    if model == "burda":
+        flags += ["--objective", objective, "--k", str(k)]
+    out = subprocess.check_output([str(exe)] + flags, cwd=ROOT)
     return json.loads(out)["median_ms"]
 
 
@@ -100,20 +164,30 @@ def main():
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--warmup", type=int, default=20)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--model", choices=["default", "burda"], default="default")
+    ap.add_argument("--objective", choices=["elbo-mc", "iwae"], default="elbo-mc", help="burda only")
+    ap.add_argument("--k", type=int, default=1, help="samples per image (burda only)")
     args = ap.parse_args()
     ensure_torch()
     import torch
 
     subprocess.check_call(["cargo", "build", "--release", "--quiet", "--example", "step_timer"], cwd=ROOT)
     images = load_images()
-    print(f"torch {torch.__version__}, {os.cpu_count()} CPUs; median ms per step over {args.steps} steps")
+    print(
+        f"torch {torch.__version__}, {os.cpu_count()} CPUs; model {args.model}"
+        + (f" ({args.objective}, k = {args.k})" if args.model == "burda" else "")
+        + f"; median ms per step over {args.steps} steps"
+    )
     print(f"{'threads':>7} {'round':>5} {'pytorch':>9} {'ours':>9} {'ratio':>7}")
     for threads in args.threads:
         ratios, pt_all, us_all = [], [], []
         for r in range(args.rounds):
             # Interleave: PyTorch, then ours, each round, so drifts in the host's load hit both.
-            pt = torch_step_ms(images, threads, args.steps, args.warmup)
-            us = ours_step_ms(threads, args.steps, args.warmup)
+            if args.model == "burda":
+                pt = torch_burda_step_ms(images, threads, args.steps, args.warmup, args.objective, args.k)
+            else:
+                pt = torch_step_ms(images, threads, args.steps, args.warmup)
+            us = ours_step_ms(threads, args.steps, args.warmup, args.model, args.objective, args.k)
             ratios.append(us / pt)
             pt_all.append(pt)
             us_all.append(us)

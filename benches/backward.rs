@@ -1,6 +1,8 @@
 //! The VAE's hot path at batch 128 with the default model (784-400-20, Bernoulli): a full
 //! training step (forward, backward, Adam), the forward pass alone, and forward + backward,
-//! each at 1 and 2 threads.
+//! each at 1 and 2 threads; and the training step of Burda et al.'s model at batch 20, with
+//! k = 1 and the IWAE's k = 5 (throughput in floating-point operations of its products, so
+//! criterion's "elem/s" reads as FLOP/s).
 //!
 //! Run: `cargo bench --bench backward`.
 
@@ -11,6 +13,7 @@ use rand::SeedableRng;
 use std::hint::black_box;
 use std::time::Duration;
 use tensor::Tensor;
+use vae::config::Objective;
 use vae::elbo::{elbo_with_noise, sample_noise, ElboConfig};
 use vae::train::{TrainConfig, Trainer};
 
@@ -55,5 +58,34 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// Burda et al.'s one-stochastic-layer model (784-200-200-50 tanh, batch 20, binary pixels):
+/// a training step with the Monte Carlo ELBO (k = 1, the "VAE" row) and with the
+/// importance-weighted bound (k = 5, the "IWAE" row), at 1 and 2 threads.
+fn bench_burda(c: &mut Criterion) {
+    let mut rng = StdRng::seed_from_u64(0);
+    let x =
+        Tensor::<f32>::rand_uniform(&[20, 784], 0.0, 1.0, &mut rng).map(|p| if p > 0.5 { 1.0 } else { 0.0 });
+    let mut group = c.benchmark_group("burda_step");
+    group.warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4)).sample_size(50);
+    for (name, objective, k) in [("vae_k1", Objective::ElboMc, 1), ("iwae_k5", Objective::Iwae, 5)] {
+        let cfg = TrainConfig::burda(objective, k);
+        group.throughput(criterion::Throughput::Elements(2 * cfg.step_macs() as u64));
+        for threads in [1, 2] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let mut trainer = Trainer::new(cfg.clone());
+            group.bench_function(BenchmarkId::new(name, format!("{threads}t")), |b| {
+                pool.install(|| b.iter(|| black_box(trainer.step(x.clone(), &mut rng).unwrap())))
+            });
+        }
+    }
+    group.finish();
+}
+
+// No plots: the workspace builds plotters with only the ab_glyph font backend (for
+// `vae`'s curves.png), where criterion's plot text would find no font.
+criterion_group! {
+    name = benches;
+    config = Criterion::default().without_plots();
+    targets = bench, bench_burda
+}
 criterion_main!(benches);

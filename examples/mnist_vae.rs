@@ -141,40 +141,39 @@ enum Schedule {
 /// Applies `preset` to every setting that was not given on the command line.
 fn apply_preset(args: &mut Args, matches: &ArgMatches) {
     let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
-    match args.preset {
-        None => {}
-        Some(Preset::Burda) => {
-            if !given("hidden") {
-                args.hidden = vec![200, 200];
-            }
-            if !given("activation") {
-                args.activation = Activation::Tanh;
-            }
-            if !given("latent") {
-                args.latent = 50;
-            }
-            if !given("batch_size") {
-                args.batch_size = 20;
-            }
-            if !given("binarize") {
-                args.binarize = true;
-            }
-            if !given("eps") && args.optimizer.name() == "adam" {
-                args.eps = Some(1e-4);
-            }
-            if !given("init") {
-                args.init = Init::Glorot;
-            }
-            if !given("lr_schedule") {
-                args.lr_schedule = Schedule::Burda;
-            }
-            if !given("epochs") {
-                args.epochs = burda_schedule().iter().map(|s| s.epochs as u64).sum();
-            }
-            if !given("objective") {
-                args.objective = Objective::ElboMc;
-            }
-        }
+    let Some(Preset::Burda) = args.preset else { return };
+    let recipe = TrainConfig::burda(Objective::ElboMc, 1);
+    if !given("hidden") {
+        args.hidden = recipe.model.hidden.clone();
+    }
+    if !given("activation") {
+        args.activation = recipe.model.activation;
+    }
+    if !given("latent") {
+        args.latent = recipe.model.latent as u64;
+    }
+    if !given("init") {
+        args.init = recipe.model.init;
+    }
+    if !given("batch_size") {
+        args.batch_size = recipe.batch_size as u64;
+    }
+    if !given("binarize") {
+        args.binarize = recipe.binarize;
+    }
+    if let (false, OptimizerKind::Adam { eps, .. }, "adam") =
+        (given("eps"), recipe.optimizer.kind, args.optimizer.name())
+    {
+        args.eps = Some(eps);
+    }
+    if !given("lr_schedule") {
+        args.lr_schedule = Schedule::Burda;
+    }
+    if !given("epochs") {
+        args.epochs = recipe.epochs as u64;
+    }
+    if !given("objective") {
+        args.objective = recipe.elbo.objective;
     }
 }
 

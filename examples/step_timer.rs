@@ -1,15 +1,18 @@
 //! Times the VAE training step (forward, backward, Adam) on MNIST batches, for
-//! `bench/compare_pytorch.py`. Prints one JSON line with the median and mean milliseconds.
+//! `bench/compare_pytorch.py`. Prints one JSON line: the median and mean milliseconds, the
+//! GFLOP/s of the step's matrix products at the median, and the host's CPU family.
 //!
 //! ```sh
 //! cargo run --release --example step_timer -- --threads 2 --steps 200
+//! cargo run --release --example step_timer -- --model burda --objective iwae --k 5
 //! ```
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
+use vae::config::Objective;
 use vae::data::Mnist;
 use vae::train::{stream_rng, Stream, TrainConfig, Trainer};
 
@@ -29,6 +32,32 @@ struct Args {
     /// Untimed steps first.
     #[arg(long, default_value_t = 20)]
     warmup: u64,
+    /// The model and recipe: default (pytorch/examples', batch 128) or burda (784-200-200-50
+    /// tanh, batch 20, binarized).
+    #[arg(long, default_value = "default")]
+    model: Model,
+    /// The objective (elbo, elbo-mc or iwae).
+    #[arg(long, default_value = "elbo")]
+    objective: Objective,
+    /// Samples of z per image.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    k: u64,
+}
+
+/// Which recipe to time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Model {
+    /// pytorch/examples' VAE, batch 128.
+    Default,
+    /// Burda et al.'s one-stochastic-layer model, batch 20.
+    Burda,
+}
+
+/// The `cpu family` line of /proc/cpuinfo (25: Zen 3/4, 26: Zen 5), if there is one.
+fn cpu_family() -> Option<u32> {
+    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("cpu family"))?;
+    line.split(':').nth(1)?.trim().parse().ok()
 }
 
 fn main() -> ExitCode {
@@ -44,13 +73,24 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut trainer = Trainer::new(TrainConfig::default());
+    let mut config = match args.model {
+        Model::Default => TrainConfig::default(),
+        Model::Burda => TrainConfig::burda(args.objective, args.k as usize),
+    };
+    config.elbo.objective = args.objective;
+    config.elbo.samples = args.k as usize;
+    if let Err(e) = config.validate() {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
+    let macs = config.step_macs();
+    let mut trainer = Trainer::new(config.clone());
     let mut rng = stream_rng(1, 1, Stream::Train);
-    let batches = train.batches(128, Some(&mut rng));
+    let batches = train.batches(config.batch_size, Some(&mut rng));
     let mut times = Vec::with_capacity(args.steps as usize);
     for (i, idx) in batches.iter().cycle().take((args.warmup + args.steps) as usize).enumerate() {
         let start = Instant::now();
-        let x = train.intensities::<f32>(idx);
+        let x = train.batch::<f32, _>(idx, config.binarize.then_some(&mut rng));
         if let Err(e) = trainer.step(x, &mut rng) {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
@@ -61,11 +101,12 @@ fn main() -> ExitCode {
     }
     let mean = times.iter().sum::<f64>() / times.len() as f64;
     times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
     println!(
-        "{{\"median_ms\": {:.4}, \"mean_ms\": {:.4}, \"threads\": {}}}",
-        times[times.len() / 2],
-        mean,
-        args.threads
+        "{{\"median_ms\": {median:.4}, \"mean_ms\": {mean:.4}, \"threads\": {}, \"gflops\": {:.1}, \"cpu_family\": {}}}",
+        args.threads,
+        2.0 * macs as f64 / (median * 1e-3) / 1e9,
+        cpu_family().map_or("null".to_string(), |f| f.to_string())
     );
     ExitCode::SUCCESS
 }

@@ -350,6 +350,64 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
+    /// Burda et al.'s one-stochastic-layer recipe with `objective` and `k` samples per image:
+    /// 784-200-200-50 tanh, Glorot weights (the output bias at the mean image's logit),
+    /// Adam with eps 1e-4, batch 20, dynamic binarization, the 3^i schedule over 3,280 passes.
+    pub fn burda(objective: Objective, k: usize) -> Self {
+        let stages = burda_schedule();
+        TrainConfig {
+            model: VaeConfig {
+                hidden: vec![200, 200],
+                latent: 50,
+                activation: Activation::Tanh,
+                init: Init::Glorot,
+                ..VaeConfig::default()
+            },
+            epochs: stages.iter().map(|s| s.epochs).sum(),
+            batch_size: 20,
+            binarize: true,
+            elbo: ElboConfig { objective, samples: k, ..ElboConfig::default() },
+            optimizer: OptimizerConfig {
+                kind: OptimizerKind::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-4 },
+                lr: stages[0].lr,
+                weight_decay: 0.0,
+            },
+            lr_stages: stages,
+            ..TrainConfig::default()
+        }
+    }
+
+    /// Multiply-adds of the matrix products of one training step at a full batch: each layer's
+    /// forward product, and in backward its weight gradient and (but for the first layer,
+    /// whose input is data) its input gradient. Encoder layers see `batch` rows, decoder
+    /// layers `batch · samples` (the log-weight objectives; the closed-form ELBO decodes each
+    /// sample in turn, which is the same count).
+    pub fn step_macs(&self) -> u128 {
+        let m = &self.model;
+        let (b, k) = (self.batch_size as u128, self.elbo.samples as u128);
+        // (inputs, outputs, rows, whether the input is the data) of every product.
+        let mut layers: Vec<(u128, u128, u128, bool)> = Vec::new();
+        let mut width = m.input as u128;
+        for &h in &m.hidden {
+            layers.push((width, h as u128, b, width == m.input as u128 && layers.is_empty()));
+            width = h as u128;
+        }
+        let from_data = m.hidden.is_empty();
+        for _ in 0..2 {
+            layers.push((width, m.latent as u128, b, from_data));
+        }
+        let mut width = m.latent as u128;
+        for h in m.decoder_layers() {
+            layers.push((width, h as u128, b * k, false));
+            width = h as u128;
+        }
+        let heads = if m.likelihood == Likelihood::GaussianLearned { 2 } else { 1 };
+        for _ in 0..heads {
+            layers.push((width, m.input as u128, b * k, false));
+        }
+        layers.iter().map(|&(i, o, rows, data)| rows * i * o * if data { 2 } else { 3 }).sum()
+    }
+
     /// Checks the settings that could not work.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: &str| Err(VaeError::Config(m.into()));
@@ -716,6 +774,21 @@ mod tests {
         assert_eq!(c.lr_at(3279), c.lr_stages[7].lr);
         assert_eq!(c.lr_at(5000), c.lr_stages[7].lr, "after the last stage, its rate");
         assert_eq!(TrainConfig::default().lr_at(5), 1e-3);
+    }
+
+    #[test]
+    fn multiply_adds_of_a_step() {
+        // Default: 128·(784·400·2 + 400·20·3·2 + 20·400·3 + 400·784·3) = 209.9 M MACs.
+        assert_eq!(
+            TrainConfig::default().step_macs(),
+            128 * (784 * 400 * 2 + 400 * 20 * 6 + 20 * 400 * 3 + 400 * 784 * 3)
+        );
+        // Burda, k = 5: the decoder's products see 100 rows.
+        let b = TrainConfig::burda(Objective::Iwae, 5);
+        let enc = 20 * (784 * 200 * 2 + 200 * 200 * 3 + 200 * 50 * 6);
+        let dec = 100 * (50 * 200 * 3 + 200 * 200 * 3 + 200 * 784 * 3);
+        assert_eq!(b.step_macs(), enc + dec);
+        b.validate().unwrap();
     }
 
     #[test]
