@@ -44,6 +44,21 @@ def load_images():
     return np.frombuffer(raw[16:], dtype=np.uint8).reshape(n, 784)
 
 
+def timed(opt, steps, warmup, loss_of_step):
+    """Median milliseconds of `steps` optimizer steps after `warmup` untimed ones;
+    `loss_of_step(i)` prepares step i's batch and builds its loss (both inside the time)."""
+    times = []
+    for i in range(warmup + steps):
+        start = time.perf_counter()
+        loss = loss_of_step(i)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if i >= warmup:
+            times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
 def torch_step_ms(images, threads, steps, warmup):
     import numpy as np
     import torch
@@ -72,21 +87,15 @@ def torch_step_ms(images, threads, steps, warmup):
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     rng = np.random.default_rng(1)
     order = rng.permutation(len(images))
-    times = []
-    for i in range(warmup + steps):
-        idx = order[(i * 128) % (len(images) - 128):][:128]
-        start = time.perf_counter()
+    def loss_of_step(i):
+        idx = order[(i * 128) % (len(images) - 128) :][:128]
         x = torch.from_numpy(images[idx].astype(np.float32) / 255.0)
         recon, mu, logvar = model(x)
         bce = F.binary_cross_entropy(recon, x, reduction="sum")
         kld = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
-        loss = bce + kld
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if i >= warmup:
-            times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+        return bce + kld
+
+    return timed(opt, steps, warmup, loss_of_step)
 
 
 def torch_burda_step_ms(images, threads, steps, warmup, objective, k):
@@ -120,10 +129,8 @@ def torch_burda_step_ms(images, threads, steps, warmup, objective, k):
     rng = np.random.default_rng(1)
     order = rng.permutation(len(images))
     c = -0.5 * 50 * math.log(2 * math.pi)
-    times = []
-    for i in range(warmup + steps):
+    def loss_of_step(i):
         idx = order[(i * 20) % (len(images) - 20) :][:20]
-        start = time.perf_counter()
         x = torch.bernoulli(torch.from_numpy(images[idx].astype(np.float32) / 255.0))
         h = enc(x)
         m, lv = mu(h), logvar(h)
@@ -136,17 +143,10 @@ def torch_burda_step_ms(images, threads, steps, warmup, objective, k):
         log_pz = -0.5 * z.pow(2).sum(-1).reshape(k, 20) + c
         log_qz = -0.5 * (eps.pow(2) + lv).sum(-1) + c
         log_w = log_px + log_pz - log_qz
-        if objective == "iwae":
-            bound = torch.logsumexp(log_w, 0) - math.log(k)
-        else:
-            bound = log_w.mean(0)
-        loss = -bound.sum()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if i >= warmup:
-            times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+        bound = torch.logsumexp(log_w, 0) - math.log(k) if objective == "iwae" else log_w.mean(0)
+        return -bound.sum()
+
+    return timed(opt, steps, warmup, loss_of_step)
 
 
 def ours_step_ms(threads, steps, warmup, model, objective, k):
