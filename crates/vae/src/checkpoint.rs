@@ -79,19 +79,20 @@ fn checksum<'a>(tensors: impl Iterator<Item = (&'a str, &'a [u8])>) -> String {
 }
 
 /// Reads a checkpoint file, refusing anything but a regular file before opening it.
-fn read_file(path: &Path) -> Result<Vec<u8>> {
+pub fn read_file(path: &Path) -> Result<Vec<u8>> {
     crate::io::require_regular_file(path)?;
     std::fs::read(path).map_err(|e| VaeError::io(path, e))
 }
 
-/// Reads only a checkpoint's run configuration and the number of epochs it holds.
-pub fn read_meta(path: &Path) -> Result<(TrainConfig, usize)> {
-    let bytes = read_file(path)?;
-    let (_, (config, epochs, ..)) = parse_meta(path, &bytes)?;
+/// A checkpoint's run configuration and the number of epochs it holds, from the bytes of
+/// the file (`path` only names it in errors).
+pub fn read_meta(path: &Path, bytes: &[u8]) -> Result<(TrainConfig, usize)> {
+    let (_, (config, epochs, ..)) = parse_meta(path, bytes)?;
     Ok((config, epochs))
 }
 
-type Meta = (TrainConfig, usize, u64, Vec<EpochMetrics>);
+/// Configuration, epochs, optimizer steps, history, and the stored checksum if any.
+type Meta = (TrainConfig, usize, u64, Vec<EpochMetrics>, Option<String>);
 
 fn parse_meta<'b>(path: &Path, bytes: &'b [u8]) -> Result<(SafeTensors<'b>, Meta)> {
     let bad = |msg: String| VaeError::Checkpoint { path: path.to_path_buf(), msg };
@@ -129,7 +130,7 @@ fn parse_meta<'b>(path: &Path, bytes: &'b [u8]) -> Result<(SafeTensors<'b>, Meta
     if history.len() != epoch {
         return Err(bad(format!("metadata says {epoch} epochs but holds metrics for {}", history.len())));
     }
-    Ok((st, (config, epoch, steps, history)))
+    Ok((st, (config, epoch, steps, history, meta.get("checksum").cloned())))
 }
 
 /// Loads a checkpoint into a trainer. Refuses, with a message naming the difference, a file
@@ -146,10 +147,7 @@ pub fn load(path: &Path, expected: &TrainConfig) -> Result<(Trainer, bool)> {
 /// gives a trainer or an error, never a panic (the fuzz target `checkpoint` checks this).
 pub fn from_bytes(path: &Path, bytes: &[u8], expected: &TrainConfig) -> Result<(Trainer, bool)> {
     let bad = |msg: String| VaeError::Checkpoint { path: path.to_path_buf(), msg };
-    let (st, (config, epoch, steps, history)) = parse_meta(path, bytes)?;
-    let stored_sum = SafeTensors::read_metadata(bytes)
-        .ok()
-        .and_then(|(_, h)| h.metadata().as_ref().and_then(|m| m.get("checksum").cloned()));
+    let (st, (config, epoch, steps, history, stored_sum)) = parse_meta(path, bytes)?;
     if let Some(stored) = &stored_sum {
         let names = st.names();
         let actual = checksum(names.iter().filter_map(|n| st.tensor(n).ok().map(|v| (*n, v.data()))));

@@ -149,10 +149,7 @@ impl<T: Element + SampleUniform> Vae<T> {
                 (Init::Glorot, _) => Tensor::zeros(shape),
             })
         };
-        match Self::build(config, init) {
-            Ok(vae) => vae,
-            Err(never) => match never {},
-        }
+        crate::nn::infallible(Self::build(config, init))
     }
 }
 

@@ -70,6 +70,14 @@ impl<T: Element> ParamSet<T> {
     }
 }
 
+/// The value of a build that cannot fail (its tensors come from an initializer).
+pub(crate) fn infallible<V>(built: Result<V, std::convert::Infallible>) -> V {
+    match built {
+        Ok(v) => v,
+        Err(never) => match never {},
+    }
+}
+
 /// Draws a tensor uniform on `±1/√fan_in`: PyTorch's `nn.Linear` initialization of both the
 /// weight and the bias.
 pub fn pytorch_uniform<T: Element + SampleUniform, R: Rng + ?Sized>(
@@ -127,10 +135,7 @@ impl Linear {
             |_: &str, shape: &[usize], fan_in: usize| -> Result<Tensor<T>, std::convert::Infallible> {
                 Ok(pytorch_uniform(shape, fan_in, rng))
             };
-        match Self::build(params, name, inputs, outputs, &mut init) {
-            Ok(l) => l,
-            Err(never) => match never {},
-        }
+        infallible(Self::build(params, name, inputs, outputs, &mut init))
     }
 
     /// [`build`](Self::build) with both tensors zero.
@@ -138,10 +143,7 @@ impl Linear {
         let mut zeros = |_: &str, shape: &[usize], _: usize| -> Result<Tensor<T>, std::convert::Infallible> {
             Ok(Tensor::zeros(shape))
         };
-        match Self::build(params, name, inputs, outputs, &mut zeros) {
-            Ok(l) => l,
-            Err(never) => match never {},
-        }
+        infallible(Self::build(params, name, inputs, outputs, &mut zeros))
     }
 
     /// Where the bias is in its [`ParamSet`].

@@ -139,12 +139,17 @@ fn remove_left_overs(dir: &Path) -> usize {
 /// run would replace with less, unless `--force`.
 fn start(opts: &RunOptions, log: &mut impl FnMut(&str)) -> Result<Trainer> {
     let ckpt = opts.out_dir.join(CHECKPOINT);
+    // The directory's checkpoint is read once: for its configuration, and to continue from.
     let existing = match ckpt.symlink_metadata() {
-        Ok(_) if !opts.force => Some(checkpoint::read_meta(&ckpt)?),
+        Ok(_) if !opts.force => {
+            let bytes = checkpoint::read_file(&ckpt)?;
+            let (config, epochs) = checkpoint::read_meta(&ckpt, &bytes)?;
+            Some((config, epochs, bytes))
+        }
         _ => None,
     };
     let out = opts.out_dir.display();
-    if let Some((theirs, _)) = &existing {
+    if let Some((theirs, ..)) = &existing {
         opts.train.check_same_run(theirs).map_err(|d| VaeError::Checkpoint {
             msg: format!(
                 "the output directory {out} holds a checkpoint of {d}; pass --resume {} to continue it, --force to overwrite it, or choose another --out",
@@ -153,8 +158,8 @@ fn start(opts: &RunOptions, log: &mut impl FnMut(&str)) -> Result<Trainer> {
             path: ckpt.clone(),
         })?;
     }
-    let existing_epochs = existing.as_ref().map(|(_, e)| *e);
-    let (trainer, from) = match (&opts.resume, existing_epochs) {
+    let existing_epochs = existing.as_ref().map(|(_, e, _)| *e);
+    let (trainer, from) = match (&opts.resume, existing) {
         (Some(path), _) => {
             let (trainer, verified) = checkpoint::load(path, &opts.train)?;
             if let Some(done) = existing_epochs.filter(|&done| done > trainer.epoch) {
@@ -175,8 +180,8 @@ fn start(opts: &RunOptions, log: &mut impl FnMut(&str)) -> Result<Trainer> {
             }
             (trainer, format!("resumed from {}", path.display()))
         }
-        (None, Some(_)) => {
-            let (trainer, _) = checkpoint::load(&ckpt, &opts.train)?;
+        (None, Some((_, _, bytes))) => {
+            let (trainer, _) = checkpoint::from_bytes(&ckpt, &bytes, &opts.train)?;
             (trainer, format!("continuing the run in {out} (same configuration; --force starts over)"))
         }
         (None, None) => return Ok(Trainer::new(opts.train.clone())),
