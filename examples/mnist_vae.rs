@@ -15,7 +15,7 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, ValueEnum};
 use vae::config::{
     burda_schedule, Activation, ElboConfig, Estimator, Init, Likelihood, Objective, OptimizerConfig,
-    OptimizerKind, TrainConfig, VaeConfig,
+    OptimizerKind, SigmaHead, TrainConfig, VaeConfig,
 };
 use vae::run::{run, RunOptions};
 
@@ -40,6 +40,10 @@ struct Args {
     /// output bias at the logit of the mean training image).
     #[arg(long, default_value = "pytorch")]
     init: Init,
+    /// What the encoder's scale head outputs: logvar (σ = exp(½h)) or log-sigma (σ = exp(h),
+    /// Burda et al.'s).
+    #[arg(long, default_value = "logvar")]
+    sigma: SigmaHead,
     /// Learning-rate schedule: none (--lr throughout) or burda (3^i passes per stage).
     #[arg(long, default_value = "none")]
     lr_schedule: Schedule,
@@ -154,6 +158,9 @@ fn apply_preset(args: &mut Args, matches: &ArgMatches) {
     }
     if !given("init") {
         args.init = recipe.model.init;
+    }
+    if !given("sigma") {
+        args.sigma = recipe.model.sigma;
     }
     if !given("batch_size") {
         args.batch_size = recipe.batch_size as u64;
@@ -277,6 +284,7 @@ fn main() -> ExitCode {
             activation: args.activation,
             likelihood: args.likelihood,
             init: args.init,
+            sigma: args.sigma,
         },
         epochs: args.epochs as usize,
         batch_size: args.batch_size as usize,

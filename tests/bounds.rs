@@ -6,11 +6,20 @@ use autograd::{gradcheck, GradcheckConfig, Graph};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use tensor::Tensor;
-use vae::config::{Activation, Likelihood, Objective, VaeConfig};
+use vae::config::{Activation, Likelihood, Objective, SigmaHead, VaeConfig};
 use vae::elbo::{elbo_with_noise, log_weight_bound, ElboConfig};
 use vae::model::Vae;
 
 fn model(likelihood: Likelihood, hidden: Vec<usize>, seed: u64) -> (Vae<f64>, Tensor<f64>) {
+    model_with(likelihood, SigmaHead::Logvar, hidden, seed)
+}
+
+fn model_with(
+    likelihood: Likelihood,
+    sigma: SigmaHead,
+    hidden: Vec<usize>,
+    seed: u64,
+) -> (Vae<f64>, Tensor<f64>) {
     let mut rng = StdRng::seed_from_u64(seed);
     let config = VaeConfig {
         input: 6,
@@ -18,6 +27,7 @@ fn model(likelihood: Likelihood, hidden: Vec<usize>, seed: u64) -> (Vae<f64>, Te
         latent: 3,
         activation: Activation::Tanh,
         likelihood,
+        sigma,
         ..VaeConfig::default()
     };
     let vae = Vae::<f64>::new(config, &mut rng);
@@ -34,15 +44,22 @@ fn neg_bound(vae: &Vae<f64>, x: &Tensor<f64>, eps: &Tensor<f64>, objective: Obje
 #[test]
 fn both_objectives_match_finite_differences() {
     for objective in [Objective::ElboMc, Objective::Iwae] {
-        for likelihood in [Likelihood::Bernoulli, Likelihood::GaussianLearned] {
-            let (vae, x) = model(likelihood, vec![5, 4], 2);
+        for (likelihood, sigma) in [
+            (Likelihood::Bernoulli, SigmaHead::Logvar),
+            (Likelihood::GaussianLearned, SigmaHead::Logvar),
+            (Likelihood::Bernoulli, SigmaHead::LogSigma),
+        ] {
+            let (vae, x) = model_with(likelihood, sigma, vec![5, 4], 2);
             let eps = Tensor::<f64>::randn(&[3, 4, 3], &mut StdRng::seed_from_u64(5));
             let report = gradcheck(
                 |g, v| log_weight_bound(&vae.attach(v), g.constant(x.clone()), &eps, objective).loss,
                 vae.params.tensors(),
                 &GradcheckConfig::default(),
             );
-            assert!(report.passed && report.max_rel_error <= 1e-6, "{objective} {likelihood}: {report}");
+            assert!(
+                report.passed && report.max_rel_error <= 1e-6,
+                "{objective} {likelihood} {sigma}: {report}"
+            );
             assert_eq!(report.checked, vae.params.numel());
         }
     }

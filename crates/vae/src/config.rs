@@ -95,6 +95,21 @@ pub enum Init {
 
 named_enum!(Init, "initialization", Pytorch = "pytorch", Glorot = "glorot");
 
+/// What a Gaussian layer's scale head outputs. Both describe the same distributions; they
+/// differ in how a step on the head's weights moves σ, and so in how training goes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SigmaHead {
+    /// The log-variance, `σ = exp(½·h)` (pytorch/examples' `logvar`).
+    #[default]
+    Logvar,
+    /// The log standard deviation, `σ = exp(h)` (Burda et al.'s `exp(linear)`), as a head
+    /// named `log_sigma`.
+    LogSigma,
+}
+
+named_enum!(SigmaHead, "sigma head", Logvar = "logvar", LogSigma = "log-sigma");
+
 /// The shape of a VAE: input, hidden layers, latent size, nonlinearity and likelihood.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -114,6 +129,10 @@ pub struct VaeConfig {
     /// How the weights start (absent in checkpoints written before it existed: PyTorch's).
     #[serde(default)]
     pub init: Init,
+    /// What the encoder's scale head outputs (absent in checkpoints written before it
+    /// existed: the log-variance).
+    #[serde(default)]
+    pub sigma: SigmaHead,
 }
 
 impl Default for VaeConfig {
@@ -127,6 +146,7 @@ impl Default for VaeConfig {
             activation: Activation::Relu,
             likelihood: Likelihood::Bernoulli,
             init: Init::Pytorch,
+            sigma: SigmaHead::Logvar,
         }
     }
 }
@@ -361,6 +381,7 @@ impl TrainConfig {
                 latent: 50,
                 activation: Activation::Tanh,
                 init: Init::Glorot,
+                sigma: SigmaHead::LogSigma,
                 ..VaeConfig::default()
             },
             epochs: stages.iter().map(|s| s.epochs).sum(),
@@ -461,6 +482,15 @@ impl TrainConfig {
             return bad("every learning-rate stage needs a positive rate");
         }
         Ok(())
+    }
+
+    /// The stage (from 0) that ends when `epochs` epochs are done, if one does.
+    pub fn stage_ending_at(&self, epochs: usize) -> Option<usize> {
+        let mut end = 0;
+        self.lr_stages.iter().position(|stage| {
+            end += stage.epochs;
+            end == epochs
+        })
     }
 
     /// The learning rate of epoch `epoch` (counted from 0): its stage's, or `optimizer.lr`
@@ -633,16 +663,20 @@ mod tests {
                 Just(Likelihood::GaussianLearned)
             ],
             prop_oneof![Just(Init::Pytorch), Just(Init::Glorot)],
+            prop_oneof![Just(SigmaHead::Logvar), Just(SigmaHead::LogSigma)],
         )
-            .prop_map(|(input, hidden, decoder_hidden, latent, activation, likelihood, init)| VaeConfig {
-                input,
-                hidden,
-                decoder_hidden,
-                latent,
-                activation,
-                likelihood,
-                init,
-            });
+            .prop_map(
+                |(input, hidden, decoder_hidden, latent, activation, likelihood, init, sigma)| VaeConfig {
+                    input,
+                    hidden,
+                    decoder_hidden,
+                    latent,
+                    activation,
+                    likelihood,
+                    init,
+                    sigma,
+                },
+            );
         let kind =
             prop_oneof![
                 (0.0f64..1.0, 0.0f64..1.0, 1e-12f64..1.0)
@@ -774,6 +808,8 @@ mod tests {
         assert_eq!(c.lr_at(3279), c.lr_stages[7].lr);
         assert_eq!(c.lr_at(5000), c.lr_stages[7].lr, "after the last stage, its rate");
         assert_eq!(TrainConfig::default().lr_at(5), 1e-3);
+        let ends: Vec<Option<usize>> = [1, 2, 4, 13, 1093, 3280, 3281].map(|e| c.stage_ending_at(e)).to_vec();
+        assert_eq!(ends, [Some(0), None, Some(1), Some(2), Some(6), Some(7), None]);
     }
 
     #[test]
@@ -808,6 +844,7 @@ mod tests {
     fn configurations_from_before_later_fields_read_with_their_defaults() {
         let mut v = TrainConfig::default().to_json();
         v["model"].as_object_mut().unwrap().remove("init");
+        v["model"].as_object_mut().unwrap().remove("sigma");
         v["elbo"].as_object_mut().unwrap().remove("objective");
         v.as_object_mut().unwrap().remove("lr_stages");
         assert_eq!(TrainConfig::from_json(&v), Some(TrainConfig::default()));

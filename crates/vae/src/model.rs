@@ -8,7 +8,7 @@ use rand::Rng;
 use rand_distr::uniform::SampleUniform;
 use tensor::{Element, Tensor};
 
-pub use crate::config::{Activation, Init, Likelihood, VaeConfig};
+pub use crate::config::{Activation, Init, Likelihood, SigmaHead, VaeConfig};
 use crate::nn::{Linear, ParamSet};
 
 /// What the decoder produces for a batch of latent codes.
@@ -25,7 +25,8 @@ pub struct DecoderOut<'g, T: Element> {
 /// own names, `fc1` (input → hidden), `fc21`/`fc22` (hidden → latent mean / log-variance),
 /// `fc3` (latent → hidden), `fc4` (hidden → input), plus `fc5` (hidden → input
 /// log-variance) for a learned Gaussian; for any other shape the names of a model with
-/// `encoder = nn.Sequential(Linear, act, Linear, act, …)`, heads `mu` and `logvar`,
+/// `encoder = nn.Sequential(Linear, act, Linear, act, …)`, heads `mu` and `logvar` (or
+/// `log_sigma`, for [`SigmaHead::LogSigma`]),
 /// `decoder = nn.Sequential(…)` and heads `out` (and `out_logvar`): `encoder.0.weight`,
 /// `encoder.2.weight`, …, `mu.weight`, `decoder.0.weight`, …, `out.weight`.
 #[derive(Clone, Debug)]
@@ -170,7 +171,10 @@ impl LayerNames {
             LayerNames {
                 pytorch_example: false,
                 mu: "mu",
-                logvar: "logvar",
+                logvar: match config.sigma {
+                    SigmaHead::Logvar => "logvar",
+                    SigmaHead::LogSigma => "log_sigma",
+                },
                 out: "out",
                 out_logvar: "out_logvar",
             }
@@ -221,10 +225,16 @@ impl<'g, T: Element> BoundVae<'_, 'g, T> {
         h
     }
 
-    /// `x → (mu, logvar)` of q(z|x).
+    /// `x → (mu, logvar)` of q(z|x). A [`SigmaHead::LogSigma`] head's `log σ` is doubled
+    /// into the log-variance.
     pub fn encode(&self, x: Var<'g, T>) -> (Var<'g, T>, Var<'g, T>) {
         let h = self.trunk(&self.vae.encoder, x);
-        (self.vae.mu.forward(&self.vars, h), self.vae.logvar.forward(&self.vars, h))
+        let scale = self.vae.logvar.forward(&self.vars, h);
+        let logvar = match self.vae.config.sigma {
+            SigmaHead::Logvar => scale,
+            SigmaHead::LogSigma => scale.mul_scalar(T::from_f64_lossy(2.0)),
+        };
+        (self.vae.mu.forward(&self.vars, h), logvar)
     }
 
     /// `z → ` the parameters of p(x|z).
@@ -309,6 +319,30 @@ mod tests {
                 && (b[2] - 9f64.ln()).abs() < 1e-9,
             "{b:?}"
         );
+    }
+
+    /// A log-σ head (Burda et al.'s `σ = exp(linear)`) is named `log_sigma`, and the
+    /// encoder's log-variance is twice its output.
+    #[test]
+    fn a_log_sigma_head_doubles_into_the_log_variance() {
+        let c = VaeConfig { input: 4, hidden: vec![3], latent: 2, ..VaeConfig::default() };
+        let logvar_model = Vae::<f64>::new(
+            VaeConfig { activation: Activation::Tanh, ..c.clone() },
+            &mut StdRng::seed_from_u64(3),
+        );
+        let mut sigma_model = logvar_model.clone();
+        sigma_model.config.sigma = SigmaHead::LogSigma;
+        assert_eq!(
+            names(VaeConfig { activation: Activation::Tanh, sigma: SigmaHead::LogSigma, ..c })[4],
+            "log_sigma.weight"
+        );
+        let g = Graph::no_grad();
+        let x = g.constant(Tensor::from_vec(vec![0.1, 0.9, 0.4, 0.0], &[1, 4]));
+        let (mu_a, head) = logvar_model.bind(&g).encode(x);
+        let (mu_b, logvar) = sigma_model.bind(&g).encode(x);
+        assert_eq!(mu_a.value().to_vec(), mu_b.value().to_vec());
+        let (h, lv) = (head.value().to_vec(), logvar.value().to_vec());
+        assert!(h.iter().zip(&lv).all(|(h, lv)| *lv == 2.0 * h && *h != 0.0), "{h:?} {lv:?}");
     }
 
     #[test]

@@ -50,6 +50,10 @@ pub const METRICS: &str = "metrics.csv";
 pub const SUMMARY: &str = "summary.json";
 /// The per-epoch train and test negative ELBO, drawn.
 pub const CURVES: &str = "curves.png";
+/// The checkpoint kept at the end of learning-rate stage `stage` (from 0).
+pub fn stage_checkpoint(stage: usize) -> String {
+    format!("checkpoint-stage{stage}.safetensors")
+}
 /// The lock file that keeps a second run out of the same directory.
 pub const LOCK: &str = ".lock";
 
@@ -320,6 +324,10 @@ pub fn run(opts: &RunOptions, mut log: impl FnMut(&str)) -> Result<Value> {
             )));
         }
         checkpoint::save(&ckpt, &trainer)?;
+        // The end of a learning-rate stage keeps a checkpoint of its own, to evaluate later.
+        if let Some(stage) = opts.train.stage_ending_at(trainer.epoch) {
+            checkpoint::save(&opts.out_dir.join(stage_checkpoint(stage)), &trainer)?;
+        }
         write_metrics(&opts.out_dir.join(METRICS), &trainer)?;
         write_curves(&opts.out_dir.join(CURVES), &trainer.history)?;
     }
