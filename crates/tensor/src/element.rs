@@ -68,10 +68,14 @@ pub trait Element:
     /// `ln(1 + x)` for `x ≥ 0` as the kernels compute it: for `f32` a vectorizable
     /// approximation within 2 ulp ([`crate::fastmath::ln_1p_f32`]), for `f64` std's.
     fn fast_ln_1p(self) -> Self;
+
+    /// `tanh x` as the kernels compute it: for `f32` a vectorizable approximation within
+    /// 2 ulp ([`crate::fastmath::tanh_f32`]), for `f64` std's.
+    fn fast_tanh(self) -> Self;
 }
 
 macro_rules! element {
-    ($t:ty, $dtype:ident, $exp:expr, $ln_1p:expr) => {
+    ($t:ty, $dtype:ident, $exp:expr, $ln_1p:expr, $tanh:expr) => {
         impl Element for $t {
             const DTYPE: DType = DType::$dtype;
 
@@ -94,9 +98,14 @@ macro_rules! element {
             fn fast_ln_1p(self) -> Self {
                 $ln_1p(self)
             }
+
+            #[inline(always)]
+            fn fast_tanh(self) -> Self {
+                $tanh(self)
+            }
         }
     };
 }
 
-element!(f32, F32, crate::fastmath::exp_f32, crate::fastmath::ln_1p_f32);
-element!(f64, F64, f64::exp, f64::ln_1p);
+element!(f32, F32, crate::fastmath::exp_f32, crate::fastmath::ln_1p_f32, crate::fastmath::tanh_f32);
+element!(f64, F64, f64::exp, f64::ln_1p, f64::tanh);

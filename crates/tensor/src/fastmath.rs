@@ -100,6 +100,32 @@ pub fn ln_1p_f32(x: f32) -> f32 {
     }
 }
 
+/// `tanh x` for `f32`, within 2 ulp of `f32::tanh`; ±1 beyond |x| ≈ 9, NaN for NaN.
+/// Below |x| = 0.625 an odd minimax polynomial (Cephes' `tanhf`), above it
+/// `1 − 2/(e^{2|x|} + 1)` with the sign put back; both are computed and one selected, so
+/// the loop vectorizes.
+#[inline(always)]
+pub fn tanh_f32(x: f32) -> f32 {
+    let a = x.abs();
+    let z = x * x;
+    let p = -5.704_988_7e-3;
+    let p = p * z + 2.063_908_9e-2;
+    let p = p * z - 5.373_971_6e-2;
+    let p = p * z + 1.333_144_2e-1;
+    let p = p * z - 3.333_328_2e-1;
+    let small = p * z * x + x;
+    // e^{2|x|} overflows to +∞ above |x| ≈ 44, where 2/∞ = 0 gives exactly 1.
+    let large = 1.0 - 2.0 / (exp_f32(2.0 * a) + 1.0);
+    let large = if x < 0.0 { -large } else { large };
+    if a < 0.625 {
+        small
+    } else if x.is_nan() {
+        x
+    } else {
+        large
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,6 +158,26 @@ mod tests {
         assert_eq!(exp_f32(-1e4), 0.0);
         assert_eq!(exp_f32(1e4), f32::INFINITY);
         assert!(exp_f32(f32::NAN).is_nan());
+    }
+
+    #[test]
+    fn tanh_within_two_ulp_of_std() {
+        let mut worst = (0, 0.0);
+        let xs = sweep(-12.0, 12.0, 2_000_000)
+            .chain(sweep(-0.7, 0.7, 400_000))
+            .chain((0..400).map(|i| 10f32.powf(-40.0 + i as f32 * 0.1)))
+            .chain([0.625, -0.625, 0.624_999_94, 1e4, -1e4, f32::MAX, f32::INFINITY, f32::NEG_INFINITY]);
+        for x in xs {
+            let (got, want) = (tanh_f32(x), x.tanh());
+            assert_eq!(got.is_sign_negative(), want.is_sign_negative(), "{x}");
+            let u = ulps(got.abs(), want.abs());
+            if u > worst.0 {
+                worst = (u, x);
+            }
+        }
+        assert!(worst.0 <= 2, "tanh: {} ulp at {}", worst.0, worst.1);
+        assert_eq!((tanh_f32(0.0), tanh_f32(20.0), tanh_f32(-50.0)), (0.0, 1.0, -1.0));
+        assert!(tanh_f32(f32::NAN).is_nan());
     }
 
     #[test]

@@ -162,8 +162,8 @@ unary_table! {
     sigmoid() = |x| sigmoid_scalar(x);
         d = |y| y * (T::one() - y), from Output;
         exercise shift 0.0, extreme 1e4;
-    /// Hyperbolic tangent.
-    tanh() = |x| x.tanh();
+    /// Hyperbolic tangent (for `f32` within 2 ulp of std, vectorized).
+    tanh() = |x| x.fast_tanh();
         d = |y| T::one() - y * y, from Output;
         exercise shift 0.0, extreme 1e4;
     /// `ln(1 + e^x)`, stable at both tails.
