@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use flate2::read::MultiGzDecoder;
 use rand::seq::SliceRandom;
-use rand::{Rng, RngExt};
+use rand::{Rng, RngExt, SeedableRng};
 use tensor::{Element, Tensor};
 
 use crate::error::{Result, VaeError};
@@ -140,6 +140,18 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(n)
 }
 
+/// The seed of the one binarization of a test set on which every binary model (each VAE
+/// row's importance-weighted bound, the mixture models) is evaluated, so their numbers are
+/// on the same images.
+pub const TEST_BINARIZATION_SEED: u64 = 123;
+
+/// One draw of a binarized pixel of intensity `p`: 255 is always on and 0 never; between,
+/// on with probability p/255.
+#[inline]
+fn pixel_on<R: Rng + ?Sized>(rng: &mut R, p: u8) -> bool {
+    (rng.random::<u32>() % 255) < p as u32
+}
+
 /// Images and labels, kept as bytes (pixels 0–255) and converted per batch.
 #[derive(Clone, Debug)]
 pub struct Dataset {
@@ -242,19 +254,28 @@ impl Dataset {
             }
             Some(rng) => {
                 for &i in indices {
-                    out.extend(self.image(i).iter().map(|&p| {
-                        // A pixel of 255 is always on and 0 never; between, with probability p/255.
-                        let on = (rng.random::<u32>() % 255) < p as u32;
-                        if on {
-                            T::one()
-                        } else {
-                            T::zero()
-                        }
-                    }));
+                    out.extend(self.image(i).iter().map(
+                        |&p| {
+                            if pixel_on(rng, p) {
+                                T::one()
+                            } else {
+                                T::zero()
+                            }
+                        },
+                    ));
                 }
             }
         }
         Tensor::from_vec(out, &[indices.len(), d])
+    }
+
+    /// A copy with every pixel drawn once as on (255) with probability equal to its
+    /// intensity, or off (0), from a generator seeded with `seed`: one fixed binarization,
+    /// so that models are compared on the same binary images.
+    pub fn binarized(&self, seed: u64) -> Dataset {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let images = self.images.iter().map(|&p| if pixel_on(&mut rng, p) { 255 } else { 0 }).collect();
+        Dataset { images, labels: self.labels.clone(), rows: self.rows, cols: self.cols }
     }
 
     /// The images at `indices` as a `[len, dim]` tensor of intensities in [0, 1] (no

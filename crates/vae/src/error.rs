@@ -53,7 +53,8 @@ pub enum VaeError {
 }
 
 impl VaeError {
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    /// An I/O error on `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         VaeError::Io { path: path.into(), source }
     }
 

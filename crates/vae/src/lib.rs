@@ -11,6 +11,8 @@
 //! - [`checkpoint`], [`images`], [`plot`], [`io`], [`run`]: files, pictures and the whole run.
 //! - [`theory`], [`linalg`]: linear regression, the linear and the denoising autoencoder,
 //!   and the small dense linear algebra that checks them against closed forms.
+//! - [`mixture`]: a mixture of Bernoulli images fit by EM (the discrete-latent
+//!   counterpart of the VAE) and by gradient ascent.
 #![warn(missing_docs)]
 
 pub mod checkpoint;
@@ -21,6 +23,7 @@ pub mod error;
 pub mod images;
 pub mod io;
 pub mod linalg;
+pub mod mixture;
 pub mod model;
 pub mod nn;
 pub mod optim;

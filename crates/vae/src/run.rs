@@ -13,7 +13,7 @@ use tensor::Tensor;
 
 use crate::checkpoint;
 use crate::config::{Init, TrainConfig};
-use crate::data::{Dataset, Mnist};
+use crate::data::{Dataset, Mnist, TEST_BINARIZATION_SEED};
 use crate::elbo::iwae_log_likelihood;
 use crate::error::{Result, VaeError};
 use crate::images::{manifold_grid, write_grid, write_scatter};
@@ -257,17 +257,20 @@ fn write_images(out: &Path, trainer: &Trainer, test: &Dataset) -> Result<()> {
 }
 
 /// The importance-weighted estimate of the test negative log-likelihood, per image (nats).
+/// A model trained on binarized images is evaluated on one fixed binarization of the test
+/// set ([`TEST_BINARIZATION_SEED`]), the same for every run.
 pub fn iwae_nll(trainer: &Trainer, test: &Dataset, k: usize, progress: bool) -> f64 {
     let mut rng = stream_rng(trainer.config.seed, trainer.epoch, Stream::Final);
     let per_call = (IWAE_ROWS / k.max(1)).max(1);
     let pb = bar(test.len(), progress, &format!("iwae k={k}"));
     let all: Vec<usize> = (0..test.len()).collect();
-    let (model, binarize) = (&trainer.model, trainer.config.binarize);
+    let binary = trainer.config.binarize.then(|| test.binarized(TEST_BINARIZATION_SEED));
+    let (model, test) = (&trainer.model, binary.as_ref().unwrap_or(test));
     // On a rayon worker, so the kernels fork without a hand-off.
     let total: f64 = rayon::scope(|_| {
         let mut total = 0.0;
         for chunk in all.chunks(per_call) {
-            let x = test.batch::<f32, _>(chunk, binarize.then_some(&mut rng));
+            let x = test.intensities::<f32>(chunk);
             let ll = iwae_log_likelihood(model, &x, k, IWAE_ROWS, &mut rng);
             total -= ll.to_vec().iter().map(|&v| v as f64).sum::<f64>();
             pb.inc(chunk.len() as u64);
