@@ -11,6 +11,8 @@
 //! - [`checkpoint`], [`images`], [`plot`], [`io`], [`run`]: files, pictures and the whole run.
 //! - [`theory`], [`linalg`]: linear regression, the linear and the denoising autoencoder,
 //!   and the small dense linear algebra that checks them against closed forms.
+//! - [`gan`]: a generative adversarial network beside the VAE (generator, discriminator,
+//!   two optimizers).
 //! - [`mixture`]: a mixture of Bernoulli images fit by EM (the discrete-latent
 //!   counterpart of the VAE) and by gradient ascent.
 #![warn(missing_docs)]
@@ -20,6 +22,7 @@ pub mod config;
 pub mod data;
 pub mod elbo;
 pub mod error;
+pub mod gan;
 pub mod images;
 pub mod io;
 pub mod linalg;

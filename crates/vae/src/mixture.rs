@@ -219,7 +219,8 @@ mod tests {
     fn the_m_step_is_the_weighted_average_with_pseudo_counts() {
         let x = Tensor::from_vec(vec![1.0, 0.0, 1.0, 1.0, 0.0, 0.0], &[3, 2]);
         let r = Tensor::from_vec(vec![1.0, 0.0, 0.5, 0.5, 0.0, 1.0], &[3, 2]);
-        let mut m = BernoulliMixture { log_weights: Tensor::zeros(&[2]), means: Tensor::full(&[2, 2], 0.5) };
+        let mut m =
+            BernoulliMixture::<f64> { log_weights: Tensor::zeros(&[2]), means: Tensor::full(&[2, 2], 0.5) };
         m.m_step(&x, &r, 1.0);
         // Component 0: N₀ = 1.5, Σ r x = (1.5, 0.5); μ = (2.5/3.5, 1.5/3.5).
         let mu = m.means.to_vec();

@@ -1,5 +1,6 @@
-//! `curves.png`: the per-epoch train and test negative ELBO of a run, drawn with plotters
-//! into a buffer and written like every other image (PNG, atomically). The text uses a
+//! Line plots drawn with plotters into a buffer and written like every other image (PNG,
+//! atomically): `curves.png`, the per-epoch train and test negative ELBO of a run, and the
+//! figures of the guide. The text uses a
 //! copy of DejaVu Sans cut down to ASCII (`assets/`, 26 KB), so drawing needs no system fonts.
 
 use std::path::Path;
@@ -25,52 +26,90 @@ fn register() {
     });
 }
 
+/// One named line of a plot, in its colour.
+pub struct Series {
+    /// The legend's text.
+    pub name: String,
+    /// Red, green, blue.
+    pub color: (u8, u8, u8),
+    /// The points, in order.
+    pub points: Vec<(f64, f64)>,
+}
+
 /// Draws the train and test negative ELBO per epoch (nats per image) to `path`.
 pub fn write_curves(path: &Path, history: &[EpochMetrics]) -> Result<()> {
+    let line = |name: &str, color, f: fn(&EpochMetrics) -> f64| Series {
+        name: name.into(),
+        color,
+        points: history.iter().map(|m| (m.epoch as f64, f(m))).collect(),
+    };
+    let series = [
+        line("train", (31, 119, 180), |m| m.train_neg_elbo),
+        line("test", (214, 39, 40), |m| m.test_neg_elbo),
+    ];
+    write_lines(path, "negative ELBO per image (nats)", "epoch", &series)
+}
+
+/// Draws `series` as lines with dots and a legend under `caption`, the x axis described as
+/// `x_desc`, to the PNG `path` (720×440).
+pub fn write_lines(path: &Path, caption: &str, x_desc: &str, series: &[Series]) -> Result<()> {
     register();
     let (w, h) = (720u32, 440u32);
     let mut px = vec![255u8; (w * h * 3) as usize];
-    draw(&mut px, w, h, history).map_err(|msg| VaeError::Image { path: path.to_path_buf(), msg })?;
+    draw(&mut px, w, h, caption, x_desc, series)
+        .map_err(|msg| VaeError::Image { path: path.to_path_buf(), msg })?;
     atomic_write(path, &encode_png(path, w as usize, h as usize, true, &px)?)
 }
 
-fn draw(px: &mut [u8], w: u32, h: u32, history: &[EpochMetrics]) -> std::result::Result<(), String> {
+fn draw(
+    px: &mut [u8],
+    w: u32,
+    h: u32,
+    caption: &str,
+    x_desc: &str,
+    series: &[Series],
+) -> std::result::Result<(), String> {
     let root = BitMapBackend::with_buffer(px, (w, h)).into_drawing_area();
     let e = |e: DrawingAreaErrorKind<_>| e.to_string();
     root.fill(&WHITE).map_err(e)?;
-    let values = history.iter().flat_map(|m| [m.train_neg_elbo, m.test_neg_elbo]).filter(|v| v.is_finite());
-    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
-    let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
+    let span = |f: fn(&(f64, f64)) -> f64| {
+        let values = series.iter().flat_map(|s| s.points.iter().map(f)).filter(|v| v.is_finite());
+        let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        if lo.is_finite() {
+            (lo, hi)
+        } else {
+            (0.0, 1.0)
+        }
+    };
+    let (lo, hi) = span(|p| p.1);
     let pad = ((hi - lo) * 0.05).max(0.5);
-    let last = history.last().map_or(1, |m| m.epoch).max(2) as f64;
+    let (x0, x1) = span(|p| p.0);
+    let x1 = x1.max(x0 + 1.0);
+    let longest = series.iter().map(|s| s.points.len()).max().unwrap_or(0);
     let mut chart = ChartBuilder::on(&root)
-        .caption("negative ELBO per image (nats)", ("sans-serif", 22))
+        .caption(caption, ("sans-serif", 22))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(60)
-        .build_cartesian_2d(1.0..last, (lo - pad)..(hi + pad))
+        .build_cartesian_2d(x0..x1, (lo - pad)..(hi + pad))
         .map_err(e)?;
     chart
         .configure_mesh()
-        .x_desc("epoch")
-        .x_labels(history.len().clamp(2, 10))
+        .x_desc(x_desc)
+        .x_labels(longest.clamp(2, 10))
         .x_label_formatter(&|x| format!("{x:.0}"))
         .y_label_formatter(&|y| format!("{y:.1}"))
         .light_line_style(WHITE.mix(0.0))
         .draw()
         .map_err(e)?;
-    let series = [("train", RGBColor(31, 119, 180), 0), ("test", RGBColor(214, 39, 40), 1)];
-    for (name, color, which) in series {
-        let points: Vec<(f64, f64)> = history
-            .iter()
-            .map(|m| (m.epoch as f64, if which == 0 { m.train_neg_elbo } else { m.test_neg_elbo }))
-            .collect();
+    for s in series {
+        let color = RGBColor(s.color.0, s.color.1, s.color.2);
         chart
-            .draw_series(LineSeries::new(points.iter().copied(), color.stroke_width(2)))
+            .draw_series(LineSeries::new(s.points.iter().copied(), color.stroke_width(2)))
             .map_err(e)?
-            .label(name)
+            .label(s.name.as_str())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
-        chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled()))).map_err(e)?;
+        chart.draw_series(s.points.iter().map(|&p| Circle::new(p, 3, color.filled()))).map_err(e)?;
     }
     chart.configure_series_labels().border_style(BLACK).background_style(WHITE).draw().map_err(e)?;
     root.present().map_err(e)
@@ -93,7 +132,18 @@ mod tests {
         register();
         let (w, h) = (720u32, 440u32);
         let mut px = vec![255u8; (w * h * 3) as usize];
-        draw(&mut px, w, h, &history).unwrap();
+        let series: Vec<Series> = [("train", (31, 119, 180), 0), ("test", (214, 39, 40), 1)]
+            .into_iter()
+            .map(|(name, color, which)| Series {
+                name: name.into(),
+                color,
+                points: history
+                    .iter()
+                    .map(|m| (m.epoch as f64, if which == 0 { m.train_neg_elbo } else { m.test_neg_elbo }))
+                    .collect(),
+            })
+            .collect();
+        draw(&mut px, w, h, "negative ELBO per image (nats)", "epoch", &series).unwrap();
         let count = |c: [u8; 3]| px.chunks_exact(3).filter(|p| *p == c).count();
         assert!(count([31, 119, 180]) > 200, "the train line");
         assert!(count([214, 39, 40]) > 200, "the test line");
