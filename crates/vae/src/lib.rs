@@ -13,6 +13,8 @@
 //!   and the small dense linear algebra that checks them against closed forms.
 //! - [`gan`]: a generative adversarial network beside the VAE (generator, discriminator,
 //!   two optimizers).
+//! - [`info`]: information, entropy, cross-entropy and the KL divergence of discrete
+//!   distributions.
 //! - [`mixture`]: a mixture of Bernoulli images fit by EM (the discrete-latent
 //!   counterpart of the VAE) and by gradient ascent.
 #![warn(missing_docs)]
@@ -24,6 +26,7 @@ pub mod elbo;
 pub mod error;
 pub mod gan;
 pub mod images;
+pub mod info;
 pub mod io;
 pub mod linalg;
 pub mod mixture;
