@@ -38,6 +38,10 @@ fn main() {
     let log_q = log_normal_diag(zv, m, lv).value();
     let log_p =
         log_normal_diag(zv, g.constant(Tensor::zeros(&[1, 3])), g.constant(Tensor::zeros(&[1, 3]))).value();
-    let mc = (&log_q - &log_p).mean().item();
-    println!("Gaussian KL: closed form {closed:.4}, Monte Carlo over {n} draws {mc:.4}");
+    let diff = &log_q - &log_p;
+    let mc = diff.mean().item();
+    let se = ((&diff.add_scalar(-mc)).square().mean().item() / n as f64).sqrt();
+    println!(
+        "Gaussian KL: closed form {closed:.4}, Monte Carlo over {n} draws {mc:.4} (standard error {se:.4})"
+    );
 }

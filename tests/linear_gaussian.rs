@@ -109,6 +109,10 @@ fn the_elbo_gap_is_the_kl_to_the_true_posterior() {
     for r in 0..4 {
         let row = x.narrow(0, r, 1).to_vec();
         let (log_px, elbo, kl) = exact(&vae, &row);
+        println!(
+            "image {r}: log p(x) {log_px:.6}, ELBO {elbo:.6}, gap {:.6}, KL(q || p(z|x)) {kl:.6}",
+            log_px - elbo
+        );
         assert!(kl > 0.0 && elbo < log_px);
         assert!((log_px - elbo - kl).abs() < 1e-10, "log p(x) {log_px}, ELBO {elbo}, KL {kl}");
     }

@@ -10,8 +10,8 @@ use tensor::Tensor;
 use vae::data::Mnist;
 use vae::linalg::{least_squares, orthonormalize, principal_angles, top_eigenvectors};
 use vae::theory::{
-    covariance, fit_linear_regression, mean_squared_error, train_linear_autoencoder, Autoencoder, Corruption,
-    RegressionLoss,
+    covariance, fit_linear_regression, gaussian_log_likelihood, mean_squared_error, train_linear_autoencoder,
+    Autoencoder, Corruption, RegressionLoss,
 };
 
 #[test]
@@ -33,6 +33,29 @@ fn gradient_descent_on_mse_and_on_gaussian_nll_find_the_least_squares_fit() {
     let (w_nll2, _, _) =
         fit_linear_regression(&x, &y, RegressionLoss::GaussianNll { sigma: 2.0 }, 400, 0.1 * 4.0).unwrap();
     assert!(gap(&w_nll2, &w_ls) < 1e-3);
+}
+
+/// The maximum-likelihood Gaussian of a sample is its mean and its covariance divided by n:
+/// every other (mean, covariance) nearby gives the data a lower likelihood, including the
+/// unbiased covariance (divided by n − 1).
+#[test]
+fn the_gaussian_mle_is_the_sample_mean_and_covariance() {
+    let mut rng = StdRng::seed_from_u64(8);
+    let mix = Tensor::from_vec(vec![1.0, 0.0, 0.0, 0.8, 0.6, 0.0, -0.3, 0.2, 0.5], &[3, 3]);
+    let x = &Tensor::<f64>::randn(&[500, 3], &mut rng).matmul(&mix)
+        + &Tensor::from_vec(vec![1.0, -2.0, 0.5], &[3]);
+    let (cov, mean) = covariance(&x);
+    let best = gaussian_log_likelihood(&x, &mean, &cov).unwrap();
+    let unbiased = cov.mul_scalar(500.0 / 499.0);
+    assert!(gaussian_log_likelihood(&x, &mean, &unbiased).unwrap() < best);
+    for _ in 0..50 {
+        let dm = Tensor::<f64>::randn(&[3], &mut rng).mul_scalar(0.05);
+        let a = Tensor::<f64>::randn(&[3, 3], &mut rng).mul_scalar(0.01);
+        let dc = (&a + &a.t()).mul_scalar(0.5);
+        let ll = gaussian_log_likelihood(&x, &(&mean + &dm), &(&cov + &dc)).unwrap();
+        assert!(ll < best, "{ll} ≥ {best}");
+    }
+    assert!(gaussian_log_likelihood(&x, &mean, &cov.mul_scalar(-1.0)).is_none());
 }
 
 #[test]

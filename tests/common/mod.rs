@@ -1,32 +1,37 @@
-//! Helpers shared by the tests that drive the `mnist_vae` binary: building it, temporary
+//! Helpers shared by the tests that drive the example binaries: building them, temporary
 //! directories, tiny IDX data sets, and the one-error-line check.
 #![allow(dead_code)]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
+use std::sync::Mutex;
 
-/// The example binary, built (once per test run) with the profile of this test binary so
-/// that it is never stale, even when only this test target was asked for.
+/// The `mnist_vae` example binary (see [`example`]).
 pub fn bin() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let exe = std::env::current_exe().unwrap();
-            let dir = exe.parent().unwrap().parent().unwrap();
-            let release = dir.file_name().is_some_and(|n| n == "release");
-            let mut cargo = Command::new(env!("CARGO"));
-            cargo
-                .args(["build", "--quiet", "--example", "mnist_vae"])
-                .current_dir(env!("CARGO_MANIFEST_DIR"));
-            if release {
-                cargo.arg("--release");
-            }
-            assert!(cargo.status().unwrap().success(), "building the example failed");
-            dir.join("examples").join(format!("mnist_vae{}", std::env::consts::EXE_SUFFIX))
-        })
-        .clone()
+    example("mnist_vae")
+}
+
+/// An example binary, built (once per test run and example) with the profile of this test
+/// binary so that it is never stale, even when only this test target was asked for.
+pub fn example(name: &str) -> PathBuf {
+    static BUILT: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap();
+    if let Some((_, path)) = built.iter().find(|(n, _)| n == name) {
+        return path.clone();
+    }
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let release = dir.file_name().is_some_and(|n| n == "release");
+    let mut cargo = Command::new(env!("CARGO"));
+    cargo.args(["build", "--quiet", "--example", name]).current_dir(env!("CARGO_MANIFEST_DIR"));
+    if release {
+        cargo.arg("--release");
+    }
+    assert!(cargo.status().unwrap().success(), "building the example {name} failed");
+    let path = dir.join("examples").join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    built.push((name.to_string(), path.clone()));
+    path
 }
 
 pub fn temp(name: &str) -> PathBuf {

@@ -128,6 +128,23 @@ pub fn covariance(x: &Tensor<f64>) -> (Tensor<f64>, Tensor<f64>) {
     (xc.t().matmul(&xc).mul_scalar(1.0 / n), mean)
 }
 
+/// `Σₙ log N(xₙ; mean, cov)` over the rows of `x`, for a positive-definite `cov`; `None`
+/// if it is not. Maximized over `mean` and `cov` by [`covariance`]'s sample mean and
+/// `1/n` covariance (the maximum-likelihood estimates).
+pub fn gaussian_log_likelihood(x: &Tensor<f64>, mean: &Tensor<f64>, cov: &Tensor<f64>) -> Option<f64> {
+    let (n, d) = (x.shape()[0] as f64, x.shape()[1] as f64);
+    let eigen = crate::linalg::symmetric_eigenvalues(cov);
+    if eigen.iter().any(|&v| !(v > 0.0)) {
+        return None;
+    }
+    let log_det: f64 = eigen.iter().map(|v| v.ln()).sum();
+    let xc = x - mean;
+    // Σₙ (xₙ − μ)ᵀ Σ⁻¹ (xₙ − μ) = Σ of the elementwise product of Xc and Xc·Σ⁻¹.
+    let solved = crate::linalg::solve_spd(cov, &xc.t().contiguous())?;
+    let quad = (&xc * &solved.t()).sum().item();
+    Some(-0.5 * (quad + n * log_det + n * d * crate::elbo::LN_2PI))
+}
+
 /// How a denoising autoencoder corrupts its inputs.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Corruption {
