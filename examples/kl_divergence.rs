@@ -40,7 +40,7 @@ fn main() {
         log_normal_diag(zv, g.constant(Tensor::zeros(&[1, 3])), g.constant(Tensor::zeros(&[1, 3]))).value();
     let diff = &log_q - &log_p;
     let mc = diff.mean().item();
-    let se = ((&diff.add_scalar(-mc)).square().mean().item() / n as f64).sqrt();
+    let se = (diff.add_scalar(-mc).square().mean().item() / n as f64).sqrt();
     println!(
         "Gaussian KL: closed form {closed:.4}, Monte Carlo over {n} draws {mc:.4} (standard error {se:.4})"
     );

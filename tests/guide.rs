@@ -164,7 +164,7 @@ fn every_command_names_a_real_example_or_test_and_its_flags() {
                     let name = words.next().unwrap();
                     let source = std::fs::read_to_string(root().join("tests").join(format!("{name}.rs")))
                         .unwrap_or_else(|_| panic!("{}: no test file {name}", chapter.display()));
-                    if let Some(filter) = words.filter(|w| !w.starts_with("--")).last() {
+                    if let Some(filter) = words.rfind(|w| !w.starts_with("--")) {
                         assert!(
                             source.contains(&format!("fn {filter}")),
                             "{}: no test {filter}",

@@ -134,7 +134,7 @@ pub fn covariance(x: &Tensor<f64>) -> (Tensor<f64>, Tensor<f64>) {
 pub fn gaussian_log_likelihood(x: &Tensor<f64>, mean: &Tensor<f64>, cov: &Tensor<f64>) -> Option<f64> {
     let (n, d) = (x.shape()[0] as f64, x.shape()[1] as f64);
     let eigen = crate::linalg::symmetric_eigenvalues(cov);
-    if eigen.iter().any(|&v| !(v > 0.0)) {
+    if !eigen.iter().all(|&v| v > 0.0) {
         return None;
     }
     let log_det: f64 = eigen.iter().map(|v| v.ln()).sum();
