@@ -145,6 +145,9 @@ def main():
         meta = f.metadata()
     cfg = json.loads(meta["config"])
     history = json.loads(meta["history"])
+    m = cfg["model"]
+    if m.get("upper") or m.get("sigma", "logvar") != "logvar":
+        sys.exit("error: this script rebuilds one-stochastic-layer models with a log-variance head only")
     state = {k: v for k, v in load_file(str(args.checkpoint)).items() if not k.startswith("optimizer.")}
     model = build_model(cfg)
     model.load_state_dict(state, strict=True)

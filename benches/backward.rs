@@ -68,7 +68,7 @@ fn bench_burda(c: &mut Criterion) {
     let mut group = c.benchmark_group("burda_step");
     group.warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4)).sample_size(50);
     for (name, objective, k) in [("vae_k1", Objective::ElboMc, 1), ("iwae_k5", Objective::Iwae, 5)] {
-        let cfg = TrainConfig::burda(objective, k);
+        let cfg = TrainConfig::burda(objective, k, 1);
         group.throughput(criterion::Throughput::Elements(2 * cfg.step_macs() as u64));
         for threads in [1, 2] {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();

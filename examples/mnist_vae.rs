@@ -15,7 +15,7 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, ValueEnum};
 use vae::config::{
     burda_schedule, Activation, ElboConfig, Estimator, Init, Likelihood, Objective, OptimizerConfig,
-    OptimizerKind, SigmaHead, TrainConfig, VaeConfig,
+    OptimizerKind, SigmaHead, StochasticLayer, TrainConfig, VaeConfig,
 };
 use vae::run::{run, RunOptions};
 
@@ -66,6 +66,18 @@ struct Args {
     /// Nonlinearity of every hidden layer: relu, tanh or softplus.
     #[arg(long, default_value = "relu")]
     activation: Activation,
+    /// Stochastic layers: 1, or 2 for Burda et al.'s second layer above the first
+    /// (`q(z₂|z₁)` and `p(z₁|z₂)` through --upper-hidden, z₂ of --upper-latent units; the
+    /// first layer's --latent then defaults to 100). Two layers train with --objective
+    /// elbo-mc or iwae.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=2))]
+    stochastic_layers: u64,
+    /// Hidden layers of the second stochastic layer's networks, as a list.
+    #[arg(long, default_value = "100,100", value_delimiter = ',', value_parser = layer_size)]
+    upper_hidden: Vec<usize>,
+    /// Units of the second stochastic layer.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..))]
+    upper_latent: u64,
     /// Latent dimensions (2 also draws the manifold and the latent scatter).
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
     latent: u64,
@@ -146,7 +158,7 @@ enum Schedule {
 fn apply_preset(args: &mut Args, matches: &ArgMatches) {
     let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
     let Some(Preset::Burda) = args.preset else { return };
-    let recipe = TrainConfig::burda(Objective::ElboMc, 1);
+    let recipe = TrainConfig::burda(Objective::ElboMc, 1, 1);
     if !given("hidden") {
         args.hidden = recipe.model.hidden.clone();
     }
@@ -181,6 +193,13 @@ fn apply_preset(args: &mut Args, matches: &ArgMatches) {
     }
     if !given("objective") {
         args.objective = recipe.elbo.objective;
+    }
+}
+
+/// The first stochastic layer of two is Burda et al.'s 100 units unless --latent says.
+fn apply_layers(args: &mut Args, matches: &ArgMatches) {
+    if args.stochastic_layers == 2 && matches.value_source("latent") != Some(ValueSource::CommandLine) {
+        args.latent = 100;
     }
 }
 
@@ -261,6 +280,7 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     apply_preset(&mut args, &matches);
+    apply_layers(&mut args, &matches);
     if let Some(n) = args.threads {
         if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(n as usize).build_global() {
             eprintln!("error: cannot start {n} threads: {e}");
@@ -285,6 +305,14 @@ fn main() -> ExitCode {
             likelihood: args.likelihood,
             init: args.init,
             sigma: args.sigma,
+            upper: if args.stochastic_layers == 2 {
+                vec![StochasticLayer {
+                    hidden: args.upper_hidden.clone(),
+                    latent: args.upper_latent as usize,
+                }]
+            } else {
+                Vec::new()
+            },
         },
         epochs: args.epochs as usize,
         batch_size: args.batch_size as usize,

@@ -39,6 +39,9 @@ struct Args {
     /// The objective (elbo, elbo-mc or iwae).
     #[arg(long, default_value = "elbo")]
     objective: Objective,
+    /// Stochastic layers of the burda model (1 or 2).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=2))]
+    layers: u64,
     /// Samples of z per image.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     k: u64,
@@ -75,7 +78,7 @@ fn main() -> ExitCode {
     };
     let mut config = match args.model {
         Model::Default => TrainConfig::default(),
-        Model::Burda => TrainConfig::burda(args.objective, args.k as usize),
+        Model::Burda => TrainConfig::burda(args.objective, args.k as usize, args.layers as usize),
     };
     config.elbo.objective = args.objective;
     config.elbo.samples = args.k as usize;

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use vae::checkpoint;
-use vae::config::{Activation, ElboConfig, Init, LrStage, Objective, VaeConfig};
+use vae::config::{Activation, ElboConfig, Init, LrStage, Objective, SigmaHead, StochasticLayer, VaeConfig};
 use vae::run::{run, RunOptions, CHECKPOINT, CURVES, METRICS, SUMMARY};
 use vae::train::TrainConfig;
 
@@ -109,16 +109,25 @@ fn resuming_continues_bit_for_bit() {
 }
 
 /// Stopped inside a learning-rate stage, an importance-weighted run of a deeper tanh model
-/// with Glorot weights resumes exactly (the rate is a function of the epoch alone).
+/// with Glorot weights resumes exactly (the rate is a function of the epoch alone); so does
+/// one with two stochastic layers and Burda's σ = exp(linear).
 #[test]
 fn a_scheduled_iwae_run_resumes_bit_for_bit_inside_a_stage() {
-    assert_resume_is_exact("scheduled", 3, 2, |o| {
+    scheduled_iwae_resume("scheduled", Vec::new(), SigmaHead::Logvar);
+    let upper = vec![StochasticLayer { hidden: vec![8], latent: 3 }];
+    scheduled_iwae_resume("two-layers", upper, SigmaHead::LogSigma);
+}
+
+fn scheduled_iwae_resume(name: &str, upper: Vec<StochasticLayer>, sigma: SigmaHead) {
+    assert_resume_is_exact(name, 3, 2, |o| {
         let t = &mut o.train;
         t.model = VaeConfig {
             hidden: vec![32, 16],
             latent: 4,
             activation: Activation::Tanh,
             init: Init::Glorot,
+            sigma,
+            upper: upper.clone(),
             ..VaeConfig::default()
         };
         t.binarize = true;

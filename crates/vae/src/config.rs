@@ -110,6 +110,19 @@ pub enum SigmaHead {
 
 named_enum!(SigmaHead, "sigma head", Logvar = "logvar", LogSigma = "log-sigma");
 
+/// A stochastic layer above the first: `q(z_l | z_{l−1})` is an MLP from the layer below
+/// with these hidden layers to a Gaussian over `latent` units, and `p(z_{l−1} | z_l)` the
+/// mirror MLP back to a Gaussian over the layer below (Burda et al.'s second layer:
+/// 100 → 100, 50 units).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StochasticLayer {
+    /// Hidden layers of `q(z_l | z_{l−1})`, lower side first; `p(z_{l−1} | z_l)` reverses them.
+    pub hidden: Vec<usize>,
+    /// Units of `z_l`.
+    pub latent: usize,
+}
+
 /// The shape of a VAE: input, hidden layers, latent size, nonlinearity and likelihood.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -133,6 +146,11 @@ pub struct VaeConfig {
     /// existed: the log-variance).
     #[serde(default)]
     pub sigma: SigmaHead,
+    /// Stochastic layers above the first (`latent` is then `z₁`, and the prior is on the
+    /// top layer); empty for one stochastic layer (and in checkpoints written before it
+    /// existed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub upper: Vec<StochasticLayer>,
 }
 
 impl Default for VaeConfig {
@@ -147,6 +165,7 @@ impl Default for VaeConfig {
             likelihood: Likelihood::Bernoulli,
             init: Init::Pytorch,
             sigma: SigmaHead::Logvar,
+            upper: Vec::new(),
         }
     }
 }
@@ -370,18 +389,25 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
-    /// Burda et al.'s one-stochastic-layer recipe with `objective` and `k` samples per image:
-    /// 784-200-200-50 tanh, Glorot weights (the output bias at the mean image's logit),
-    /// Adam with eps 1e-4, batch 20, dynamic binarization, the 3^i schedule over 3,280 passes.
-    pub fn burda(objective: Objective, k: usize) -> Self {
+    /// Burda et al.'s recipe with `objective`, `k` samples per image and `layers` (1 or 2)
+    /// stochastic layers: 784-200-200-50 tanh (two layers: 784-200-200-100-100-100-50),
+    /// σ = exp(linear), Glorot weights (the output bias at the mean image's logit), Adam with
+    /// eps 1e-4, batch 20, dynamic binarization, the 3^i schedule over 3,280 passes.
+    pub fn burda(objective: Objective, k: usize, layers: usize) -> Self {
         let stages = burda_schedule();
+        let (latent, upper) = if layers >= 2 {
+            (100, vec![StochasticLayer { hidden: vec![100, 100], latent: 50 }])
+        } else {
+            (50, Vec::new())
+        };
         TrainConfig {
             model: VaeConfig {
                 hidden: vec![200, 200],
-                latent: 50,
+                latent,
                 activation: Activation::Tanh,
                 init: Init::Glorot,
                 sigma: SigmaHead::LogSigma,
+                upper,
                 ..VaeConfig::default()
             },
             epochs: stages.iter().map(|s| s.epochs).sum(),
@@ -426,6 +452,22 @@ impl TrainConfig {
         for _ in 0..heads {
             layers.push((width, m.input as u128, b * k, false));
         }
+        // Each upper layer: q's MLP and two heads, p's MLP and two heads, on every sample.
+        let mut below = m.latent as u128;
+        for up in &m.upper {
+            for (from, to) in [(below, up.latent as u128), (up.latent as u128, below)] {
+                let mut width = from;
+                let hidden: Vec<usize> =
+                    if from == below { up.hidden.clone() } else { up.hidden.iter().rev().copied().collect() };
+                for &h in &hidden {
+                    layers.push((width, h as u128, b * k, false));
+                    width = h as u128;
+                }
+                layers.push((width, to, b * k, false));
+                layers.push((width, to, b * k, false));
+            }
+            below = up.latent as u128;
+        }
         layers.iter().map(|&(i, o, rows, data)| rows * i * o * if data { 2 } else { 3 }).sum()
     }
 
@@ -442,6 +484,15 @@ impl TrainConfig {
         if self.elbo.samples == 0 {
             return bad("samples per image must be at least 1");
         }
+        if m.upper.iter().any(|u| u.latent == 0 || u.hidden.contains(&0)) {
+            return bad("the sizes of every stochastic layer must be at least 1");
+        }
+        if !m.upper.is_empty() && self.elbo.objective == Objective::Elbo {
+            return bad(
+                "more than one stochastic layer has no closed-form KL: use --objective elbo-mc or iwae",
+            );
+        }
+
         let o = &self.optimizer;
         if !(o.lr.is_finite() && o.lr > 0.0) {
             return bad("learning rate must be a positive number");
@@ -562,6 +613,22 @@ impl TrainConfig {
             width = h as u128;
         }
         layers.push((width, heads * m.input as u128));
+        let mut below = latent;
+        for up in &m.upper {
+            let mut width = below;
+            for &h in &up.hidden {
+                layers.push((width, h as u128));
+                width = h as u128;
+            }
+            layers.push((width, 2 * up.latent as u128));
+            let mut width = up.latent as u128;
+            for &h in up.hidden.iter().rev() {
+                layers.push((width, h as u128));
+                width = h as u128;
+            }
+            layers.push((width, 2 * below));
+            below = up.latent as u128;
+        }
         let params: u128 = layers.iter().map(|&(i, o)| i * o + o).sum();
         let widths: u128 = layers.iter().map(|&(_, o)| o).sum::<u128>() + m.input as u128;
         let slots = self.optimizer.kind.slots().len() as u128;
@@ -675,8 +742,15 @@ mod tests {
                     likelihood,
                     init,
                     sigma,
+                    upper: Vec::new(),
                 },
             );
+        let upper = prop::collection::vec(
+            (prop::collection::vec(1usize..300, 0..3), 1usize..200)
+                .prop_map(|(hidden, latent)| StochasticLayer { hidden, latent }),
+            0..3,
+        );
+        let model = (model, upper).prop_map(|(m, upper)| VaeConfig { upper, ..m });
         let kind =
             prop_oneof![
                 (0.0f64..1.0, 0.0f64..1.0, 1e-12f64..1.0)
@@ -820,11 +894,22 @@ mod tests {
             128 * (784 * 400 * 2 + 400 * 20 * 6 + 20 * 400 * 3 + 400 * 784 * 3)
         );
         // Burda, k = 5: the decoder's products see 100 rows.
-        let b = TrainConfig::burda(Objective::Iwae, 5);
+        let b = TrainConfig::burda(Objective::Iwae, 5, 1);
         let enc = 20 * (784 * 200 * 2 + 200 * 200 * 3 + 200 * 50 * 6);
         let dec = 100 * (50 * 200 * 3 + 200 * 200 * 3 + 200 * 784 * 3);
         assert_eq!(b.step_macs(), enc + dec);
         b.validate().unwrap();
+    }
+
+    #[test]
+    fn two_stochastic_layers_need_a_log_weight_objective() {
+        let two = TrainConfig::burda(Objective::Iwae, 5, 2);
+        two.validate().unwrap();
+        assert_eq!((two.model.latent, two.model.upper[0].latent), (100, 50));
+        let closed = TrainConfig { elbo: ElboConfig::default(), ..two.clone() };
+        assert!(closed.validate().unwrap_err().to_string().contains("no closed-form KL"));
+        // The second layer's networks count in the step's products.
+        assert!(two.step_macs() > TrainConfig::burda(Objective::Iwae, 5, 1).step_macs());
     }
 
     #[test]

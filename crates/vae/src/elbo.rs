@@ -136,25 +136,52 @@ pub fn elbo_with_noise<'g, T: Element>(
 /// codes go through the decoder as one batch of matrix products. Since
 /// `(z − mu)/σ = eps`, `log q(z|x) = −½ Σ (eps² + logvar) − ½·d·ln 2π` exactly, as a
 /// function of the encoder's outputs. Also returns `log p(x|z)`, `[k, batch]`.
+///
+/// With stochastic layers above the first, `z = (z₁, …, z_L)` is drawn up the chain
+/// `q(z₁|x) q(z₂|z₁) …`, `eps` holds every layer's noise side by side
+/// (`[k, batch, Σ latent sizes]`, the data side first), and
+/// `log w = log p(x|z₁) + Σ log p(z_{l−1}|z_l) + log p(z_L) − Σ log q(z_l|z_{l−1})`.
 pub fn log_weights<'g, T: Element>(
     model: &BoundVae<'_, 'g, T>,
     x: Var<'g, T>,
     eps: &Tensor<T>,
 ) -> (Var<'g, T>, Var<'g, T>) {
     let graph = x.graph();
-    let (k, batch, latent) = (eps.shape()[0], eps.shape()[1], eps.shape()[2]);
+    let (k, batch) = (eps.shape()[0], eps.shape()[1]);
+    let sizes = model.latent_sizes();
+    assert_eq!(eps.shape()[2], sizes.iter().sum::<usize>(), "log_weights: noise for every stochastic layer");
     let d = x.shape()[1];
+    let (half, neg_half) = (T::from_f64_lossy(0.5), T::from_f64_lossy(-0.5));
+    let c = |units: usize| T::from_f64_lossy(-0.5 * units as f64 * LN_2PI);
+    let rows = |v: Var<'g, T>| v.reshape(&[k, batch]);
+    // Layer l's noise, and Σ eps² per draw as a constant `[k, batch]`.
+    let mut offset = 0;
+    let mut noise = |units: usize| {
+        let e = eps.narrow(2, offset, units);
+        offset += units;
+        (graph.constant(e.contiguous()), graph.constant(e.square().sum_axis(2, false)))
+    };
+    // z₁ from the images: one encoder pass for all k draws.
     let (mu, logvar) = model.encode(x);
-    let epsv = graph.constant(eps.clone());
-    let z = (mu + logvar.mul_scalar(T::from_f64_lossy(0.5)).exp() * epsv).reshape(&[k * batch, latent]);
+    let (e1, sq1) = noise(sizes[0]);
+    let mut z = (mu + logvar.mul_scalar(half).exp() * e1).reshape(&[k * batch, sizes[0]]);
     let xs = x.broadcast_to(&[k, batch, d]).reshape(&[k * batch, d]);
     let log_px = log_likelihood(model.config().likelihood, model.decode(z), xs).reshape(&[k, batch]);
-    let half = T::from_f64_lossy(-0.5);
-    let c = T::from_f64_lossy(-0.5 * latent as f64 * LN_2PI);
-    let log_pz = (z * z).sum_axis(1, false).mul_scalar(half).add_scalar(c).reshape(&[k, batch]);
-    let sq = graph.constant(eps.square().sum_axis(2, false));
-    let log_qz = (sq + logvar.sum_axis(1, false)).mul_scalar(half).add_scalar(c);
-    (log_px + log_pz - log_qz, log_px)
+    let mut log_q = (sq1 + logvar.sum_axis(1, false)).mul_scalar(neg_half).add_scalar(c(sizes[0]));
+    let mut log_w = log_px;
+    for l in 0..model.upper_layers() {
+        let units = sizes[l + 1];
+        let (mu, logvar) = model.encode_upper(l, z);
+        let (e, sq) = noise(units);
+        let above = mu + logvar.mul_scalar(half).exp() * e.reshape(&[k * batch, units]);
+        log_q = log_q + (sq + rows(logvar.sum_axis(1, false))).mul_scalar(neg_half).add_scalar(c(units));
+        let (pm, plogvar) = model.prior_upper(l, above);
+        log_w = log_w + rows(log_normal_diag(z, pm, plogvar));
+        z = above;
+    }
+    let top = *sizes.last().expect("one layer at least");
+    let log_pz = rows((z * z).sum_axis(1, false).mul_scalar(neg_half).add_scalar(c(top)));
+    (log_w + log_pz - log_q, log_px)
 }
 
 /// The log-weight objectives for noise `eps` (`[k, batch, latent]`): for
@@ -191,7 +218,10 @@ where
     let (k, batch, latent) = (config.samples.max(1), x.shape()[0], model.config().latent);
     match config.objective {
         Objective::Elbo => elbo_with_noise(model, x, &sample_noise(k, batch, latent, rng), config),
-        objective => log_weight_bound(model, x, &Tensor::randn(&[k, batch, latent], rng), objective),
+        objective => {
+            let units = model.latent_sizes().iter().sum();
+            log_weight_bound(model, x, &Tensor::randn(&[k, batch, units], rng), objective)
+        }
     }
 }
 
@@ -209,34 +239,16 @@ pub fn iwae_log_likelihood<T: Element, R: Rng + ?Sized>(
 where
     StandardNormal: Distribution<T>,
 {
-    let (batch, latent) = (x.shape()[0], model.config.latent);
-    let g = Graph::no_grad();
-    let xv = g.constant(x.clone());
-    let (mu, logvar) = model.bind(&g).encode(xv);
-    let std = logvar.value().mul_scalar(T::from_f64_lossy(0.5)).exp();
-    let (mu, logvar) = (mu.value(), logvar.value());
+    let (batch, units) = (x.shape()[0], model.latent_sizes().iter().sum::<usize>());
     // Running log Σ w over sample chunks, per image.
     let mut acc = Tensor::full(&[batch], T::neg_infinity());
     let chunk = (max_rows / batch.max(1)).clamp(1, k.max(1));
     let mut done = 0;
     while done < k {
         let kc = chunk.min(k - done);
-        let eps = Tensor::<T>::randn(&[kc, batch, latent], rng);
-        let z = (&(&eps * &std) + &mu).reshape(&[kc * batch, latent]);
-        let gz = Graph::no_grad();
-        let zv = gz.constant(z.clone());
-        let dec = model.bind(&gz).decode(zv);
-        let xs = gz.constant(
-            x.broadcast_to(&[kc, batch, x.shape()[1]]).contiguous().reshape(&[kc * batch, x.shape()[1]]),
-        );
-        let log_px = log_likelihood(model.config.likelihood, dec, xs).value().reshape(&[kc, batch]);
-        let d = latent as f64;
-        let c = T::from_f64_lossy(-0.5 * d * LN_2PI);
-        let half = T::from_f64_lossy(-0.5);
-        let log_pz = z.square().sum_axis(1, false).mul_scalar(half).add_scalar(c).reshape(&[kc, batch]);
-        // log q(z|x) = −½ Σ (eps² + logvar) + c, since (z − mu)/σ = eps.
-        let log_qz = (&eps.square() + &logvar).sum_axis(2, false).mul_scalar(half).add_scalar(c);
-        let log_w = &(&log_px + &log_pz) - &log_qz;
+        let eps = Tensor::<T>::randn(&[kc, batch, units], rng);
+        let g = Graph::no_grad();
+        let log_w = log_weights(&model.bind(&g), g.constant(x.clone()), &eps).0.value();
         let chunk_lse = log_w.logsumexp_axis(0, false);
         acc = Tensor::from_vec(
             acc.to_vec()

@@ -6,6 +6,7 @@
 use autograd::{Graph, Var};
 use rand::Rng;
 use rand_distr::uniform::SampleUniform;
+use rand_distr::{Distribution, StandardNormal};
 use tensor::{Element, Tensor};
 
 pub use crate::config::{Activation, Init, Likelihood, SigmaHead, VaeConfig};
@@ -41,6 +42,19 @@ pub struct Vae<T: Element> {
     decoder: Vec<Linear>,
     out: Linear,
     out_logvar: Option<Linear>,
+    upper: Vec<Upper>,
+}
+
+/// The networks of a stochastic layer above the first: `q(z_l | z_{l−1})` and
+/// `p(z_{l−1} | z_l)`, each an MLP to a Gaussian's mean and scale heads.
+#[derive(Clone, Debug)]
+struct Upper {
+    q_hidden: Vec<Linear>,
+    q_mu: Linear,
+    q_scale: Linear,
+    p_hidden: Vec<Linear>,
+    p_mu: Linear,
+    p_scale: Linear,
 }
 
 impl<T: Element> Vae<T> {
@@ -74,7 +88,59 @@ impl<T: Element> Vae<T> {
             Likelihood::GaussianLearned => Some(layer(&mut p, names.out_logvar, width, config.input)?),
             _ => None,
         };
-        Ok(Vae { config, params: p, encoder, mu, logvar, decoder, out, out_logvar })
+        // Stochastic layers above the first, numbered from 2: `encoder2.0`, `mu2`, `logvar2`
+        // (`log_sigma2`) for q, `decoder2.0`, `decoder2_mu`, `decoder2_logvar` for p.
+        let scale = match config.sigma {
+            SigmaHead::Logvar => "logvar",
+            SigmaHead::LogSigma => "log_sigma",
+        };
+        let mut upper = Vec::new();
+        let mut below = config.latent;
+        for (l, up) in config.upper.iter().enumerate() {
+            let n = l + 2;
+            let mut q_hidden = Vec::new();
+            let mut width = below;
+            for (i, &h) in up.hidden.iter().enumerate() {
+                q_hidden.push(layer(&mut p, &format!("encoder{n}.{}", 2 * i), width, h)?);
+                width = h;
+            }
+            let q_mu = layer(&mut p, &format!("mu{n}"), width, up.latent)?;
+            let q_scale = layer(&mut p, &format!("{scale}{n}"), width, up.latent)?;
+            let mut p_hidden = Vec::new();
+            let mut width = up.latent;
+            for (i, &h) in up.hidden.iter().rev().enumerate() {
+                p_hidden.push(layer(&mut p, &format!("decoder{n}.{}", 2 * i), width, h)?);
+                width = h;
+            }
+            let p_mu = layer(&mut p, &format!("decoder{n}_mu"), width, below)?;
+            let p_scale = layer(&mut p, &format!("decoder{n}_{scale}"), width, below)?;
+            upper.push(Upper { q_hidden, q_mu, q_scale, p_hidden, p_mu, p_scale });
+            below = up.latent;
+        }
+        Ok(Vae { config, params: p, encoder, mu, logvar, decoder, out, out_logvar, upper })
+    }
+
+    /// Units of every stochastic layer, from the data side up (`[latent]` for one layer).
+    pub fn latent_sizes(&self) -> Vec<usize> {
+        std::iter::once(self.config.latent).chain(self.config.upper.iter().map(|u| u.latent)).collect()
+    }
+
+    /// Codes of the first stochastic layer drawn from the model's prior, `[n, latent]`:
+    /// the top layer from N(0, I), each layer below from `p(z_{l−1} | z_l)` in turn.
+    pub fn sample_prior<R: Rng + ?Sized>(&self, n: usize, rng: &mut R) -> Tensor<T>
+    where
+        StandardNormal: Distribution<T>,
+    {
+        let sizes = self.latent_sizes();
+        let mut z = Tensor::<T>::randn(&[n, *sizes.last().expect("one layer at least")], rng);
+        let g = Graph::no_grad();
+        let bound = self.bind(&g);
+        for l in (0..self.upper.len()).rev() {
+            let (mu, logvar) = bound.prior_upper(l, g.constant(z));
+            let eps = Tensor::<T>::randn(&[n, sizes[l]], rng);
+            z = &mu.value() + &(&logvar.value().mul_scalar(T::from_f64_lossy(0.5)).exp() * &eps);
+        }
+        z
     }
 
     /// Binds the parameters to `graph` as leaves that take gradients.
@@ -109,15 +175,28 @@ impl<T: Element> Vae<T> {
         self.params.tensors_mut()[self.out.bias_index()] = logit;
     }
 
-    /// The encoder means' variance over `x` per latent unit, and how many units are active
-    /// (variance above 0.01, Burda et al.'s criterion).
-    pub fn active_units(&self, x: &Tensor<T>) -> (Vec<f64>, usize) {
-        let mu = self.encode_mean(x).cast::<f64>();
-        let n = mu.shape()[0].max(1) as f64;
-        let mean = mu.sum_axis(0, true).mul_scalar(1.0 / n);
-        let var = (&mu - &mean).square().sum_axis(0, false).mul_scalar(1.0 / n).to_vec();
-        let active = var.iter().filter(|&&v| v > 0.01).count();
-        (var, active)
+    /// Per stochastic layer, from the data side up: the variance over `x` of each unit's
+    /// mean under q, and how many units are active (variance above 0.01, Burda et al.'s
+    /// criterion). Layers above the first are fed the means of the layer below.
+    pub fn active_units(&self, x: &Tensor<T>) -> Vec<(Vec<f64>, usize)> {
+        let g = Graph::no_grad();
+        let bound = self.bind(&g);
+        let mut means = vec![bound.encode(g.constant(x.clone())).0];
+        for l in 0..self.upper.len() {
+            let below = *means.last().expect("the first layer");
+            means.push(bound.encode_upper(l, below).0);
+        }
+        means
+            .into_iter()
+            .map(|mu| {
+                let mu = mu.value().cast::<f64>();
+                let n = mu.shape()[0].max(1) as f64;
+                let mean = mu.sum_axis(0, true).mul_scalar(1.0 / n);
+                let var = (&mu - &mean).square().sum_axis(0, false).mul_scalar(1.0 / n).to_vec();
+                let active = var.iter().filter(|&&v| v > 0.01).count();
+                (var, active)
+            })
+            .collect()
     }
 
     /// Decoder means for latent codes `z` (`[n, latent]`) without recording a tape: pixel
@@ -225,16 +304,46 @@ impl<'g, T: Element> BoundVae<'_, 'g, T> {
         h
     }
 
-    /// `x → (mu, logvar)` of q(z|x). A [`SigmaHead::LogSigma`] head's `log σ` is doubled
-    /// into the log-variance.
-    pub fn encode(&self, x: Var<'g, T>) -> (Var<'g, T>, Var<'g, T>) {
-        let h = self.trunk(&self.vae.encoder, x);
-        let scale = self.vae.logvar.forward(&self.vars, h);
+    /// A Gaussian's `(mu, logvar)` from features `h` through its two heads. A
+    /// [`SigmaHead::LogSigma`] head's `log σ` is doubled into the log-variance.
+    fn gaussian(&self, mu: &Linear, scale: &Linear, h: Var<'g, T>) -> (Var<'g, T>, Var<'g, T>) {
+        let scale = scale.forward(&self.vars, h);
         let logvar = match self.vae.config.sigma {
             SigmaHead::Logvar => scale,
             SigmaHead::LogSigma => scale.mul_scalar(T::from_f64_lossy(2.0)),
         };
-        (self.vae.mu.forward(&self.vars, h), logvar)
+        (mu.forward(&self.vars, h), logvar)
+    }
+
+    /// `x → (mu, logvar)` of q(z₁|x).
+    pub fn encode(&self, x: Var<'g, T>) -> (Var<'g, T>, Var<'g, T>) {
+        let h = self.trunk(&self.vae.encoder, x);
+        self.gaussian(&self.vae.mu, &self.vae.logvar, h)
+    }
+
+    /// Stochastic layers above the first.
+    pub fn upper_layers(&self) -> usize {
+        self.vae.upper.len()
+    }
+
+    /// [`Vae::latent_sizes`].
+    pub fn latent_sizes(&self) -> Vec<usize> {
+        self.vae.latent_sizes()
+    }
+
+    /// `z_{l+1} → (mu, logvar)` of q(z_{l+2} | z_{l+1}) for upper layer `l` (from 0: the
+    /// second stochastic layer).
+    pub fn encode_upper(&self, l: usize, below: Var<'g, T>) -> (Var<'g, T>, Var<'g, T>) {
+        let up = &self.vae.upper[l];
+        let h = self.trunk(&up.q_hidden, below);
+        self.gaussian(&up.q_mu, &up.q_scale, h)
+    }
+
+    /// `z_{l+2} → (mu, logvar)` of p(z_{l+1} | z_{l+2}) for upper layer `l`.
+    pub fn prior_upper(&self, l: usize, above: Var<'g, T>) -> (Var<'g, T>, Var<'g, T>) {
+        let up = &self.vae.upper[l];
+        let h = self.trunk(&up.p_hidden, above);
+        self.gaussian(&up.p_mu, &up.p_scale, h)
     }
 
     /// `z → ` the parameters of p(x|z).
@@ -308,7 +417,7 @@ mod tests {
         let i = vae.params.names().iter().position(|n| n == "mu.weight").unwrap();
         vae.params.tensors_mut()[i] = Tensor::from_vec(vec![1.0, 0.0, 0.0, 0.0, 0.0, 0.0], &[2, 3]);
         let x = Tensor::from_vec(vec![0.0, 1.0, 1.0, 1.0, 0.0, 1.0, 0.5, 0.5, 0.0], &[3, 3]);
-        let (var, active) = vae.active_units(&x);
+        let (var, active) = vae.active_units(&x).remove(0);
         assert_eq!(active, 1);
         assert!((var[0] - 1.0 / 6.0).abs() < 1e-12 && var[1] == 0.0, "{var:?}");
         vae.set_output_bias_to_logit(&Tensor::from_vec(vec![0.5, 0.0, 0.9], &[3]));
@@ -343,6 +452,40 @@ mod tests {
         assert_eq!(mu_a.value().to_vec(), mu_b.value().to_vec());
         let (h, lv) = (head.value().to_vec(), logvar.value().to_vec());
         assert!(h.iter().zip(&lv).all(|(h, lv)| *lv == 2.0 * h && *h != 0.0), "{h:?} {lv:?}");
+    }
+
+    #[test]
+    fn a_second_stochastic_layer_is_named_and_sampled() {
+        let c = VaeConfig {
+            input: 6,
+            hidden: vec![5],
+            latent: 3,
+            activation: Activation::Tanh,
+            sigma: SigmaHead::LogSigma,
+            upper: vec![crate::config::StochasticLayer { hidden: vec![4, 4], latent: 2 }],
+            ..VaeConfig::default()
+        };
+        let weights: Vec<String> = names(c.clone()).into_iter().filter(|n| n.ends_with(".weight")).collect();
+        assert_eq!(
+            weights[5..],
+            [
+                "encoder2.0.weight",
+                "encoder2.2.weight",
+                "mu2.weight",
+                "log_sigma2.weight",
+                "decoder2.0.weight",
+                "decoder2.2.weight",
+                "decoder2_mu.weight",
+                "decoder2_log_sigma.weight"
+            ]
+        );
+        let vae = Vae::<f64>::new(c, &mut StdRng::seed_from_u64(4));
+        assert_eq!(vae.latent_sizes(), [3, 2]);
+        let z = vae.sample_prior(7, &mut StdRng::seed_from_u64(5));
+        assert_eq!(z.shape(), &[7, 3], "codes of the first layer, drawn down from the top");
+        let layers =
+            vae.active_units(&Tensor::rand_uniform(&[9, 6], 0.0, 1.0, &mut StdRng::seed_from_u64(6)));
+        assert_eq!(layers.iter().map(|(v, _)| v.len()).collect::<Vec<_>>(), [3, 2]);
     }
 
     #[test]

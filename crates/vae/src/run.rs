@@ -234,7 +234,7 @@ fn write_images(out: &Path, trainer: &Trainer, test: &Dataset) -> Result<()> {
     }
     let stacked: Vec<f32> = rows.iter().flat_map(Tensor::to_vec).collect();
     write_grid(&out.join("reconstructions.png"), &Tensor::from_vec(stacked, &[2 * n, h * w]), h, w, 8)?;
-    let z = Tensor::<f32>::randn(&[64, model.config.latent], &mut rng);
+    let z = model.sample_prior(64, &mut rng);
     write_grid(&out.join("samples.png"), &model.decode_mean(&z), h, w, 8)?;
     if model.config.latent == 2 {
         let grid = 20;
@@ -335,12 +335,14 @@ pub fn run(opts: &RunOptions, mut log: impl FnMut(&str)) -> Result<Value> {
         write_curves(&opts.out_dir.join(CURVES), &trainer.history)?;
     }
     write_images(&opts.out_dir, &trainer, &test)?;
-    let (variances, active) =
-        trainer.model.active_units(&test.intensities(&(0..test.len()).collect::<Vec<_>>()));
-    log(&format!("active_units {active} of {}", variances.len()));
+    let layers = trainer.model.active_units(&test.intensities(&(0..test.len()).collect::<Vec<_>>()));
+    let counts: Vec<String> = layers.iter().map(|(v, a)| format!("{a} of {}", v.len())).collect();
+    log(&format!("active_units {}", counts.join(", ")));
     let mut summary = json!({
-        "active_units": active,
-        "latent_variances": variances,
+        "active_units": layers[0].1,
+        "latent_variances": layers[0].0,
+        "active_units_per_layer": layers.iter().map(|l| l.1).collect::<Vec<_>>(),
+        "latent_variances_per_layer": layers.iter().map(|l| &l.0).collect::<Vec<_>>(),
         "config": opts.train.to_json(),
         "epochs_completed": trainer.epoch,
         "parameters": trainer.model.params.numel(),

@@ -11,7 +11,7 @@ use tensor::{Element, Tensor};
 
 pub use crate::config::TrainConfig;
 use crate::data::Dataset;
-use crate::elbo::{elbo, ElboConfig};
+use crate::elbo::{elbo, ElboConfig, Objective};
 use crate::error::{Result, VaeError};
 use crate::model::Vae;
 use crate::nn::ParamSet;
@@ -276,11 +276,13 @@ impl Trainer {
 /// Images per evaluation batch (no tape is kept, so larger batches only cost activations).
 pub const EVAL_BATCH: usize = 1000;
 
-/// The negative ELBO per image of `data` (one sample of z per image, β = 1), in order,
+/// The negative ELBO per image of `data` (one sample of z per image, β = 1; the KL in
+/// closed form for one stochastic layer, as a mean of log-weights for more), in order,
 /// without recording a tape.
 pub fn evaluate(model: &Vae<f32>, config: &TrainConfig, data: &Dataset, rng: &mut StdRng) -> f64 {
     let batches = data.batches::<StdRng>(EVAL_BATCH, None);
-    let cfg = ElboConfig::default();
+    let objective = if model.config.upper.is_empty() { Objective::Elbo } else { Objective::ElboMc };
+    let cfg = ElboConfig { objective, ..ElboConfig::default() };
     // On a rayon worker, like the training step, so kernels fork without a hand-off.
     let total: f64 = rayon::scope(|_| {
         let mut total = 0.0;
