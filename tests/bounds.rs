@@ -156,7 +156,7 @@ fn the_two_layer_log_weight_is_the_sum_of_its_densities() {
             .map(|((z, m), lv)| -0.5 * (LN_2PI + lv + (z - m).powi(2) / lv.exp()))
             .sum()
     };
-    for r in 0..4 {
+    for (r, &got) in log_w.iter().enumerate() {
         let xr = g.constant(x.narrow(0, r, 1));
         let e = eps.narrow(1, r, 1).reshape(&[5]).to_vec();
         let (mu1, lv1) = m.encode(xr);
@@ -175,7 +175,7 @@ fn the_two_layer_log_weight_is_the_sum_of_its_densities() {
             + normal(&z2, &[0.0; 2], &[0.0; 2])
             - normal(&z1, &mu1, &lv1)
             - normal(&z2, &mu2, &lv2);
-        assert!((log_w[r] - want).abs() < 1e-10, "image {r}: {} vs {want}", log_w[r]);
+        assert!((got - want).abs() < 1e-10, "image {r}: {got} vs {want}");
     }
 }
 
