@@ -16,8 +16,10 @@ use rand_distr::{Distribution, StandardNormal};
 use tensor::Tensor;
 
 use crate::config::{Activation, OptimizerConfig, OptimizerKind};
+use crate::error::{Result, VaeError};
 use crate::nn::{Linear, ParamSet};
 use crate::optim::Optimizer;
+use crate::train::{train_step, Parameters, StepFailure};
 
 /// The slope of the discriminator's leaky ReLUs for negative inputs.
 const LEAK: f32 = 0.2;
@@ -27,14 +29,89 @@ const LEAK: f32 = 0.2;
 /// generator's gradient vanishes.
 const REAL_TARGET: f32 = 0.9;
 
+/// The generator: noise → pixels in [−1, 1].
+pub struct Generator {
+    /// Its parameters (`generator.0.weight`, …).
+    pub params: ParamSet<f32>,
+    layers: [Linear; 3],
+}
+
+impl Generator {
+    /// Pixels in [−1, 1] (tanh) for noise `z`, over parameters bound as `vars`.
+    pub fn forward<'g>(&self, vars: &[Var<'g, f32>], z: Var<'g, f32>) -> Var<'g, f32> {
+        let [l0, l1, l2] = &self.layers;
+        let h = l0.forward_act(vars, z, Activation::Relu);
+        let h = l1.forward_act(vars, h, Activation::Relu);
+        l2.forward_act(vars, h, Activation::Tanh)
+    }
+}
+
+/// The discriminator: pixels in [−1, 1] → the logit of "real".
+pub struct Discriminator {
+    /// Its parameters (`discriminator.0.weight`, …).
+    pub params: ParamSet<f32>,
+    layers: [Linear; 3],
+}
+
+impl Discriminator {
+    /// The logit of "real" for images `x`, `[n, 1]`, over parameters bound as `vars`.
+    pub fn forward<'g>(&self, vars: &[Var<'g, f32>], x: Var<'g, f32>) -> Var<'g, f32> {
+        let [l0, l1, l2] = &self.layers;
+        let h = l0.forward(vars, x).leaky_relu(LEAK);
+        let h = l1.forward(vars, h).leaky_relu(LEAK);
+        l2.forward(vars, h)
+    }
+
+    /// The discriminator's loss `−mean[log D(x) + log(1 − D(G(z)))]` (with the real target
+    /// smoothed to 0.9) on real images `x` and `generator`'s samples for noise `z`, with the
+    /// samples detached from the generator when `detach` (as in training; without it the
+    /// loss would reach the generator too). `gv` and `dv` are the two players' bound
+    /// parameters.
+    pub fn loss<'g>(
+        &self,
+        generator: &Generator,
+        gv: &[Var<'g, f32>],
+        dv: &[Var<'g, f32>],
+        x: &Tensor<f32>,
+        z: &Tensor<f32>,
+        detach: bool,
+    ) -> Var<'g, f32> {
+        let g = dv[0].graph();
+        let n = x.shape()[0];
+        let fake = generator.forward(gv, g.constant(z.clone()));
+        let fake = if detach { fake.detach() } else { fake };
+        let real_logit = self.forward(dv, g.constant(x.clone()));
+        let fake_logit = self.forward(dv, fake);
+        let real = g.constant(Tensor::full(&[n, 1], REAL_TARGET));
+        let zeros = g.constant(Tensor::zeros(&[n, 1]));
+        (real_logit.bce_with_logits(real) + fake_logit.bce_with_logits(zeros)).mean()
+    }
+}
+
+impl Parameters<f32> for Generator {
+    fn params(&self) -> &ParamSet<f32> {
+        &self.params
+    }
+    fn params_mut(&mut self) -> &mut ParamSet<f32> {
+        &mut self.params
+    }
+}
+
+impl Parameters<f32> for Discriminator {
+    fn params(&self) -> &ParamSet<f32> {
+        &self.params
+    }
+    fn params_mut(&mut self) -> &mut ParamSet<f32> {
+        &mut self.params
+    }
+}
+
 /// Generator and discriminator with their optimizers.
 pub struct Gan {
-    /// The generator's parameters.
-    pub generator: ParamSet<f32>,
-    /// The discriminator's parameters.
-    pub discriminator: ParamSet<f32>,
-    g_layers: [Linear; 3],
-    d_layers: [Linear; 3],
+    /// The generator.
+    pub generator: Generator,
+    /// The discriminator.
+    pub discriminator: Discriminator,
     g_opt: Optimizer<f32>,
     d_opt: Optimizer<f32>,
     /// Noise dimensions.
@@ -55,74 +132,40 @@ impl Gan {
     /// A GAN for images of `pixels` pixels with PyTorch's `nn.Linear` initialization, both
     /// optimizers Adam at learning rate `lr` with PyTorch's defaults.
     pub fn new<R: Rng + ?Sized>(pixels: usize, noise: usize, lr: f64, rng: &mut R) -> Self {
-        let mut generator = ParamSet::new();
-        let g_layers = [
-            Linear::new(&mut generator, "generator.0", noise, 256, rng),
-            Linear::new(&mut generator, "generator.2", 256, 256, rng),
-            Linear::new(&mut generator, "generator.4", 256, pixels, rng),
+        let mut params = ParamSet::new();
+        let layers = [
+            Linear::new(&mut params, "generator.0", noise, 256, rng),
+            Linear::new(&mut params, "generator.2", 256, 256, rng),
+            Linear::new(&mut params, "generator.4", 256, pixels, rng),
         ];
-        let mut discriminator = ParamSet::new();
-        let d_layers = [
-            Linear::new(&mut discriminator, "discriminator.0", pixels, 256, rng),
-            Linear::new(&mut discriminator, "discriminator.2", 256, 256, rng),
-            Linear::new(&mut discriminator, "discriminator.4", 256, 1, rng),
+        let generator = Generator { params, layers };
+        let mut params = ParamSet::new();
+        let layers = [
+            Linear::new(&mut params, "discriminator.0", pixels, 256, rng),
+            Linear::new(&mut params, "discriminator.2", 256, 256, rng),
+            Linear::new(&mut params, "discriminator.4", 256, 1, rng),
         ];
+        let discriminator = Discriminator { params, layers };
         let config = OptimizerConfig { kind: OptimizerKind::adam(), lr, weight_decay: 0.0 };
-        let g_opt = Optimizer::new(config, &generator);
-        let d_opt = Optimizer::new(config, &discriminator);
-        Gan { generator, discriminator, g_layers, d_layers, g_opt, d_opt, noise, graph: Graph::new() }
-    }
-
-    /// The generator's pixel logits for noise `z`.
-    fn generate<'g>(&self, g: &[Var<'g, f32>], z: Var<'g, f32>) -> Var<'g, f32> {
-        let [l0, l1, l2] = &self.g_layers;
-        let h = l0.forward_act(g, z, Activation::Relu);
-        let h = l1.forward_act(g, h, Activation::Relu);
-        l2.forward_act(g, h, Activation::Tanh)
-    }
-
-    /// The discriminator's logit of "real" for images `x`, `[n, 1]`.
-    fn discriminate<'g>(&self, d: &[Var<'g, f32>], x: Var<'g, f32>) -> Var<'g, f32> {
-        let [l0, l1, l2] = &self.d_layers;
-        let h = l0.forward(d, x).leaky_relu(LEAK);
-        let h = l1.forward(d, h).leaky_relu(LEAK);
-        l2.forward(d, h)
-    }
-
-    /// The discriminator's loss `−mean[log D(x) + log(1 − D(G(z)))]` on real images `x` and
-    /// generator samples for noise `z`, with the samples detached from the generator when
-    /// `detach` (as in training; without it the loss would reach the generator too).
-    pub fn discriminator_loss<'g>(
-        &self,
-        gv: &[Var<'g, f32>],
-        dv: &[Var<'g, f32>],
-        x: &Tensor<f32>,
-        z: &Tensor<f32>,
-        detach: bool,
-    ) -> Var<'g, f32> {
-        let g = dv[0].graph();
-        let n = x.shape()[0];
-        let fake = self.generate(gv, g.constant(z.clone()));
-        let fake = if detach { fake.detach() } else { fake };
-        let real_logit = self.discriminate(dv, g.constant(x.clone()));
-        let fake_logit = self.discriminate(dv, fake);
-        let real = g.constant(Tensor::full(&[n, 1], REAL_TARGET));
-        let zeros = g.constant(Tensor::zeros(&[n, 1]));
-        (real_logit.bce_with_logits(real) + fake_logit.bce_with_logits(zeros)).mean()
+        let g_opt = Optimizer::new(config, &generator.params);
+        let d_opt = Optimizer::new(config, &discriminator.params);
+        Gan { generator, discriminator, g_opt, d_opt, noise, graph: Graph::new() }
     }
 
     /// Images drawn from the generator for noise `z` (`[n, noise]`), pixels mapped back to
     /// [0, 1].
     pub fn sample(&self, z: &Tensor<f32>) -> Tensor<f32> {
         let g = Graph::no_grad();
-        let vars: Vec<_> = self.generator.tensors().iter().map(|t| g.constant(t.clone())).collect();
-        self.generate(&vars, g.constant(z.clone())).value().add_scalar(1.0).mul_scalar(0.5)
+        let vars: Vec<_> = self.generator.params.tensors().iter().map(|t| g.constant(t.clone())).collect();
+        self.generator.forward(&vars, g.constant(z.clone())).value().add_scalar(1.0).mul_scalar(0.5)
     }
 
-    /// One step of each player on a batch of real images `x` (`[n, pixels]`, in [0, 1]):
-    /// first the discriminator (on `x` and on detached generator samples), then the
-    /// generator (through the updated discriminator). Returns both losses.
-    pub fn step<R: Rng + ?Sized>(&mut self, x: &Tensor<f32>, rng: &mut R) -> GanLosses
+    /// One step of each player on a batch of real images `x` (`[n, pixels]`, in [0, 1]),
+    /// each through [`train_step`]: first the discriminator (on `x` and on detached
+    /// generator samples), then the generator (through the updated discriminator, held
+    /// constant). Returns both losses; a non-finite one stops with an error naming the
+    /// player and the step, before that player's update.
+    pub fn step<R: Rng + ?Sized>(&mut self, x: &Tensor<f32>, rng: &mut R) -> Result<GanLosses>
     where
         StandardNormal: Distribution<f32>,
     {
@@ -130,33 +173,29 @@ impl Gan {
         // The generator's tanh draws pixels in [−1, 1]; the real images are put there too.
         let x = &x.mul_scalar(2.0).add_scalar(-1.0);
         let z = Tensor::<f32>::randn(&[n, self.noise], rng);
-        let (d_loss, d_grads) = {
-            let g = &self.graph;
-            let gv = self.generator.bind(g);
-            let dv = self.discriminator.bind(g);
-            let loss = self.discriminator_loss(&gv, &dv, x, &z, true);
-            let grads = loss.backward();
-            let d_grads: Vec<Tensor<f32>> =
-                dv.iter().map(|&v| grads.get(v).expect("D takes part").clone()).collect();
-            (loss.value().item() as f64, d_grads)
+        let failed = |who: &'static str, steps: u64| {
+            move |f: StepFailure| VaeError::NonFinite(f.message(&format!("{who} step {}", steps + 1)))
         };
-        self.graph.reset();
-        self.d_opt.step(&mut self.discriminator, &d_grads);
-        let (g_loss, g_grads) = {
-            let g = &self.graph;
-            let gv = self.generator.bind(g);
-            let dv: Vec<_> = self.discriminator.tensors().iter().map(|t| g.constant(t.clone())).collect();
-            let fake = self.generate(&gv, g.constant(z));
+        let generator = &self.generator;
+        let (d_loss, _) =
+            train_step(&mut self.graph, &mut self.discriminator, &mut self.d_opt, |g, d, dv| {
+                let gv = generator.params.bind(g);
+                let loss = d.loss(generator, &gv, dv, x, &z, true);
+                let value = loss.value().item() as f64;
+                (loss, value)
+            })
+            .map_err(failed("discriminator", self.d_opt.steps))?;
+        let discriminator = &self.discriminator;
+        let (g_loss, _) = train_step(&mut self.graph, &mut self.generator, &mut self.g_opt, |g, gen, gv| {
+            let dv: Vec<_> = discriminator.params.tensors().iter().map(|t| g.constant(t.clone())).collect();
+            let fake = gen.forward(gv, g.constant(z));
             let ones = g.constant(Tensor::ones(&[n, 1]));
-            let loss = self.discriminate(&dv, fake).bce_with_logits(ones).mean();
-            let grads = loss.backward();
-            let g_grads: Vec<Tensor<f32>> =
-                gv.iter().map(|&v| grads.get(v).expect("G takes part").clone()).collect();
-            (loss.value().item() as f64, g_grads)
-        };
-        self.graph.reset();
-        self.g_opt.step(&mut self.generator, &g_grads);
-        GanLosses { discriminator: d_loss, generator: g_loss }
+            let loss = discriminator.forward(&dv, fake).bce_with_logits(ones).mean();
+            let value = loss.value().item() as f64;
+            (loss, value)
+        })
+        .map_err(failed("generator", self.g_opt.steps))?;
+        Ok(GanLosses { discriminator: d_loss, generator: g_loss })
     }
 }
 
@@ -175,8 +214,8 @@ mod tests {
         let z = Tensor::randn(&[5, 4], &mut rng);
         for detach in [true, false] {
             let g = Graph::new();
-            let (gv, dv) = (gan.generator.bind(&g), gan.discriminator.bind(&g));
-            let grads = gan.discriminator_loss(&gv, &dv, &x, &z, detach).backward();
+            let (gv, dv) = (gan.generator.params.bind(&g), gan.discriminator.params.bind(&g));
+            let grads = gan.discriminator.loss(&gan.generator, &gv, &dv, &x, &z, detach).backward();
             assert!(dv.iter().all(|&v| grads.get(v).is_some()));
             assert_eq!(gv.iter().all(|&v| grads.get(v).is_none()), detach, "detach {detach}");
         }
@@ -187,11 +226,19 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(2);
         let mut gan = Gan::new(12, 4, 1e-2, &mut rng);
         let x = Tensor::rand_uniform(&[8, 12], 0.0, 1.0, &mut rng);
-        let (g0, d0) = (gan.generator.tensors()[0].to_vec(), gan.discriminator.tensors()[0].to_vec());
-        let losses = gan.step(&x, &mut rng);
+        let first = |p: &ParamSet<f32>| p.tensors()[0].to_vec();
+        let (g0, d0) = (first(&gan.generator.params), first(&gan.discriminator.params));
+        let losses = gan.step(&x, &mut rng).unwrap();
         assert!(losses.discriminator.is_finite() && losses.generator.is_finite());
-        assert_ne!(gan.generator.tensors()[0].to_vec(), g0);
-        assert_ne!(gan.discriminator.tensors()[0].to_vec(), d0);
+        assert_ne!(first(&gan.generator.params), g0);
+        assert_ne!(first(&gan.discriminator.params), d0);
+        // A NaN image stops the step before the discriminator moves, naming it.
+        let d1 = first(&gan.discriminator.params);
+        let mut bad = x.to_vec();
+        bad[3] = f32::NAN;
+        let err = gan.step(&Tensor::from_vec(bad, &[8, 12]), &mut rng).unwrap_err().to_string();
+        assert!(err.starts_with("non-finite loss (NaN) at discriminator step 2"), "{err}");
+        assert_eq!(first(&gan.discriminator.params), d1);
         let s = gan.sample(&Tensor::randn(&[3, 4], &mut rng));
         assert_eq!(s.shape(), &[3, 12]);
         assert!(s.to_vec().iter().all(|&p| (0.0..=1.0).contains(&p)));
