@@ -110,6 +110,16 @@ pub enum SigmaHead {
 
 named_enum!(SigmaHead, "sigma head", Logvar = "logvar", LogSigma = "log-sigma");
 
+impl SigmaHead {
+    /// The head's parameter name: `logvar` or `log_sigma`.
+    pub fn head_name(self) -> &'static str {
+        match self {
+            SigmaHead::Logvar => "logvar",
+            SigmaHead::LogSigma => "log_sigma",
+        }
+    }
+}
+
 /// A stochastic layer above the first: `q(z_l | z_{l−1})` is an MLP from the layer below
 /// with these hidden layers to a Gaussian over `latent` units, and `p(z_{l−1} | z_l)` the
 /// mirror MLP back to a Gaussian over the layer below (Burda et al.'s second layer:

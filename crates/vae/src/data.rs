@@ -254,15 +254,8 @@ impl Dataset {
             }
             Some(rng) => {
                 for &i in indices {
-                    out.extend(self.image(i).iter().map(
-                        |&p| {
-                            if pixel_on(rng, p) {
-                                T::one()
-                            } else {
-                                T::zero()
-                            }
-                        },
-                    ));
+                    let bit = |&p: &u8| if pixel_on(rng, p) { T::one() } else { T::zero() };
+                    out.extend(self.image(i).iter().map(bit));
                 }
             }
         }

@@ -29,7 +29,10 @@ pub struct DecoderOut<'g, T: Element> {
 /// `encoder = nn.Sequential(Linear, act, Linear, act, …)`, heads `mu` and `logvar` (or
 /// `log_sigma`, for [`SigmaHead::LogSigma`]),
 /// `decoder = nn.Sequential(…)` and heads `out` (and `out_logvar`): `encoder.0.weight`,
-/// `encoder.2.weight`, …, `mu.weight`, `decoder.0.weight`, …, `out.weight`.
+/// `encoder.2.weight`, …, `mu.weight`, `decoder.0.weight`, …, `out.weight`. A stochastic
+/// layer above the first, numbered n from 2, adds `encodern.0`, … and heads `mun`,
+/// `logvarn` for q(z_n | z_{n−1}), and `decodern.0`, … with heads `decodern_mu`,
+/// `decodern_logvar` for p(z_{n−1} | z_n).
 #[derive(Clone, Debug)]
 pub struct Vae<T: Element> {
     /// The shape.
@@ -90,10 +93,7 @@ impl<T: Element> Vae<T> {
         };
         // Stochastic layers above the first, numbered from 2: `encoder2.0`, `mu2`, `logvar2`
         // (`log_sigma2`) for q, `decoder2.0`, `decoder2_mu`, `decoder2_logvar` for p.
-        let scale = match config.sigma {
-            SigmaHead::Logvar => "logvar",
-            SigmaHead::LogSigma => "log_sigma",
-        };
+        let scale = config.sigma.head_name();
         let mut upper = Vec::new();
         let mut below = config.latent;
         for (l, up) in config.upper.iter().enumerate() {
@@ -250,10 +250,7 @@ impl LayerNames {
             LayerNames {
                 pytorch_example: false,
                 mu: "mu",
-                logvar: match config.sigma {
-                    SigmaHead::Logvar => "logvar",
-                    SigmaHead::LogSigma => "log_sigma",
-                },
+                logvar: config.sigma.head_name(),
                 out: "out",
                 out_logvar: "out_logvar",
             }

@@ -50,12 +50,13 @@ pub const METRICS: &str = "metrics.csv";
 pub const SUMMARY: &str = "summary.json";
 /// The per-epoch train and test negative ELBO, drawn.
 pub const CURVES: &str = "curves.png";
+/// The lock file that keeps a second run out of the same directory.
+pub const LOCK: &str = ".lock";
+
 /// The checkpoint kept at the end of learning-rate stage `stage` (from 0).
 pub fn stage_checkpoint(stage: usize) -> String {
     format!("checkpoint-stage{stage}.safetensors")
 }
-/// The lock file that keeps a second run out of the same directory.
-pub const LOCK: &str = ".lock";
 
 /// Physical memory of this machine in bytes (from /proc/meminfo), or a very large number
 /// where that cannot be read.
