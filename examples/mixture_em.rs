@@ -66,10 +66,11 @@ fn main() -> ExitCode {
 
 fn fit(args: &Args) -> vae::Result<()> {
     let mnist = Mnist::load(&args.data)?;
-    let mut train = mnist.train.binarized(args.seed);
+    let mut train = mnist.train;
     if let Some(n) = args.train_limit {
         train.truncate(n as usize);
     }
+    let train = train.binarized(args.seed);
     let test = mnist.test.binarized(TEST_BINARIZATION_SEED);
     let k = args.k as usize;
     if k > train.len() {

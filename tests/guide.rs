@@ -215,6 +215,46 @@ fn the_fast_commands_print_what_the_guide_quotes() {
     assert!(checked >= 5, "only {checked} quoted lines checked");
 }
 
+/// The slower examples the guide cites, run with small limits: each finishes and writes its
+/// picture.
+#[test]
+fn the_slower_examples_run_with_small_limits() {
+    let dir = std::env::temp_dir().join(format!("vae-guide-{}", std::process::id()));
+    let out = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    let runs: [(&str, Vec<String>, &str); 3] = [
+        (
+            "mixture_em",
+            vec![
+                "--k".into(),
+                "3".into(),
+                "--iters".into(),
+                "2".into(),
+                "--train-limit".into(),
+                "300".into(),
+            ],
+            "means.png",
+        ),
+        (
+            "gradient_variance",
+            vec!["--repeats".into(), "3".into(), "--max-samples".into(), "2".into()],
+            "gradient_variance.png",
+        ),
+        (
+            "mnist_gan",
+            vec!["--epochs".into(), "1".into(), "--train-limit".into(), "200".into()],
+            "samples.png",
+        ),
+    ];
+    for (name, mut args, picture) in runs {
+        args.extend(["--out".to_string(), out(name)]);
+        let printed = run(name, &args);
+        assert!(!printed.is_empty(), "{name} printed nothing");
+        let png = std::fs::read(dir.join(name).join(picture)).unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "{name}: {picture}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn the_guide_lists_every_chapter() {
     let index = std::fs::read_to_string(root().join("docs/guide/README.md")).unwrap();
