@@ -40,8 +40,10 @@ fn a_short_run_learns_and_writes_everything() {
     opts.iwae_k = 8;
     let mut lines = Vec::new();
     let summary = run(&opts, |l| lines.push(l.to_string())).unwrap();
-    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert_eq!(lines.len(), 5, "{lines:?}");
     assert_eq!(lines[2], format!("active_units {} of 2", summary["active_units"]));
+    let seconds = summary["total_train_seconds"].as_f64().unwrap();
+    assert_eq!(lines[3], format!("trained 2 epochs in {seconds:.1} seconds"));
     assert!(lines[0].starts_with("epoch 1 train_neg_elbo "), "{}", lines[0]);
     let metrics = std::fs::read_to_string(out.join(METRICS)).unwrap();
     let rows: Vec<Vec<f64>> =

@@ -339,6 +339,8 @@ pub fn run(opts: &RunOptions, mut log: impl FnMut(&str)) -> Result<Value> {
     let layers = trainer.model.active_units(&test.intensities(&(0..test.len()).collect::<Vec<_>>()));
     let counts: Vec<String> = layers.iter().map(|(v, a)| format!("{a} of {}", v.len())).collect();
     log(&format!("active_units {}", counts.join(", ")));
+    let train_seconds: f64 = trainer.history.iter().map(|m| m.epoch_seconds).sum();
+    log(&format!("trained {} epochs in {train_seconds:.1} seconds", trainer.epoch));
     let mut summary = json!({
         "active_units": layers[0].1,
         "latent_variances": layers[0].0,
@@ -349,7 +351,7 @@ pub fn run(opts: &RunOptions, mut log: impl FnMut(&str)) -> Result<Value> {
         "parameters": trainer.model.params.numel(),
         "test_neg_elbo": trainer.history.last().map(|m| m.test_neg_elbo),
         "train_neg_elbo": trainer.history.last().map(|m| m.train_neg_elbo),
-        "total_train_seconds": trainer.history.iter().map(|m| m.epoch_seconds).sum::<f64>(),
+        "total_train_seconds": train_seconds,
     });
     if opts.iwae_k > 0 {
         let start = Instant::now();
