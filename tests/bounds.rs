@@ -42,6 +42,17 @@ fn neg_bound(vae: &Vae<f64>, x: &Tensor<f64>, eps: &Tensor<f64>, objective: Obje
     log_weight_bound(&vae.bind(&g), g.constant(x.clone()), eps, objective).loss.value().item()
 }
 
+/// The negative IWAE bound with `k` samples, averaged over `draws` fresh draws of noise for
+/// every stochastic layer.
+fn mean_neg_bound(vae: &Vae<f64>, x: &Tensor<f64>, k: usize, draws: usize, rng: &mut StdRng) -> f64 {
+    let units: usize = vae.latent_sizes().iter().sum();
+    let batch = x.shape()[0];
+    (0..draws)
+        .map(|_| neg_bound(vae, x, &Tensor::randn(&[k, batch, units], rng), Objective::Iwae))
+        .sum::<f64>()
+        / draws as f64
+}
+
 #[test]
 fn both_objectives_match_finite_differences() {
     for objective in [Objective::ElboMc, Objective::Iwae] {
@@ -94,12 +105,7 @@ fn at_k_1_the_bound_is_the_monte_carlo_elbo() {
 fn the_bound_does_not_loosen_with_k() {
     let (vae, x) = model(Likelihood::Bernoulli, vec![5], 6);
     let mut rng = StdRng::seed_from_u64(11);
-    let mut avg = |k: usize, draws: usize| {
-        (0..draws)
-            .map(|_| neg_bound(&vae, &x, &Tensor::randn(&[k, 4, 3], &mut rng), Objective::Iwae))
-            .sum::<f64>()
-            / draws as f64
-    };
+    let mut avg = |k: usize, draws: usize| mean_neg_bound(&vae, &x, k, draws, &mut rng);
     let (k1, k5, k50, k5000) = (avg(1, 50), avg(5, 50), avg(50, 50), avg(5000, 2));
     assert!(k1 > k5 && k5 > k50 && k50 > k5000 - 0.01, "{k1} {k5} {k50} {k5000}");
 }
@@ -189,12 +195,7 @@ fn two_layer_bounds_at_k_1_and_with_k() {
         (neg_bound(&vae, &x, &eps, Objective::Iwae), neg_bound(&vae, &x, &eps, Objective::ElboMc));
     assert!((iwae - mc).abs() < 1e-12 * mc.abs(), "{iwae} vs {mc}");
     let mut rng = StdRng::seed_from_u64(12);
-    let mut avg = |k: usize, draws: usize| {
-        (0..draws)
-            .map(|_| neg_bound(&vae, &x, &Tensor::randn(&[k, 4, 5], &mut rng), Objective::Iwae))
-            .sum::<f64>()
-            / draws as f64
-    };
+    let mut avg = |k: usize, draws: usize| mean_neg_bound(&vae, &x, k, draws, &mut rng);
     let (k1, k5, k50) = (avg(1, 100), avg(5, 100), avg(50, 100));
     assert!(k1 > k5 && k5 > k50, "{k1} {k5} {k50}");
 }

@@ -38,16 +38,19 @@ pub struct Series {
 
 /// Draws the train and test negative ELBO per epoch (nats per image) to `path`.
 pub fn write_curves(path: &Path, history: &[EpochMetrics]) -> Result<()> {
+    write_lines(path, CURVES_CAPTION, "epoch", &curve_series(history))
+}
+
+const CURVES_CAPTION: &str = "negative ELBO per image (nats)";
+
+/// The train and test lines of [`write_curves`].
+fn curve_series(history: &[EpochMetrics]) -> [Series; 2] {
     let line = |name: &str, color, f: fn(&EpochMetrics) -> f64| Series {
         name: name.into(),
         color,
         points: history.iter().map(|m| (m.epoch as f64, f(m))).collect(),
     };
-    let series = [
-        line("train", (31, 119, 180), |m| m.train_neg_elbo),
-        line("test", (214, 39, 40), |m| m.test_neg_elbo),
-    ];
-    write_lines(path, "negative ELBO per image (nats)", "epoch", &series)
+    [line("train", (31, 119, 180), |m| m.train_neg_elbo), line("test", (214, 39, 40), |m| m.test_neg_elbo)]
 }
 
 /// Draws `series` as lines with dots and a legend under `caption`, the x axis described as
@@ -132,18 +135,7 @@ mod tests {
         register();
         let (w, h) = (720u32, 440u32);
         let mut px = vec![255u8; (w * h * 3) as usize];
-        let series: Vec<Series> = [("train", (31, 119, 180), 0), ("test", (214, 39, 40), 1)]
-            .into_iter()
-            .map(|(name, color, which)| Series {
-                name: name.into(),
-                color,
-                points: history
-                    .iter()
-                    .map(|m| (m.epoch as f64, if which == 0 { m.train_neg_elbo } else { m.test_neg_elbo }))
-                    .collect(),
-            })
-            .collect();
-        draw(&mut px, w, h, "negative ELBO per image (nats)", "epoch", &series).unwrap();
+        draw(&mut px, w, h, CURVES_CAPTION, "epoch", &curve_series(&history)).unwrap();
         let count = |c: [u8; 3]| px.chunks_exact(3).filter(|p| *p == c).count();
         assert!(count([31, 119, 180]) > 200, "the train line");
         assert!(count([214, 39, 40]) > 200, "the test line");
