@@ -20,6 +20,7 @@
 // Raw pointers are confined to the GEMM call in `matmul.rs`; the compiler holds us to it.
 #![deny(unsafe_code)]
 
+mod conv;
 mod element;
 mod elementwise;
 mod error;
@@ -31,6 +32,7 @@ mod matmul;
 mod reduce;
 mod tensor;
 
+pub use conv::{Conv2dSpec, ConvGrads, ConvWants};
 pub use element::{DType, Element};
 pub use elementwise::{sigmoid_scalar, softplus_scalar};
 pub use error::{fail, ok, Result, TensorError};

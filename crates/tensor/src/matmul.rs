@@ -359,3 +359,20 @@ pub fn gemm_rowmajor<T: Element>(
     let ob = Operand { data: b, offset: 0, rs: n, cs: 1 };
     gemm_serial(m, k, n, alpha, oa, ob, beta, c);
 }
+
+/// `c = alpha·a·b + beta·c` on slices for the convolutions: `a` is `m×k` with strides
+/// `(rsa, csa)`, `b` is `k×n` with strides `(rsb, csb)`, `c` is row-major `m×n`; split over
+/// the pool exactly as every other product is (so the bits do not depend on it).
+pub(crate) fn gemm_strided<T: Element>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: (&[T], usize, usize),
+    b: (&[T], usize, usize),
+    beta: T,
+    c: &mut [T],
+) {
+    let oa = Operand { data: a.0, offset: 0, rs: a.1, cs: a.2 };
+    let ob = Operand { data: b.0, offset: 0, rs: b.1, cs: b.2 };
+    gemm(m, k, n, T::one(), oa, ob, beta, c);
+}

@@ -158,3 +158,44 @@ fn the_product_that_overflowed_at_32_threads() {
         });
     }
 }
+
+/// A convolution, its transpose and both backward rules, at the convolutional VAE's shapes
+/// and at odd ones: every unfold, fold, channel-major copy and product among them is large
+/// enough to split.
+fn convolutions<T: Element>(
+    n: usize,
+    c: usize,
+    side: usize,
+    o: usize,
+    k: usize,
+    stride: usize,
+    seed: u64,
+) -> Vec<Tensor<T>> {
+    use tensor::{Conv2dSpec, ConvWants};
+    let mut rng = StdRng::seed_from_u64(seed);
+    let spec = Conv2dSpec::new(stride, k / 2);
+    let all = ConvWants { input: true, weight: true, bias: true };
+    let x = randn::<T>(&[n, c, side, side], &mut rng);
+    let w = randn::<T>(&[o, c, k, k], &mut rng);
+    let b = randn::<T>(&[o], &mut rng);
+    let y = x.conv2d(&w, Some(&b), spec);
+    let gy = randn::<T>(y.shape(), &mut rng);
+    let g = x.conv2d_backward(&w, &gy, spec, all).unwrap();
+    // The transposed convolution maps y's shape back to x's (the output padding makes up
+    // what the strided convolution rounded away).
+    let op = [0, 1].map(|a| side - spec.transpose_out(a, y.shape()[2 + a], k, 0).unwrap());
+    let yt = gy.conv_transpose2d(&w, Some(&randn::<T>(&[c], &mut rng)), spec, op);
+    let gt = gy.conv_transpose2d_backward(&w, &yt, spec, op, all).unwrap();
+    vec![y, g.input.unwrap(), g.weight.unwrap(), g.bias.unwrap(), yt, gt.input.unwrap(), gt.weight.unwrap()]
+}
+
+#[test]
+fn convolutions_same_bits_at_any_thread_count() {
+    for (n, c, side, o, k, stride) in
+        [(64, 1, 28, 32, 4, 2), (32, 32, 14, 64, 4, 2), (5, 3, 17, 7, 5, 1), (1, 8, 33, 4, 3, 3)]
+    {
+        let what = format!("conv n {n} c {c} side {side} o {o} k {k} stride {stride}");
+        same_bits_on_every_pool(&format!("f32 {what}"), || convolutions::<f32>(n, c, side, o, k, stride, 5));
+        same_bits_on_every_pool(&format!("f64 {what}"), || convolutions::<f64>(n, c, side, o, k, stride, 5));
+    }
+}

@@ -1,0 +1,820 @@
+//! 2-D convolutions over NCHW tensors and their transposes, as matrix products through the
+//! crate's GEMM.
+//!
+//! A convolution of `x` `[N, C, H, W]` with `w` `[O, C, kh, kw]` is one product. Unfold `x`
+//! into a column matrix (im2col): row `(c, i, j)`, column `(n, oh, ow)` holds the pixel that
+//! kernel tap `(i, j)` of output pixel `(oh, ow)` reads (zero in the padding). Then
+//! `Y = W·cols` with `W` seen as `[O, C·kh·kw]` (its own memory, no copy) gives `Y`
+//! channel-major, `[O, N·oh·ow]`, which is copied to `[N, O, oh, ow]` with the bias added.
+//! One product over the whole batch keeps the GEMM's `n` large (a 7×7 output image alone
+//! would be 49 columns, a poor fit for the micro-kernel's tiles).
+//!
+//! The transposed convolution is the adjoint of the convolution in its input, so the same
+//! pieces run the other way: `cols = Wᵀ·X`, then fold the columns back onto the image
+//! (col2im, summing the taps that land on one pixel). Every rule is built from four moves:
+//!
+//! | | forward | ∂input | ∂weight |
+//! |---|---|---|---|
+//! | `conv2d` | `W·unfold(x)` | `fold(Wᵀ·∂Y)` | `∂Y·unfold(x)ᵀ` |
+//! | `conv_transpose2d` | `fold(Wᵀ·X)` | `W·unfold(∂Y)` | `X·unfold(∂Y)ᵀ` |
+//!
+//! Bits: unfolding and the channel-major copies only move elements; folding sums the taps of
+//! each pixel in one fixed order inside one task (tasks are whole `(n, c)` planes); products
+//! split over the pool as every product does. So results are the same at any thread count.
+//!
+//! Scratch: the column matrix and the channel-major copies live in per-thread buffers reused
+//! from call to call (taken out of the pool for the call, so a nested call on the same thread
+//! simply makes its own).
+
+use std::cell::RefCell;
+use std::thread::LocalKey;
+
+use rayon::prelude::*;
+
+use crate::element::Element;
+use crate::error::{ok, Result, TensorError};
+use crate::kernels::{parallel, PAR_MIN_LEN};
+use crate::matmul::gemm_strided;
+use crate::tensor::Tensor;
+
+/// Stride, padding and dilation of a 2-D convolution, each `[height, width]`, as PyTorch's
+/// `nn.Conv2d` takes them. The default is stride 1, no padding, dilation 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Conv2dSpec {
+    /// Step between kernel positions.
+    pub stride: [usize; 2],
+    /// Zeros added on both sides of each spatial axis.
+    pub padding: [usize; 2],
+    /// Step between kernel taps (1: adjacent pixels).
+    pub dilation: [usize; 2],
+}
+
+impl Default for Conv2dSpec {
+    fn default() -> Self {
+        Conv2dSpec { stride: [1, 1], padding: [0, 0], dilation: [1, 1] }
+    }
+}
+
+impl Conv2dSpec {
+    /// The same stride and padding on both axes, dilation 1.
+    pub fn new(stride: usize, padding: usize) -> Self {
+        Conv2dSpec { stride: [stride; 2], padding: [padding; 2], dilation: [1, 1] }
+    }
+
+    /// `self` with dilation `d` on both axes.
+    pub fn with_dilation(self, d: usize) -> Self {
+        Conv2dSpec { dilation: [d; 2], ..self }
+    }
+
+    /// The output length along spatial axis `a` (0: height, 1: width) of a convolution over
+    /// `input` pixels with a `kernel`-tap kernel: `⌊(input + 2p − d(k−1) − 1)/s⌋ + 1`, or
+    /// `None` when the dilated kernel is longer than the padded input.
+    pub fn conv_out(&self, a: usize, input: usize, kernel: usize) -> Option<usize> {
+        let span = self.dilation[a] * (kernel.checked_sub(1)?) + 1;
+        let padded = input + 2 * self.padding[a];
+        (padded >= span).then(|| (padded - span) / self.stride[a] + 1)
+    }
+
+    /// The output length along axis `a` of a transposed convolution over `input` pixels:
+    /// `(input − 1)s − 2p + d(k−1) + output_padding + 1`, or `None` when that is below 1.
+    pub fn transpose_out(
+        &self,
+        a: usize,
+        input: usize,
+        kernel: usize,
+        output_padding: usize,
+    ) -> Option<usize> {
+        let full = (input.checked_sub(1)?) * self.stride[a]
+            + self.dilation[a] * (kernel.checked_sub(1)?)
+            + output_padding
+            + 1;
+        full.checked_sub(2 * self.padding[a]).filter(|&n| n >= 1)
+    }
+
+    fn check(&self, op: &'static str) -> Result<()> {
+        if self.stride.contains(&0) || self.dilation.contains(&0) {
+            return Err(TensorError::Invalid {
+                op,
+                msg: format!("stride and dilation must be ≥ 1, got {self:?}"),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The gradients of a convolution that [`Tensor::conv2d_backward`] and
+/// [`Tensor::conv_transpose2d_backward`] were asked for.
+#[derive(Clone, Debug, Default)]
+pub struct ConvGrads<T: Element> {
+    /// ∂/∂input, the input's shape.
+    pub input: Option<Tensor<T>>,
+    /// ∂/∂weight, the weight's shape.
+    pub weight: Option<Tensor<T>>,
+    /// ∂/∂bias, `[channels out]`.
+    pub bias: Option<Tensor<T>>,
+}
+
+/// Which gradients a convolution's backward should compute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvWants {
+    /// ∂/∂input.
+    pub input: bool,
+    /// ∂/∂weight.
+    pub weight: bool,
+    /// ∂/∂bias.
+    pub bias: bool,
+}
+
+/// One convolution's shapes, always in the convolution's direction: the image side
+/// `[n, c, h, w]` is what the kernel slides over and the output side `[n, o, oh, ow]` what
+/// it produces (for a transposed convolution the image side is its output).
+#[derive(Clone, Copy, Debug)]
+struct Geom {
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    o: usize,
+    kh: usize,
+    kw: usize,
+    oh: usize,
+    ow: usize,
+    spec: Conv2dSpec,
+}
+
+impl Geom {
+    /// Output pixels per image.
+    fn l(&self) -> usize {
+        self.oh * self.ow
+    }
+
+    /// Columns of the column matrix: output pixels of the whole batch.
+    fn nl(&self) -> usize {
+        self.n * self.l()
+    }
+
+    /// Rows of the column matrix: one per input channel and kernel tap.
+    fn rows(&self) -> usize {
+        self.c * self.kh * self.kw
+    }
+
+    /// Along axis `a`, for the tap at `tap`: the output positions `lo..hi` whose input
+    /// `pos·s + tap·d − p` lies inside `0..input`, and that offset `tap·d − p`.
+    fn span(&self, a: usize, tap: usize) -> (usize, usize, isize) {
+        let (input, out) = if a == 0 { (self.h, self.oh) } else { (self.w, self.ow) };
+        let s = self.spec.stride[a] as isize;
+        let off = (tap * self.spec.dilation[a]) as isize - self.spec.padding[a] as isize;
+        let lo = if off >= 0 { 0 } else { (-off + s - 1) / s };
+        let hi = ((input as isize - off + s - 1) / s).clamp(0, out as isize);
+        let lo = lo.min(hi);
+        (lo as usize, hi as usize, off)
+    }
+}
+
+/// Runs `f(first_item, chunk)` over `out` seen as items of `item` elements each, in chunks of
+/// whole items on the pool when the work is large. What an item computes does not depend on
+/// the chunking, so neither do the bits.
+fn for_items<T: Send, F: Fn(usize, &mut [T]) + Sync>(out: &mut [T], item: usize, f: F) {
+    if item == 0 {
+        return;
+    }
+    if parallel(out.len()) {
+        let per_task = PAR_MIN_LEN.div_ceil(item);
+        out.par_chunks_mut(per_task * item).enumerate().for_each(|(t, chunk)| f(t * per_task, chunk));
+    } else {
+        f(0, out);
+    }
+}
+
+/// im2col: `x` `[n, c, h, w]` into `cols` `[c·kh·kw, n·oh·ow]`.
+fn unfold<T: Element>(g: &Geom, x: &[T], cols: &mut [T]) {
+    let (l, nl, hw) = (g.l(), g.nl(), g.h * g.w);
+    let (s0, s1) = (g.spec.stride[0], g.spec.stride[1]);
+    for_items(cols, nl, |first, chunk| {
+        for (r, row) in chunk.chunks_mut(nl).enumerate() {
+            let r = first + r;
+            let (c, i, j) = (r / (g.kh * g.kw), r / g.kw % g.kh, r % g.kw);
+            let (ilo, ihi, ioff) = g.span(0, i);
+            let (jlo, jhi, joff) = g.span(1, j);
+            for (n, out) in row.chunks_mut(l).enumerate() {
+                let plane = &x[(n * g.c + c) * hw..][..hw];
+                for (oi, dst) in out.chunks_mut(g.ow).enumerate() {
+                    if oi < ilo || oi >= ihi {
+                        dst.fill(T::zero());
+                        continue;
+                    }
+                    let ih = (oi * s0) as isize + ioff;
+                    let src = &plane[ih as usize * g.w..][..g.w];
+                    dst[..jlo].fill(T::zero());
+                    for (oj, d) in dst.iter_mut().enumerate().take(jhi).skip(jlo) {
+                        *d = src[((oj * s1) as isize + joff) as usize];
+                    }
+                    dst[jhi..].fill(T::zero());
+                }
+            }
+        }
+    });
+}
+
+/// col2im, the adjoint of [`unfold`]: `x` `[n, c, h, w]` set to the sum of the columns' taps
+/// that land on each pixel, plus `bias[c]` when given. Each pixel sums its taps in the same
+/// order (bias, then taps `(i, j)` row by row) in one task.
+fn fold<T: Element>(g: &Geom, cols: &[T], bias: Option<&[T]>, x: &mut [T]) {
+    let (l, nl, hw) = (g.l(), g.nl(), g.h * g.w);
+    let (s0, s1) = (g.spec.stride[0], g.spec.stride[1]);
+    for_items(x, hw, |first, chunk| {
+        for (p, plane) in chunk.chunks_mut(hw).enumerate() {
+            let p = first + p;
+            let (n, c) = (p / g.c, p % g.c);
+            plane.fill(bias.map_or(T::zero(), |b| b[c]));
+            for i in 0..g.kh {
+                let (ilo, ihi, ioff) = g.span(0, i);
+                for j in 0..g.kw {
+                    let (jlo, jhi, joff) = g.span(1, j);
+                    let r = (c * g.kh + i) * g.kw + j;
+                    let src = &cols[r * nl + n * l..][..l];
+                    for oi in ilo..ihi {
+                        let ih = ((oi * s0) as isize + ioff) as usize;
+                        let dst = &mut plane[ih * g.w..][..g.w];
+                        let srow = &src[oi * g.ow..][..g.ow];
+                        for oj in jlo..jhi {
+                            dst[((oj * s1) as isize + joff) as usize] += srow[oj];
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// `x` `[n, c, l]` into `out` `[c, n·l]`.
+fn to_channel_major<T: Element>(x: &[T], n: usize, c: usize, l: usize, out: &mut [T]) {
+    for_items(out, n * l, |first, chunk| {
+        for (ci, row) in chunk.chunks_mut(n * l).enumerate() {
+            let ci = first + ci;
+            for (ni, dst) in row.chunks_mut(l).enumerate() {
+                dst.copy_from_slice(&x[(ni * c + ci) * l..][..l]);
+            }
+        }
+    });
+}
+
+/// `cm` `[c, n·l]` into `out` `[n, c, l]`, plus `bias[c]` when given.
+fn from_channel_major<T: Element>(cm: &[T], n: usize, c: usize, l: usize, bias: Option<&[T]>, out: &mut [T]) {
+    for_items(out, l, |first, chunk| {
+        for (p, dst) in chunk.chunks_mut(l).enumerate() {
+            let p = first + p;
+            let (ni, ci) = (p / c, p % c);
+            let src = &cm[ci * n * l + ni * l..][..l];
+            match bias {
+                Some(b) => dst.iter_mut().zip(src).for_each(|(d, &s)| *d = s + b[ci]),
+                None => dst.copy_from_slice(src),
+            }
+        }
+    });
+}
+
+/// Per-thread pools of scratch buffers, one per element type (a sealed supertrait of
+/// [`Element`]).
+pub trait Scratch: Sized + 'static {
+    /// This type's pool.
+    fn pool() -> &'static LocalKey<RefCell<Vec<Vec<Self>>>>;
+}
+
+thread_local! {
+    static POOL_F32: RefCell<Vec<Vec<f32>>> = const { RefCell::new(Vec::new()) };
+    static POOL_F64: RefCell<Vec<Vec<f64>>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Scratch for f32 {
+    fn pool() -> &'static LocalKey<RefCell<Vec<Vec<f32>>>> {
+        &POOL_F32
+    }
+}
+
+impl Scratch for f64 {
+    fn pool() -> &'static LocalKey<RefCell<Vec<Vec<f64>>>> {
+        &POOL_F64
+    }
+}
+
+/// Buffers a thread keeps between calls.
+const POOL_SIZE: usize = 4;
+
+/// A buffer of `len` elements from this thread's pool (its contents are stale: every caller
+/// overwrites all of it), or a new one.
+fn take<T: Element>(len: usize) -> Vec<T> {
+    let mut v = T::pool()
+        .with(|p| {
+            let mut p = p.borrow_mut();
+            // The smallest buffer that is big enough, else the biggest (it will grow).
+            let fits = (0..p.len()).filter(|&i| p[i].capacity() >= len).min_by_key(|&i| p[i].capacity());
+            let i = fits.or_else(|| (0..p.len()).max_by_key(|&i| p[i].capacity()));
+            i.map(|i| p.swap_remove(i))
+        })
+        .unwrap_or_default();
+    v.resize(len, T::zero());
+    v
+}
+
+/// Hands a buffer from [`take`] back to this thread's pool.
+fn give<T: Element>(v: Vec<T>) {
+    T::pool().with(|p| {
+        let mut p = p.borrow_mut();
+        if p.len() < POOL_SIZE {
+            p.push(v);
+        }
+    });
+}
+
+/// The contiguous elements of `t` (a copy only when it is a strided view).
+fn dense<T: Element>(t: &Tensor<T>) -> Tensor<T> {
+    t.contiguous()
+}
+
+fn slice<T: Element>(t: &Tensor<T>) -> &[T] {
+    t.as_slice().expect("made contiguous")
+}
+
+fn invalid(op: &'static str, msg: String) -> TensorError {
+    TensorError::Invalid { op, msg }
+}
+
+/// Checks the shapes of a convolution (`transpose`: of a transposed one) and returns its
+/// geometry in the convolution's direction.
+fn geometry<T: Element>(
+    op: &'static str,
+    x: &Tensor<T>,
+    w: &Tensor<T>,
+    spec: Conv2dSpec,
+    output_padding: Option<[usize; 2]>,
+) -> Result<Geom> {
+    spec.check(op)?;
+    let (sx, sw) = (x.shape(), w.shape());
+    // The weight's input-channel axis: 1 for a convolution, 0 for a transposed one.
+    let input_axis = if output_padding.is_none() { 1 } else { 0 };
+    if sx.len() != 4 || sw.len() != 4 || sx[1] != sw[input_axis] {
+        return Err(TensorError::ShapeMismatch { op, lhs: sx.to_vec(), rhs: sw.to_vec() });
+    }
+    let (kh, kw) = (sw[2], sw[3]);
+    match output_padding {
+        None => {
+            let too_big =
+                || invalid(op, format!("kernel {kh}x{kw} ({spec:?}) larger than the padded input {sx:?}"));
+            let oh = spec.conv_out(0, sx[2], kh).ok_or_else(too_big)?;
+            let ow = spec.conv_out(1, sx[3], kw).ok_or_else(too_big)?;
+            Ok(Geom { n: sx[0], c: sx[1], h: sx[2], w: sx[3], o: sw[0], kh, kw, oh, ow, spec })
+        }
+        Some(op_pad) => {
+            if op_pad[0] >= spec.stride[0] || op_pad[1] >= spec.stride[1] {
+                return Err(invalid(
+                    op,
+                    format!("output padding {op_pad:?} must be below the stride {:?}", spec.stride),
+                ));
+            }
+            let empty = || invalid(op, format!("empty output for input {sx:?}, kernel {kh}x{kw}, {spec:?}"));
+            let h = spec.transpose_out(0, sx[2], kh, op_pad[0]).ok_or_else(empty)?;
+            let w_ = spec.transpose_out(1, sx[3], kw, op_pad[1]).ok_or_else(empty)?;
+            Ok(Geom { n: sx[0], c: sw[1], h, w: w_, o: sx[1], kh, kw, oh: sx[2], ow: sx[3], spec })
+        }
+    }
+}
+
+fn check_bias<T: Element>(
+    op: &'static str,
+    bias: Option<&Tensor<T>>,
+    channels: usize,
+) -> Result<Option<Tensor<T>>> {
+    match bias {
+        Some(b) if b.shape() != [channels] => {
+            Err(invalid(op, format!("bias of shape {:?} for {channels} output channels", b.shape())))
+        }
+        b => Ok(b.map(dense)),
+    }
+}
+
+fn check_grad<T: Element>(op: &'static str, grad: &Tensor<T>, shape: [usize; 4]) -> Result<Tensor<T>> {
+    if grad.shape() != shape {
+        return Err(TensorError::ShapeMismatch { op, lhs: grad.shape().to_vec(), rhs: shape.to_vec() });
+    }
+    Ok(dense(grad))
+}
+
+/// `W·unfold(x)` → `[n, o, oh, ow]`, plus the bias.
+fn conv_forward<T: Element>(g: &Geom, x: &[T], w: &[T], bias: Option<&[T]>) -> Vec<T> {
+    let mut cols = take(g.rows() * g.nl());
+    unfold(g, x, &mut cols);
+    let mut ycm = take(g.o * g.nl());
+    gemm_strided(g.o, g.rows(), g.nl(), (w, g.rows(), 1), (&cols, g.nl(), 1), T::zero(), &mut ycm);
+    give(cols);
+    let mut y = vec![T::zero(); g.o * g.nl()];
+    from_channel_major(&ycm, g.n, g.o, g.l(), bias, &mut y);
+    give(ycm);
+    y
+}
+
+/// `fold(Wᵀ·Y)` for `Y` `[n, o, oh, ow]` → `[n, c, h, w]`, plus the bias.
+fn conv_adjoint<T: Element>(g: &Geom, y: &[T], w: &[T], bias: Option<&[T]>) -> Vec<T> {
+    let mut ycm = take(g.o * g.nl());
+    to_channel_major(y, g.n, g.o, g.l(), &mut ycm);
+    let mut cols = take(g.rows() * g.nl());
+    gemm_strided(g.rows(), g.o, g.nl(), (w, 1, g.rows()), (&ycm, g.nl(), 1), T::zero(), &mut cols);
+    give(ycm);
+    let mut x = vec![T::zero(); g.n * g.c * g.h * g.w];
+    fold(g, &cols, bias, &mut x);
+    give(cols);
+    x
+}
+
+/// `Y·unfold(x)ᵀ` → `[o, c, kh, kw]`, for `Y` `[n, o, oh, ow]` and `x` `[n, c, h, w]`.
+fn conv_weight_grad<T: Element>(g: &Geom, x: &[T], y: &[T]) -> Vec<T> {
+    let mut ycm = take(g.o * g.nl());
+    to_channel_major(y, g.n, g.o, g.l(), &mut ycm);
+    let mut cols = take(g.rows() * g.nl());
+    unfold(g, x, &mut cols);
+    let mut dw = vec![T::zero(); g.o * g.rows()];
+    gemm_strided(g.o, g.nl(), g.rows(), (&ycm, g.nl(), 1), (&cols, 1, g.nl()), T::zero(), &mut dw);
+    give(cols);
+    give(ycm);
+    dw
+}
+
+/// The sum over batch and pixels of `t` `[n, c, h, w]`, per channel.
+fn channel_sums<T: Element>(t: &Tensor<T>) -> Tensor<T> {
+    let s = t.shape();
+    t.reshape(&[s[0], s[1], s[2] * s[3]]).sum_axis(2, false).sum_axis(0, false)
+}
+
+impl<T: Element> Tensor<T> {
+    /// The 2-D convolution (cross-correlation, as PyTorch's `conv2d`) of `self` `[N, C, H,
+    /// W]` with `weight` `[O, C, kh, kw]`, plus an optional `bias` `[O]`: `[N, O, oh, ow]`
+    /// with `oh = ⌊(H + 2p − d(kh−1) − 1)/s⌋ + 1` (and so `ow`). Panics, naming the shapes,
+    /// when they do not fit.
+    ///
+    /// ```
+    /// use tensor::{Conv2dSpec, Tensor};
+    /// let x = Tensor::<f32>::arange(16).reshape(&[1, 1, 4, 4]);
+    /// let w = Tensor::ones(&[1, 1, 2, 2]); // sums of 2×2 windows
+    /// let y = x.conv2d(&w, None, Conv2dSpec::new(2, 0));
+    /// assert_eq!(y.shape(), &[1, 1, 2, 2]);
+    /// assert_eq!(y.to_vec(), vec![10.0, 18.0, 42.0, 50.0]);
+    /// ```
+    #[track_caller]
+    pub fn conv2d(&self, weight: &Tensor<T>, bias: Option<&Tensor<T>>, spec: Conv2dSpec) -> Tensor<T> {
+        ok(self.try_conv2d(weight, bias, spec))
+    }
+
+    /// Fallible [`conv2d`](Self::conv2d).
+    pub fn try_conv2d(
+        &self,
+        weight: &Tensor<T>,
+        bias: Option<&Tensor<T>>,
+        spec: Conv2dSpec,
+    ) -> Result<Tensor<T>> {
+        let g = geometry("conv2d", self, weight, spec, None)?;
+        let bias = check_bias("conv2d", bias, g.o)?;
+        let (x, w) = (dense(self), dense(weight));
+        let y = conv_forward(&g, slice(&x), slice(&w), bias.as_ref().map(slice));
+        Ok(Tensor::from_vec(y, &[g.n, g.o, g.oh, g.ow]))
+    }
+
+    /// The transposed 2-D convolution (PyTorch's `conv_transpose2d`, the adjoint of
+    /// [`conv2d`](Self::conv2d) in its input) of `self` `[N, C, H, W]` with `weight`
+    /// `[C, O, kh, kw]`, plus an optional `bias` `[O]`: `[N, O, oh, ow]` with
+    /// `oh = (H − 1)s − 2p + d(kh − 1) + output_padding + 1`. `output_padding` (below the
+    /// stride) picks among the input sizes a strided convolution maps to the same size.
+    ///
+    /// ```
+    /// use tensor::{Conv2dSpec, Tensor};
+    /// let x = Tensor::<f32>::ones(&[1, 1, 2, 2]);
+    /// let w = Tensor::ones(&[1, 1, 2, 2]);
+    /// // Stride 2: each input pixel paints its own 2×2 block.
+    /// let y = x.conv_transpose2d(&w, None, Conv2dSpec::new(2, 0), [0, 0]);
+    /// assert_eq!(y.shape(), &[1, 1, 4, 4]);
+    /// assert!(y.to_vec().iter().all(|&v| v == 1.0));
+    /// ```
+    #[track_caller]
+    pub fn conv_transpose2d(
+        &self,
+        weight: &Tensor<T>,
+        bias: Option<&Tensor<T>>,
+        spec: Conv2dSpec,
+        output_padding: [usize; 2],
+    ) -> Tensor<T> {
+        ok(self.try_conv_transpose2d(weight, bias, spec, output_padding))
+    }
+
+    /// Fallible [`conv_transpose2d`](Self::conv_transpose2d).
+    pub fn try_conv_transpose2d(
+        &self,
+        weight: &Tensor<T>,
+        bias: Option<&Tensor<T>>,
+        spec: Conv2dSpec,
+        output_padding: [usize; 2],
+    ) -> Result<Tensor<T>> {
+        let g = geometry("conv_transpose2d", self, weight, spec, Some(output_padding))?;
+        let bias = check_bias("conv_transpose2d", bias, g.c)?;
+        let (x, w) = (dense(self), dense(weight));
+        let y = conv_adjoint(&g, slice(&x), slice(&w), bias.as_ref().map(slice));
+        Ok(Tensor::from_vec(y, &[g.n, g.c, g.h, g.w]))
+    }
+
+    /// The gradients of `self.conv2d(weight, bias, spec)` given `grad_out`, the gradient of
+    /// its output: those `wants` asks for.
+    pub fn conv2d_backward(
+        &self,
+        weight: &Tensor<T>,
+        grad_out: &Tensor<T>,
+        spec: Conv2dSpec,
+        wants: ConvWants,
+    ) -> Result<ConvGrads<T>> {
+        const OP: &str = "conv2d_backward";
+        let g = geometry(OP, self, weight, spec, None)?;
+        let gy = check_grad(OP, grad_out, [g.n, g.o, g.oh, g.ow])?;
+        let w = dense(weight);
+        let mut grads = ConvGrads::default();
+        if wants.input {
+            let dx = conv_adjoint(&g, slice(&gy), slice(&w), None);
+            grads.input = Some(Tensor::from_vec(dx, &[g.n, g.c, g.h, g.w]));
+        }
+        if wants.weight {
+            let dw = conv_weight_grad(&g, slice(&dense(self)), slice(&gy));
+            grads.weight = Some(Tensor::from_vec(dw, weight.shape()));
+        }
+        if wants.bias {
+            grads.bias = Some(channel_sums(&gy));
+        }
+        Ok(grads)
+    }
+
+    /// The gradients of `self.conv_transpose2d(weight, bias, spec, output_padding)` given
+    /// `grad_out`: those `wants` asks for.
+    pub fn conv_transpose2d_backward(
+        &self,
+        weight: &Tensor<T>,
+        grad_out: &Tensor<T>,
+        spec: Conv2dSpec,
+        output_padding: [usize; 2],
+        wants: ConvWants,
+    ) -> Result<ConvGrads<T>> {
+        const OP: &str = "conv_transpose2d_backward";
+        let g = geometry(OP, self, weight, spec, Some(output_padding))?;
+        let gy = check_grad(OP, grad_out, [g.n, g.c, g.h, g.w])?;
+        let mut grads = ConvGrads::default();
+        if wants.input {
+            let dx = conv_forward(&g, slice(&gy), slice(&dense(weight)), None);
+            grads.input = Some(Tensor::from_vec(dx, self.shape()));
+        }
+        if wants.weight {
+            // ∂W = X·unfold(∂Y)ᵀ: the convolution's weight gradient with the roles of image
+            // and output swapped (image side ∂Y, output side X).
+            let dw = conv_weight_grad(&g, slice(&gy), slice(&dense(self)));
+            grads.weight = Some(Tensor::from_vec(dw, weight.shape()));
+        }
+        if wants.bias {
+            grads.bias = Some(channel_sums(&gy));
+        }
+        Ok(grads)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::rngs::StdRng;
+    use rand::{RngExt, SeedableRng};
+
+    use super::*;
+
+    /// The input pixel that tap `k` of output position `o` reads along an axis, if inside.
+    fn tap(o: usize, k: usize, s: usize, p: usize, d: usize, len: usize) -> Option<usize> {
+        let i = (o * s + k * d) as isize - p as isize;
+        (0..len as isize).contains(&i).then_some(i as usize)
+    }
+
+    /// conv2d by its definition: a direct loop over every output pixel and tap.
+    fn direct_conv(x: &Tensor<f64>, w: &Tensor<f64>, b: Option<&Tensor<f64>>, sp: Conv2dSpec) -> Tensor<f64> {
+        let (sx, sw) = (x.shape().to_vec(), w.shape().to_vec());
+        let oh = sp.conv_out(0, sx[2], sw[2]).unwrap();
+        let ow = sp.conv_out(1, sx[3], sw[3]).unwrap();
+        let mut y = vec![0.0; sx[0] * sw[0] * oh * ow];
+        for n in 0..sx[0] {
+            for o in 0..sw[0] {
+                for i in 0..oh {
+                    for j in 0..ow {
+                        let mut acc = b.map_or(0.0, |b| b.get(&[o]).unwrap());
+                        for c in 0..sx[1] {
+                            for ki in 0..sw[2] {
+                                for kj in 0..sw[3] {
+                                    let (Some(h), Some(v)) = (
+                                        tap(i, ki, sp.stride[0], sp.padding[0], sp.dilation[0], sx[2]),
+                                        tap(j, kj, sp.stride[1], sp.padding[1], sp.dilation[1], sx[3]),
+                                    ) else {
+                                        continue;
+                                    };
+                                    acc += x.get(&[n, c, h, v]).unwrap() * w.get(&[o, c, ki, kj]).unwrap();
+                                }
+                            }
+                        }
+                        y[((n * sw[0] + o) * oh + i) * ow + j] = acc;
+                    }
+                }
+            }
+        }
+        Tensor::from_vec(y, &[sx[0], sw[0], oh, ow])
+    }
+
+    /// conv_transpose2d by its definition: every input pixel paints its kernel, scaled, onto
+    /// the output.
+    fn direct_transpose(
+        x: &Tensor<f64>,
+        w: &Tensor<f64>,
+        b: Option<&Tensor<f64>>,
+        sp: Conv2dSpec,
+        op: [usize; 2],
+    ) -> Tensor<f64> {
+        let (sx, sw) = (x.shape().to_vec(), w.shape().to_vec());
+        let oh = sp.transpose_out(0, sx[2], sw[2], op[0]).unwrap();
+        let ow = sp.transpose_out(1, sx[3], sw[3], op[1]).unwrap();
+        let mut y = vec![0.0; sx[0] * sw[1] * oh * ow];
+        for n in 0..sx[0] {
+            for o in 0..sw[1] {
+                let bias = b.map_or(0.0, |b| b.get(&[o]).unwrap());
+                y[(n * sw[1] + o) * oh * ow..][..oh * ow].iter_mut().for_each(|v| *v = bias);
+                for c in 0..sx[1] {
+                    for i in 0..sx[2] {
+                        for j in 0..sx[3] {
+                            for ki in 0..sw[2] {
+                                for kj in 0..sw[3] {
+                                    let (Some(h), Some(v)) = (
+                                        tap(i, ki, sp.stride[0], sp.padding[0], sp.dilation[0], oh),
+                                        tap(j, kj, sp.stride[1], sp.padding[1], sp.dilation[1], ow),
+                                    ) else {
+                                        continue;
+                                    };
+                                    y[((n * sw[1] + o) * oh + h) * ow + v] +=
+                                        x.get(&[n, c, i, j]).unwrap() * w.get(&[c, o, ki, kj]).unwrap();
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Tensor::from_vec(y, &[sx[0], sw[1], oh, ow])
+    }
+
+    fn close(a: &Tensor<f64>, b: &Tensor<f64>, what: &str) {
+        assert_eq!(a.shape(), b.shape(), "{what}");
+        for (i, (x, y)) in a.to_vec().iter().zip(b.to_vec()).enumerate() {
+            assert!((x - y).abs() <= 1e-12 * (1.0 + y.abs()), "{what}: element {i}: {x} vs {y}");
+        }
+    }
+
+    /// Random cases: odd sizes, strides 1–3, padding, dilation, 1×1 to 5×5 and non-square
+    /// kernels, batch 1 to 3.
+    fn cases() -> Vec<([usize; 4], [usize; 4], Conv2dSpec)> {
+        let mut rng = StdRng::seed_from_u64(7);
+        let mut out = vec![
+            ([1, 1, 28, 28], [4, 1, 4, 4], Conv2dSpec::new(2, 1)),
+            ([2, 3, 7, 9], [2, 3, 1, 1], Conv2dSpec::default()),
+            ([1, 2, 11, 11], [3, 2, 5, 5], Conv2dSpec::new(1, 2)),
+            ([3, 2, 9, 8], [2, 2, 3, 3], Conv2dSpec::new(3, 1).with_dilation(2)),
+            ([1, 1, 5, 5], [1, 1, 5, 5], Conv2dSpec::default()),
+        ];
+        for _ in 0..12 {
+            let (kh, kw) = (rng.random_range(1..=5), rng.random_range(1..=5));
+            let spec = Conv2dSpec {
+                stride: [rng.random_range(1..=3), rng.random_range(1..=3)],
+                padding: [rng.random_range(0..=2), rng.random_range(0..=2)],
+                dilation: [rng.random_range(1..=2), rng.random_range(1..=2)],
+            };
+            let (h, w) = (rng.random_range(kh * 2..=13), rng.random_range(kw * 2..=13));
+            let (n, c, o) = (rng.random_range(1..=3), rng.random_range(1..=4), rng.random_range(1..=4));
+            out.push(([n, c, h, w], [o, c, kh, kw], spec));
+        }
+        out
+    }
+
+    #[test]
+    fn conv2d_matches_the_direct_loops() {
+        let mut rng = StdRng::seed_from_u64(1);
+        for (sx, sw, spec) in cases() {
+            let x = Tensor::<f64>::randn(&sx, &mut rng);
+            let w = Tensor::<f64>::randn(&sw, &mut rng);
+            let b = Tensor::<f64>::randn(&[sw[0]], &mut rng);
+            let what = format!("{sx:?} {sw:?} {spec:?}");
+            close(&x.conv2d(&w, Some(&b), spec), &direct_conv(&x, &w, Some(&b), spec), &what);
+            close(&x.conv2d(&w, None, spec), &direct_conv(&x, &w, None, spec), &what);
+            // f32 agrees with f64 to f32's precision.
+            let y32 = x.cast::<f32>().conv2d(&w.cast(), Some(&b.cast()), spec).cast::<f64>();
+            let y64 = x.conv2d(&w, Some(&b), spec);
+            let scale = 1.0 + y64.to_vec().iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            let err = (&y32 - &y64).to_vec().iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            assert!(err < 1e-5 * scale, "{what}: f32 off by {err}");
+        }
+    }
+
+    #[test]
+    fn conv_transpose2d_matches_the_direct_loops() {
+        let mut rng = StdRng::seed_from_u64(2);
+        for (sx, sw, spec) in cases() {
+            // The transposed convolution of the same geometry: input shaped like the
+            // convolution's output, weight [in, out, kh, kw].
+            let (oh, ow) = (spec.conv_out(0, sx[2], sw[2]).unwrap(), spec.conv_out(1, sx[3], sw[3]).unwrap());
+            for op in [[0, 0], [spec.stride[0] - 1, spec.stride[1] - 1]] {
+                let x = Tensor::<f64>::randn(&[sx[0], sw[0], oh, ow], &mut rng);
+                let w = Tensor::<f64>::randn(&[sw[0], sw[1], sw[2], sw[3]], &mut rng);
+                let b = Tensor::<f64>::randn(&[sw[1]], &mut rng);
+                let what = format!("{sx:?} {sw:?} {spec:?} {op:?}");
+                let y = x.conv_transpose2d(&w, Some(&b), spec, op);
+                close(&y, &direct_transpose(&x, &w, Some(&b), spec, op), &what);
+            }
+        }
+    }
+
+    /// The backward rules against their definitions: ∂x is the transposed convolution of
+    /// ∂Y (the adjoint), ∂W sums ∂Y times the pixel each tap read, ∂b sums ∂Y; and for the
+    /// transposed convolution ∂x is the convolution of ∂Y.
+    #[test]
+    fn backward_rules_match_their_definitions() {
+        let mut rng = StdRng::seed_from_u64(3);
+        let all = ConvWants { input: true, weight: true, bias: true };
+        let mut transposed = 0;
+        for (sx, sw, spec) in cases() {
+            let what = format!("{sx:?} {sw:?} {spec:?}");
+            let x = Tensor::<f64>::randn(&sx, &mut rng);
+            let w = Tensor::<f64>::randn(&sw, &mut rng);
+            let y = x.conv2d(&w, None, spec);
+            let gy = Tensor::<f64>::randn(y.shape(), &mut rng);
+            let grads = x.conv2d_backward(&w, &gy, spec, all).unwrap();
+            // The convolution is linear in x: ⟨conv(v), gy⟩ = ⟨v, ∂x⟩ for every v exactly
+            // when ∂x is right; so for a random v.
+            let v = Tensor::<f64>::randn(&sx, &mut rng);
+            let lhs = (&v.conv2d(&w, None, spec) * &gy).sum().item();
+            let rhs = (&v * grads.input.as_ref().unwrap()).sum().item();
+            assert!((lhs - rhs).abs() < 1e-9 * (1.0 + lhs.abs()), "{what}: ∂x {lhs} vs {rhs}");
+            // The convolution is linear in W too: ⟨conv_x(u), gy⟩ = ⟨u, ∂W⟩.
+            let u = Tensor::<f64>::randn(&sw, &mut rng);
+            let lhs = (&x.conv2d(&u, None, spec) * &gy).sum().item();
+            let rhs = (&u * grads.weight.as_ref().unwrap()).sum().item();
+            assert!((lhs - rhs).abs() < 1e-9 * (1.0 + lhs.abs()), "{what}: ∂W {lhs} vs {rhs}");
+            close(
+                grads.bias.as_ref().unwrap(),
+                &gy.sum_axis(3, false).sum_axis(2, false).sum_axis(0, false),
+                &what,
+            );
+
+            // The transposed convolution: input shaped like y, weight [o, c, kh, kw].
+            let xt = Tensor::<f64>::randn(y.shape(), &mut rng);
+            // The output padding that maps back to x's size, when one below the stride does.
+            let op =
+                [0, 1].map(|a| sx[2 + a] - spec.transpose_out(a, y.shape()[2 + a], sw[2 + a], 0).unwrap());
+            if op[0] >= spec.stride[0] || op[1] >= spec.stride[1] {
+                continue;
+            }
+            transposed += 1;
+            let yt = xt.conv_transpose2d(&w, None, spec, op);
+            assert_eq!(yt.shape(), &sx, "{what}");
+            let gyt = Tensor::<f64>::randn(&sx, &mut rng);
+            let grads = xt.conv_transpose2d_backward(&w, &gyt, spec, op, all).unwrap();
+            close(grads.input.as_ref().unwrap(), &direct_conv(&gyt, &w, None, spec), &what);
+            let lhs = (&xt.conv_transpose2d(&u, None, spec, op) * &gyt).sum().item();
+            let rhs = (&u * grads.weight.as_ref().unwrap()).sum().item();
+            assert!((lhs - rhs).abs() < 1e-9 * (1.0 + lhs.abs()), "{what}: transposed ∂W {lhs} vs {rhs}");
+            close(
+                grads.bias.as_ref().unwrap(),
+                &gyt.sum_axis(3, false).sum_axis(2, false).sum_axis(0, false),
+                &what,
+            );
+        }
+        assert!(transposed >= 8, "only {transposed} cases checked the transposed convolution");
+    }
+
+    #[test]
+    fn bad_shapes_are_errors_naming_the_op() {
+        let x = Tensor::<f32>::zeros(&[1, 2, 5, 5]);
+        let e = x.try_conv2d(&Tensor::zeros(&[3, 1, 3, 3]), None, Conv2dSpec::default()).unwrap_err();
+        assert!(e.to_string().contains("conv2d"), "{e}");
+        let e = x.try_conv2d(&Tensor::zeros(&[3, 2, 7, 7]), None, Conv2dSpec::default()).unwrap_err();
+        assert!(e.to_string().contains("larger than the padded input"), "{e}");
+        let e =
+            x.try_conv2d(&Tensor::zeros(&[3, 2, 3, 3]), Some(&Tensor::zeros(&[2])), Conv2dSpec::default());
+        assert!(e.unwrap_err().to_string().contains("bias"));
+        let e = x.try_conv2d(&Tensor::zeros(&[3, 2, 3, 3]), None, Conv2dSpec::new(0, 0)).unwrap_err();
+        assert!(e.to_string().contains("stride"), "{e}");
+        let e = x.try_conv_transpose2d(&Tensor::zeros(&[2, 1, 3, 3]), None, Conv2dSpec::new(2, 0), [2, 0]);
+        assert!(e.unwrap_err().to_string().contains("output padding"));
+    }
+
+    #[test]
+    fn scratch_buffers_are_reused() {
+        let x = Tensor::<f64>::ones(&[2, 3, 8, 8]);
+        let w = Tensor::<f64>::ones(&[4, 3, 3, 3]);
+        let first = x.conv2d(&w, None, Conv2dSpec::new(1, 1));
+        let pooled = f64::pool().with(|p| p.borrow().len());
+        assert!(pooled >= 2, "the column matrix and the channel-major output go back: {pooled}");
+        // A second call on stale buffers gives the same bits.
+        assert_eq!(x.conv2d(&w, None, Conv2dSpec::new(1, 1)).to_vec(), first.to_vec());
+        assert_eq!(f64::pool().with(|p| p.borrow().len()), pooled);
+    }
+}
