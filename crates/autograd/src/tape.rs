@@ -6,7 +6,7 @@
 use std::cell::{Cell, Ref, RefCell};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use tensor::{fail, Dims, Element, Tensor, TensorError};
+use tensor::{fail, Conv2dSpec, Dims, Element, Tensor, TensorError};
 
 static NEXT_GRAPH_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -83,6 +83,19 @@ pub(crate) enum Op<T: Element> {
         b: Option<usize>,
         act: Option<UnaryRow<T>>,
     },
+    Conv2d {
+        x: usize,
+        w: usize,
+        b: Option<usize>,
+        spec: Conv2dSpec,
+    },
+    ConvTranspose2d {
+        x: usize,
+        w: usize,
+        b: Option<usize>,
+        spec: Conv2dSpec,
+        output_padding: [usize; 2],
+    },
 }
 
 impl<T: Element> Op<T> {
@@ -107,6 +120,8 @@ impl<T: Element> Op<T> {
             Op::BceWithLogits { .. } => "bce_with_logits",
             Op::BceWithLogitsSum { .. } => "bce_with_logits_sum",
             Op::Linear { .. } => "linear",
+            Op::Conv2d { .. } => "conv2d",
+            Op::ConvTranspose2d { .. } => "conv_transpose2d",
         }
     }
 
@@ -118,7 +133,9 @@ impl<T: Element> Op<T> {
             Op::BceWithLogits { logits, target } | Op::BceWithLogitsSum { logits, target } => {
                 vec![logits, target]
             }
-            Op::Linear { x, w, b, .. } => [Some(x), Some(w), b].into_iter().flatten().collect(),
+            Op::Linear { x, w, b, .. } | Op::Conv2d { x, w, b, .. } | Op::ConvTranspose2d { x, w, b, .. } => {
+                [Some(x), Some(w), b].into_iter().flatten().collect()
+            }
             Op::Unary { x, .. }
             | Op::Sum(x)
             | Op::SumAxis { x, .. }

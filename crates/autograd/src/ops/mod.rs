@@ -12,6 +12,7 @@ mod bce_with_logits;
 mod bce_with_logits_sum;
 mod broadcast;
 mod concat;
+mod conv;
 mod div;
 mod linear;
 pub use linear::Activation;
@@ -46,6 +47,10 @@ pub(crate) fn backward<T: Element>(bp: &mut Backprop<'_, T>, id: usize, op: &Op<
         Op::BceWithLogits { logits, target } => bce_with_logits::backward(bp, logits, target, g),
         Op::BceWithLogitsSum { logits, target } => bce_with_logits_sum::backward(bp, logits, target, g),
         Op::Linear { x, w, b, act } => linear::backward(bp, id, x, w, b, act, g),
+        Op::Conv2d { x, w, b, spec } => conv::backward(bp, x, w, b, spec, None, g),
+        Op::ConvTranspose2d { x, w, b, spec, output_padding } => {
+            conv::backward(bp, x, w, b, spec, Some(output_padding), g)
+        }
     }
 }
 
