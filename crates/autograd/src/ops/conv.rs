@@ -150,7 +150,9 @@ mod tests {
 
     #[test]
     fn gradcheck_conv_transpose2d() {
-        let cases: [(&str, [usize; 4], [usize; 4], Conv2dSpec, [usize; 2]); 4] = [
+        // (name, input shape, weight shape, spec, output padding)
+        type Case = (&'static str, [usize; 4], [usize; 4], Conv2dSpec, [usize; 2]);
+        let cases: [Case; 4] = [
             ("4x4 s2 p1", [2, 3, 3, 3], [3, 2, 4, 4], Conv2dSpec::new(2, 1), [0, 0]),
             ("3x3 s2 p1 op1", [1, 2, 3, 4], [2, 3, 3, 3], Conv2dSpec::new(2, 1), [1, 1]),
             ("1x1", [2, 3, 3, 2], [3, 2, 1, 1], Conv2dSpec::default(), [0, 0]),
