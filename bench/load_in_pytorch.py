@@ -60,7 +60,12 @@ def build_model(cfg):
     enc_sizes = m["hidden"]
     dec_sizes = m["decoder_hidden"] if m["decoder_hidden"] is not None else enc_sizes[::-1]
     learned = m["likelihood"] == "gaussian-learned"
-    example = len(enc_sizes) == 1 and dec_sizes == enc_sizes and m["activation"] == "relu"
+    conv = m.get("conv")
+    example = len(enc_sizes) == 1 and dec_sizes == enc_sizes and m["activation"] == "relu" and not conv
+    # A convolutional model: 4x4 stride-2 convolutions halving the side, then the dense layers.
+    chans = conv["channels"] if conv else []
+    side = conv["side"] >> len(chans) if conv else 0
+    flat = chans[-1] * side * side if conv else m["input"]
 
     class VAE(nn.Module):
         def __init__(self):
@@ -76,7 +81,13 @@ def build_model(cfg):
                 if learned:
                     self.fc5 = nn.Linear(h, m["input"])
             else:
-                layers, width = [], m["input"]
+                layers, c = [], 1
+                for o in chans:
+                    layers += [nn.Conv2d(c, o, 4, 2, 1), act()]
+                    c = o
+                if conv:
+                    layers.append(nn.Flatten())
+                width = flat
                 for h in enc_sizes:
                     layers += [nn.Linear(width, h), act()]
                     width = h
@@ -84,18 +95,25 @@ def build_model(cfg):
                 self.mu = nn.Linear(width, m["latent"])
                 self.logvar = nn.Linear(width, m["latent"])
                 layers, width = [], m["latent"]
-                for h in dec_sizes:
+                for h in dec_sizes + ([flat] if conv else []):
                     layers += [nn.Linear(width, h), act()]
                     width = h
+                if conv:
+                    layers.append(nn.Unflatten(1, (chans[-1], side, side)))
+                    for o, c in zip(chans[::-1], chans[::-1][1:]):
+                        layers += [nn.ConvTranspose2d(o, c, 4, 2, 1), act()]
                 self.decoder = nn.Sequential(*layers)
-                self.out = nn.Linear(width, m["input"])
+                head = (lambda: nn.ConvTranspose2d(chans[0], 1, 4, 2, 1)) if conv else (lambda: nn.Linear(width, m["input"]))
+                self.out = head()
                 if learned:
-                    self.out_logvar = nn.Linear(width, m["input"])
+                    self.out_logvar = head()
 
         def encode(self, x):
             if example:
                 h = torch.relu(self.fc1(x))
                 return self.fc21(h), self.fc22(h)
+            if conv:
+                x = x.reshape(-1, 1, conv["side"], conv["side"])
             h = self.encoder(x)
             return self.mu(h), self.logvar(h)
 
@@ -104,7 +122,8 @@ def build_model(cfg):
                 h = torch.relu(self.fc3(z))
                 return self.fc4(h), (self.fc5(h) if learned else None)
             h = self.decoder(z)
-            return self.out(h), (self.out_logvar(h) if learned else None)
+            flat_out = lambda t: t.flatten(1) if conv else t
+            return flat_out(self.out(h)), (flat_out(self.out_logvar(h)) if learned else None)
 
     return VAE()
 

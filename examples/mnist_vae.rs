@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, ValueEnum};
 use vae::config::{
-    burda_schedule, Activation, ElboConfig, Estimator, Init, Likelihood, Objective, OptimizerConfig,
+    burda_schedule, Activation, ConvNet, ElboConfig, Estimator, Init, Likelihood, Objective, OptimizerConfig,
     OptimizerKind, SigmaHead, StochasticLayer, TrainConfig, VaeConfig,
 };
 use vae::run::{run, RunOptions};
@@ -27,6 +27,16 @@ enum Preset {
     /// the 3^i schedule (3,280 passes, 1e-3 down to 1e-4), objective elbo-mc; choose the row
     /// with --objective and --k.
     Burda,
+}
+
+/// The kind of encoder and decoder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Arch {
+    /// Dense layers only (--hidden).
+    Mlp,
+    /// 4×4 stride-2 convolutions (--conv-channels) before the encoder's dense layers, and
+    /// transposed convolutions after the decoder's; --hidden then defaults to none.
+    Conv,
 }
 
 /// Train a variational autoencoder on MNIST (or any data in its IDX format).
@@ -63,6 +73,13 @@ struct Args {
     /// Hidden layers of the decoder, latent side first (default: the encoder's, reversed).
     #[arg(long, value_delimiter = ',', value_parser = layer_size)]
     decoder_hidden: Option<Vec<usize>>,
+    /// Encoder and decoder: mlp, or conv (convolutions, then a dense layer to the latent).
+    #[arg(long, default_value = "mlp")]
+    arch: Arch,
+    /// Channels of the convolutions with --arch conv, image side first; each halves the
+    /// image's side, which must be divisible by 2 per convolution.
+    #[arg(long, default_value = "32,64", value_delimiter = ',', value_parser = layer_size)]
+    conv_channels: Vec<usize>,
     /// Nonlinearity of every hidden layer: relu, tanh or softplus.
     #[arg(long, default_value = "relu")]
     activation: Activation,
@@ -197,9 +214,14 @@ fn apply_preset(args: &mut Args, matches: &ArgMatches) {
 }
 
 /// The first stochastic layer of two is Burda et al.'s 100 units unless --latent says.
+/// A convolutional model has no dense hidden layers unless --hidden says.
 fn apply_layers(args: &mut Args, matches: &ArgMatches) {
-    if args.stochastic_layers == 2 && matches.value_source("latent") != Some(ValueSource::CommandLine) {
+    let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
+    if args.stochastic_layers == 2 && !given("latent") {
         args.latent = 100;
+    }
+    if args.arch == Arch::Conv && !given("hidden") {
+        args.hidden.clear();
     }
 }
 
@@ -313,6 +335,9 @@ fn main() -> ExitCode {
             } else {
                 Vec::new()
             },
+            // The data decides the side too.
+            conv: (args.arch == Arch::Conv)
+                .then(|| ConvNet { side: 0, channels: args.conv_channels.clone() }),
         },
         epochs: args.epochs as usize,
         batch_size: args.batch_size as usize,

@@ -133,6 +133,49 @@ pub struct StochasticLayer {
     pub latent: usize,
 }
 
+/// A convolutional encoder and decoder for square one-channel images: every convolution
+/// has a 4×4 kernel, stride 2 and padding 1, so each halves the image's side (28 → 14 → 7
+/// for `[32, 64]`); the encoder flattens the last feature map into its dense layers, and
+/// the decoder mirrors it with transposed convolutions after a dense projection back to
+/// that feature map.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConvNet {
+    /// The images' side: the input is `side × side` pixels.
+    pub side: usize,
+    /// Output channels of each convolution, image side first (`[32, 64]`).
+    pub channels: Vec<usize>,
+}
+
+impl ConvNet {
+    /// Kernel side of every convolution.
+    pub const KERNEL: usize = 4;
+    /// Stride of every convolution.
+    pub const STRIDE: usize = 2;
+    /// Padding of every convolution.
+    pub const PADDING: usize = 1;
+
+    /// The side of the feature map after the `i`-th convolution's input halvings, `side / 2^i`.
+    pub fn side_after(&self, layers: usize) -> usize {
+        self.side >> layers
+    }
+
+    /// Units of the flattened last feature map: what the dense layers see.
+    pub fn flat(&self) -> usize {
+        let s = self.side_after(self.channels.len());
+        self.channels.last().map_or(self.side * self.side, |c| c * s * s)
+    }
+
+    /// `(channels in, channels out, side in, side out)` of every convolution of the encoder.
+    pub fn layers(&self) -> Vec<(usize, usize, usize, usize)> {
+        let ins = std::iter::once(1).chain(self.channels.iter().copied());
+        ins.zip(&self.channels)
+            .enumerate()
+            .map(|(i, (c, &o))| (c, o, self.side_after(i), self.side_after(i + 1)))
+            .collect()
+    }
+}
+
 /// The shape of a VAE: input, hidden layers, latent size, nonlinearity and likelihood.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -161,6 +204,10 @@ pub struct VaeConfig {
     /// existed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub upper: Vec<StochasticLayer>,
+    /// Convolutions before the encoder's dense layers and after the decoder's (`None`: an
+    /// MLP on both sides, as in checkpoints written before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conv: Option<ConvNet>,
 }
 
 impl Default for VaeConfig {
@@ -176,6 +223,7 @@ impl Default for VaeConfig {
             init: Init::Pytorch,
             sigma: SigmaHead::Logvar,
             upper: Vec::new(),
+            conv: None,
         }
     }
 }
@@ -189,7 +237,10 @@ impl VaeConfig {
     /// True for the shape of pytorch/examples' VAE (one ReLU hidden layer on each side, of
     /// one size), whose parameters keep that model's names `fc1` … `fc4`.
     pub fn is_pytorch_example(&self) -> bool {
-        self.hidden.len() == 1 && self.decoder_layers() == self.hidden && self.activation == Activation::Relu
+        self.hidden.len() == 1
+            && self.decoder_layers() == self.hidden
+            && self.activation == Activation::Relu
+            && self.conv.is_none()
     }
 }
 
@@ -444,23 +495,39 @@ impl TrainConfig {
         let (b, k) = (self.batch_size as u128, self.elbo.samples as u128);
         // (inputs, outputs, rows, whether the input is the data) of every product.
         let mut layers: Vec<(u128, u128, u128, bool)> = Vec::new();
-        let mut width = m.input as u128;
+        let heads = if m.likelihood == Likelihood::GaussianLearned { 2 } else { 1 };
+        // A convolution is a product of `out` rows by `in·k·k` by the output pixels: listed
+        // as a layer of `in·k·k` inputs and `out` outputs over `rows · pixels` rows.
+        let convs = m.conv.as_ref().map_or(Vec::new(), ConvNet::layers);
+        let k2 = (ConvNet::KERNEL * ConvNet::KERNEL) as u128;
+        for (i, &(c, o, _, side)) in convs.iter().enumerate() {
+            let pixels = (side * side) as u128;
+            layers.push((c as u128 * k2, o as u128, b * pixels, i == 0));
+            // The decoder's mirror image, the same product run backwards (the first is the
+            // output head, to one channel, once per head).
+            let mirror = (o as u128 * k2, if i == 0 { 1 } else { c as u128 }, b * k * pixels, false);
+            layers.extend(std::iter::repeat_n(mirror, if i == 0 { heads } else { 1 }));
+        }
+        let mut width = m.conv.as_ref().map_or(m.input, ConvNet::flat) as u128;
         for &h in &m.hidden {
-            layers.push((width, h as u128, b, width == m.input as u128 && layers.is_empty()));
+            layers.push((width, h as u128, b, m.conv.is_none() && layers.is_empty()));
             width = h as u128;
         }
-        let from_data = m.hidden.is_empty();
+        let from_data = m.hidden.is_empty() && m.conv.is_none();
         for _ in 0..2 {
             layers.push((width, m.latent as u128, b, from_data));
         }
         let mut width = m.latent as u128;
-        for h in m.decoder_layers() {
+        let mut widths = m.decoder_layers();
+        widths.extend(m.conv.as_ref().map(ConvNet::flat));
+        for h in widths {
             layers.push((width, h as u128, b * k, false));
             width = h as u128;
         }
-        let heads = if m.likelihood == Likelihood::GaussianLearned { 2 } else { 1 };
-        for _ in 0..heads {
-            layers.push((width, m.input as u128, b * k, false));
+        if m.conv.is_none() {
+            for _ in 0..heads {
+                layers.push((width, m.input as u128, b * k, false));
+            }
         }
         // Each upper layer: q's MLP and two heads, p's MLP and two heads, on every sample.
         let mut below = m.latent as u128;
@@ -496,6 +563,30 @@ impl TrainConfig {
         }
         if m.upper.iter().any(|u| u.latent == 0 || u.hidden.contains(&0)) {
             return bad("the sizes of every stochastic layer must be at least 1");
+        }
+        if let Some(net) = &m.conv {
+            let halvings = 1usize.checked_shl(net.channels.len() as u32).unwrap_or(0);
+            if net.channels.is_empty() || net.channels.contains(&0) {
+                return bad(
+                    "a convolutional model needs at least one convolution, each of at least 1 channel",
+                );
+            }
+            if net.side * net.side != m.input {
+                return Err(VaeError::Config(format!(
+                    "a convolutional model needs square images of side {} ({} pixels), but the data has {} pixels",
+                    net.side,
+                    net.side * net.side,
+                    m.input
+                )));
+            }
+            if halvings == 0 || net.side % halvings != 0 {
+                return Err(VaeError::Config(format!(
+                    "{} stride-2 convolutions need an image side divisible by {}, got {}",
+                    net.channels.len(),
+                    halvings.max(2),
+                    net.side
+                )));
+            }
         }
         if !m.upper.is_empty() && self.elbo.objective == Objective::Elbo {
             return bad(
@@ -639,8 +730,15 @@ impl TrainConfig {
             layers.push((width, 2 * below));
             below = up.latent as u128;
         }
-        let params: u128 = layers.iter().map(|&(i, o)| i * o + o).sum();
-        let widths: u128 = layers.iter().map(|&(_, o)| o).sum::<u128>() + m.input as u128;
+        let mut params: u128 = layers.iter().map(|&(i, o)| i * o + o).sum();
+        let mut widths: u128 = layers.iter().map(|&(_, o)| o).sum::<u128>() + m.input as u128;
+        // Convolutions, both sides: kernels and biases, feature maps, and column matrices.
+        let k2 = (ConvNet::KERNEL * ConvNet::KERNEL) as u128;
+        for (c, o, _, side) in m.conv.as_ref().map_or(Vec::new(), ConvNet::layers) {
+            let (c, o, pixels) = (c as u128, o as u128, (side * side) as u128);
+            params += 2 * (c * o * k2) + o + c;
+            widths += 2 * (o * pixels + c * k2 * pixels) + 4 * o * pixels;
+        }
         let slots = self.optimizer.kind.slots().len() as u128;
         let rows = self.batch_size.min(train_images.max(1)) as u128 * self.elbo.samples as u128;
         let f32s = params * (3 + slots) + rows * widths * 4 + 1000 * widths * 2;
@@ -753,6 +851,7 @@ mod tests {
                     init,
                     sigma,
                     upper: Vec::new(),
+                    conv: None,
                 },
             );
         let upper = prop::collection::vec(
@@ -760,7 +859,11 @@ mod tests {
                 .prop_map(|(hidden, latent)| StochasticLayer { hidden, latent }),
             0..3,
         );
-        let model = (model, upper).prop_map(|(m, upper)| VaeConfig { upper, ..m });
+        let conv = prop::option::of(
+            (1usize..100, prop::collection::vec(1usize..128, 1..4))
+                .prop_map(|(side, channels)| ConvNet { side, channels }),
+        );
+        let model = (model, upper, conv).prop_map(|(m, upper, conv)| VaeConfig { upper, conv, ..m });
         let kind =
             prop_oneof![
                 (0.0f64..1.0, 0.0f64..1.0, 1e-12f64..1.0)

@@ -7,10 +7,10 @@ use autograd::{Graph, Var};
 use rand::Rng;
 use rand_distr::uniform::SampleUniform;
 use rand_distr::{Distribution, StandardNormal};
-use tensor::{Element, Tensor};
+use tensor::{Conv2dSpec, Element, Tensor};
 
-pub use crate::config::{Activation, Init, Likelihood, SigmaHead, VaeConfig};
-use crate::nn::{Linear, ParamSet};
+pub use crate::config::{Activation, ConvNet, Init, Likelihood, SigmaHead, VaeConfig};
+use crate::nn::{Conv, Linear, ParamSet};
 
 /// What the decoder produces for a batch of latent codes.
 #[derive(Clone, Copy, Debug)]
@@ -39,13 +39,39 @@ pub struct Vae<T: Element> {
     pub config: VaeConfig,
     /// The parameters, named as a PyTorch `state_dict` of the same model.
     pub params: ParamSet<T>,
+    encoder_conv: Vec<Conv>,
     encoder: Vec<Linear>,
     mu: Linear,
     logvar: Linear,
     decoder: Vec<Linear>,
-    out: Linear,
-    out_logvar: Option<Linear>,
+    decoder_conv: Vec<Conv>,
+    out: Layer,
+    out_logvar: Option<Layer>,
     upper: Vec<Upper>,
+}
+
+/// The decoder's output layer: dense for an MLP, a transposed convolution for a
+/// convolutional decoder.
+#[derive(Clone, Copy, Debug)]
+enum Layer {
+    Dense(Linear),
+    Conv(Conv),
+}
+
+impl Layer {
+    fn forward<'g, T: Element>(&self, vars: &[Var<'g, T>], x: Var<'g, T>) -> Var<'g, T> {
+        match self {
+            Layer::Dense(l) => l.forward(vars, x),
+            Layer::Conv(c) => c.forward(vars, x),
+        }
+    }
+
+    fn bias_index(&self) -> usize {
+        match self {
+            Layer::Dense(l) => l.bias_index(),
+            Layer::Conv(c) => c.bias_index(),
+        }
+    }
 }
 
 /// The networks of a stochastic layer above the first: `q(z_l | z_{l−1})` and
@@ -70,25 +96,56 @@ impl<T: Element> Vae<T> {
     ) -> Result<Self, E> {
         let mut p = ParamSet::new();
         let names = LayerNames::of(&config);
-        let mut layer =
-            |p: &mut ParamSet<T>, name: &str, i: usize, o: usize| Linear::build(p, name, i, o, &mut make);
+        let make = &mut make;
+        let spec = Conv2dSpec::new(ConvNet::STRIDE, ConvNet::PADDING);
+        let convs = config.conv.as_ref().map_or(Vec::new(), ConvNet::layers);
+        let mut encoder_conv = Vec::new();
+        for (i, &(c, o, _, _)) in convs.iter().enumerate() {
+            encoder_conv.push(Conv::build(
+                &mut p,
+                &names.encoder_conv(i),
+                c,
+                o,
+                ConvNet::KERNEL,
+                spec,
+                false,
+                make,
+            )?);
+        }
         let mut encoder = Vec::new();
-        let mut width = config.input;
+        let mut width = config.conv.as_ref().map_or(config.input, ConvNet::flat);
         for (i, &h) in config.hidden.iter().enumerate() {
-            encoder.push(layer(&mut p, &names.encoder(i), width, h)?);
+            encoder.push(Linear::build(&mut p, &names.encoder(i), width, h, make)?);
             width = h;
         }
-        let mu = layer(&mut p, names.mu, width, config.latent)?;
-        let logvar = layer(&mut p, names.logvar, width, config.latent)?;
+        let mu = Linear::build(&mut p, names.mu, width, config.latent, make)?;
+        let logvar = Linear::build(&mut p, names.logvar, width, config.latent, make)?;
         let mut decoder = Vec::new();
         let mut width = config.latent;
-        for (i, &h) in config.decoder_layers().iter().enumerate() {
-            decoder.push(layer(&mut p, &names.decoder(i), width, h)?);
+        let mut widths = config.decoder_layers();
+        // A convolutional decoder projects back to the encoder's last feature map first.
+        widths.extend(config.conv.as_ref().map(ConvNet::flat));
+        for (i, &h) in widths.iter().enumerate() {
+            decoder.push(Linear::build(&mut p, &names.decoder(i), width, h, make)?);
             width = h;
         }
-        let out = layer(&mut p, names.out, width, config.input)?;
+        // Transposed convolutions mirror the encoder's, the last (to the image) being `out`.
+        let mut decoder_conv = Vec::new();
+        let out_layer = |p: &mut ParamSet<T>, name: &str, make: &mut _| -> Result<Layer, E> {
+            Ok(match convs.first() {
+                Some(&(_, c, _, _)) => {
+                    Layer::Conv(Conv::build(p, name, c, 1, ConvNet::KERNEL, spec, true, make)?)
+                }
+                None => Layer::Dense(Linear::build(p, name, width, config.input, make)?),
+            })
+        };
+        for (j, &(o, c, _, _)) in convs.iter().skip(1).rev().enumerate() {
+            let name = names.decoder_conv(widths.len(), j);
+            decoder_conv.push(Conv::build(&mut p, &name, c, o, ConvNet::KERNEL, spec, true, make)?);
+        }
+        let out = out_layer(&mut p, names.out, make)?;
         let out_logvar = match config.likelihood {
-            Likelihood::GaussianLearned => Some(layer(&mut p, names.out_logvar, width, config.input)?),
+            Likelihood::GaussianLearned => Some(out_layer(&mut p, names.out_logvar, make)?),
             _ => None,
         };
         // Stochastic layers above the first, numbered from 2: `encoder2.0`, `mu2`, `logvar2`
@@ -101,23 +158,35 @@ impl<T: Element> Vae<T> {
             let mut q_hidden = Vec::new();
             let mut width = below;
             for (i, &h) in up.hidden.iter().enumerate() {
-                q_hidden.push(layer(&mut p, &format!("encoder{n}.{}", 2 * i), width, h)?);
+                q_hidden.push(Linear::build(&mut p, &format!("encoder{n}.{}", 2 * i), width, h, make)?);
                 width = h;
             }
-            let q_mu = layer(&mut p, &format!("mu{n}"), width, up.latent)?;
-            let q_scale = layer(&mut p, &format!("{scale}{n}"), width, up.latent)?;
+            let q_mu = Linear::build(&mut p, &format!("mu{n}"), width, up.latent, make)?;
+            let q_scale = Linear::build(&mut p, &format!("{scale}{n}"), width, up.latent, make)?;
             let mut p_hidden = Vec::new();
             let mut width = up.latent;
             for (i, &h) in up.hidden.iter().rev().enumerate() {
-                p_hidden.push(layer(&mut p, &format!("decoder{n}.{}", 2 * i), width, h)?);
+                p_hidden.push(Linear::build(&mut p, &format!("decoder{n}.{}", 2 * i), width, h, make)?);
                 width = h;
             }
-            let p_mu = layer(&mut p, &format!("decoder{n}_mu"), width, below)?;
-            let p_scale = layer(&mut p, &format!("decoder{n}_{scale}"), width, below)?;
+            let p_mu = Linear::build(&mut p, &format!("decoder{n}_mu"), width, below, make)?;
+            let p_scale = Linear::build(&mut p, &format!("decoder{n}_{scale}"), width, below, make)?;
             upper.push(Upper { q_hidden, q_mu, q_scale, p_hidden, p_mu, p_scale });
             below = up.latent;
         }
-        Ok(Vae { config, params: p, encoder, mu, logvar, decoder, out, out_logvar, upper })
+        Ok(Vae {
+            config,
+            params: p,
+            encoder_conv,
+            encoder,
+            mu,
+            logvar,
+            decoder,
+            decoder_conv,
+            out,
+            out_logvar,
+            upper,
+        })
     }
 
     /// Units of every stochastic layer, from the data side up (`[latent]` for one layer).
@@ -161,17 +230,23 @@ impl<T: Element> Vae<T> {
     }
 
     /// Sets the Bernoulli output layer's bias to the logit of `mean` (the mean training image,
-    /// values in [0, 1], clamped to [1e-3, 1 − 1e-3]), as Burda et al. start it. Does nothing
+    /// values in [0, 1], clamped to [1e-3, 1 − 1e-3]), as Burda et al. start it; a
+    /// convolutional decoder's one output bias to the logit of the mean pixel. Does nothing
     /// for a Gaussian decoder.
     pub fn set_output_bias_to_logit(&mut self, mean: &Tensor<T>) {
         if self.config.likelihood != Likelihood::Bernoulli {
             return;
         }
         let (lo, hi) = (T::from_f64_lossy(1e-3), T::from_f64_lossy(1.0 - 1e-3));
-        let logit = mean.map(|p| {
+        let logit = |p: T| {
             let p = p.max(lo).min(hi);
             (p / (T::one() - p)).ln()
-        });
+        };
+        // A transposed convolution has one bias for its one channel: the mean pixel's logit.
+        let logit = match self.out {
+            Layer::Dense(_) => mean.map(logit),
+            Layer::Conv(_) => Tensor::from_vec(vec![logit(mean.mean().item())], &[1]),
+        };
         self.params.tensors_mut()[self.out.bias_index()] = logit;
     }
 
@@ -225,7 +300,7 @@ impl<T: Element + SampleUniform> Vae<T> {
         let init = |_: &str, shape: &[usize], fan_in: usize| -> Result<Tensor<T>, std::convert::Infallible> {
             Ok(match (scheme, shape) {
                 (Init::Pytorch, _) => crate::nn::pytorch_uniform(shape, fan_in, rng),
-                (Init::Glorot, &[fan_out, fan_in]) => crate::nn::glorot_uniform(fan_out, fan_in, rng),
+                (Init::Glorot, s) if s.len() >= 2 => crate::nn::glorot_uniform(s, rng),
                 (Init::Glorot, _) => Tensor::zeros(shape),
             })
         };
@@ -236,6 +311,8 @@ impl<T: Element + SampleUniform> Vae<T> {
 /// The parameter names of a model's layers (see [`Vae`]).
 struct LayerNames {
     pytorch_example: bool,
+    /// Where the encoder's dense layers start in its `Sequential`.
+    encoder_offset: usize,
     mu: &'static str,
     logvar: &'static str,
     out: &'static str,
@@ -245,10 +322,18 @@ struct LayerNames {
 impl LayerNames {
     fn of(config: &VaeConfig) -> Self {
         if config.is_pytorch_example() {
-            LayerNames { pytorch_example: true, mu: "fc21", logvar: "fc22", out: "fc4", out_logvar: "fc5" }
+            LayerNames {
+                pytorch_example: true,
+                encoder_offset: 0,
+                mu: "fc21",
+                logvar: "fc22",
+                out: "fc4",
+                out_logvar: "fc5",
+            }
         } else {
             LayerNames {
                 pytorch_example: false,
+                encoder_offset: config.conv.as_ref().map_or(0, |c| 2 * c.channels.len() + 1),
                 mu: "mu",
                 logvar: config.sigma.head_name(),
                 out: "out",
@@ -257,22 +342,35 @@ impl LayerNames {
         }
     }
 
-    /// Hidden layer `i` of the encoder: a `Linear` at position `2i` of the `Sequential`
-    /// (activations sit between).
+    /// Convolution `i` of the encoder: at position `2i` of the `Sequential` (activations sit
+    /// between).
+    fn encoder_conv(&self, i: usize) -> String {
+        format!("encoder.{}", 2 * i)
+    }
+
+    /// Hidden layer `i` of the encoder: a `Linear` at position `2i` of the `Sequential`,
+    /// after the convolutions and an `nn.Flatten` when there are any.
     fn encoder(&self, i: usize) -> String {
         if self.pytorch_example {
             "fc1".into()
         } else {
-            format!("encoder.{}", 2 * i)
+            format!("encoder.{}", self.encoder_offset + 2 * i)
         }
     }
 
+    /// Dense layer `i` of the decoder, at position `2i`.
     fn decoder(&self, i: usize) -> String {
         if self.pytorch_example {
             "fc3".into()
         } else {
             format!("decoder.{}", 2 * i)
         }
+    }
+
+    /// Transposed convolution `j` of the decoder after its `dense` dense layers: past their
+    /// activations and an `nn.Unflatten`, at `2·dense + 1 + 2j`.
+    fn decoder_conv(&self, dense: usize, j: usize) -> String {
+        format!("decoder.{}", 2 * dense + 1 + 2 * j)
     }
 }
 
@@ -314,6 +412,17 @@ impl<'g, T: Element> BoundVae<'_, 'g, T> {
 
     /// `x → (mu, logvar)` of q(z₁|x).
     pub fn encode(&self, x: Var<'g, T>) -> (Var<'g, T>, Var<'g, T>) {
+        let x = match &self.vae.config.conv {
+            Some(net) => {
+                let n = x.shape()[0];
+                let mut h = x.reshape(&[n, 1, net.side, net.side]);
+                for l in &self.vae.encoder_conv {
+                    h = l.forward_act(&self.vars, h, self.vae.config.activation);
+                }
+                h.reshape(&[n, net.flat()])
+            }
+            None => x,
+        };
         let h = self.trunk(&self.vae.encoder, x);
         self.gaussian(&self.vae.mu, &self.vae.logvar, h)
     }
@@ -345,11 +454,21 @@ impl<'g, T: Element> BoundVae<'_, 'g, T> {
 
     /// `z → ` the parameters of p(x|z).
     pub fn decode(&self, z: Var<'g, T>) -> DecoderOut<'g, T> {
-        let h = self.trunk(&self.vae.decoder, z);
-        DecoderOut {
-            out: self.vae.out.forward(&self.vars, h),
-            logvar: self.vae.out_logvar.map(|l| l.forward(&self.vars, h)),
+        let mut h = self.trunk(&self.vae.decoder, z);
+        let m = h.shape()[0];
+        let config = &self.vae.config;
+        if let Some(net) = &config.conv {
+            let s = net.side_after(net.channels.len());
+            h = h.reshape(&[m, *net.channels.last().expect("a convolution"), s, s]);
+            for l in &self.vae.decoder_conv {
+                h = l.forward_act(&self.vars, h, config.activation);
+            }
         }
+        let head = |l: &Layer| match l {
+            Layer::Dense(_) => l.forward(&self.vars, h),
+            Layer::Conv(_) => l.forward(&self.vars, h).reshape(&[m, config.input]),
+        };
+        DecoderOut { out: head(&self.vae.out), logvar: self.vae.out_logvar.as_ref().map(head) }
     }
 
     /// [`Vae::reparameterize`].

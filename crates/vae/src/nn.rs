@@ -3,7 +3,7 @@
 use autograd::{Graph, Var};
 use rand::Rng;
 use rand_distr::uniform::SampleUniform;
-use tensor::{Element, Tensor};
+use tensor::{Conv2dSpec, Element, Tensor};
 
 use crate::config::Activation;
 
@@ -89,14 +89,17 @@ pub fn pytorch_uniform<T: Element + SampleUniform, R: Rng + ?Sized>(
     Tensor::rand_uniform(shape, -bound, bound, rng)
 }
 
-/// A `[fan_out, fan_in]` weight uniform on `±√(6/(fan_in + fan_out))` (Glorot & Bengio).
+/// A weight uniform on `±√(6/(fan_in + fan_out))` (Glorot & Bengio): for a `[out, in]`
+/// matrix the fans are `in` and `out`, for a convolution's `[a, b, k, k]` kernel (PyTorch's
+/// `xavier_uniform_`) `b·k·k` and `a·k·k`.
 pub fn glorot_uniform<T: Element + SampleUniform, R: Rng + ?Sized>(
-    fan_out: usize,
-    fan_in: usize,
+    shape: &[usize],
     rng: &mut R,
 ) -> Tensor<T> {
+    let area: usize = shape.iter().skip(2).product();
+    let (fan_out, fan_in) = (shape[0] * area, shape.get(1).copied().unwrap_or(1) * area);
     let bound = T::from_f64_lossy((6.0 / (fan_in + fan_out).max(1) as f64).sqrt());
-    Tensor::rand_uniform(&[fan_out, fan_in], -bound, bound, rng)
+    Tensor::rand_uniform(shape, -bound, bound, rng)
 }
 
 /// A fully connected layer `y = x·Wᵀ + b`, with `W` stored `[out, in]` as PyTorch stores it.
@@ -170,5 +173,74 @@ impl Linear {
             Activation::Tanh => x.linear(w, b, Some(autograd::Activation::Tanh)),
             Activation::Softplus => x.linear(w, b, None).softplus(),
         }
+    }
+}
+
+/// A 2-D convolution with a bias, `nn.Conv2d` (weight `[out, in, k, k]`) or
+/// `nn.ConvTranspose2d` (weight `[in, out, k, k]`), as PyTorch stores them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv {
+    weight: usize,
+    bias: usize,
+    spec: Conv2dSpec,
+    transpose: bool,
+}
+
+impl Conv {
+    /// Adds `{name}.weight` and `{name}.bias` `[outputs]` to `params`, each made by
+    /// `make(name, shape, fan_in)` with PyTorch's fan-in (`in·k·k` for a convolution,
+    /// `out·k·k` for a transposed one: `weight.size(1)` times the kernel's area).
+    #[allow(clippy::too_many_arguments)]
+    pub fn build<T: Element, E>(
+        params: &mut ParamSet<T>,
+        name: &str,
+        inputs: usize,
+        outputs: usize,
+        kernel: usize,
+        spec: Conv2dSpec,
+        transpose: bool,
+        make: &mut impl FnMut(&str, &[usize], usize) -> Result<Tensor<T>, E>,
+    ) -> Result<Self, E> {
+        let (w, b) = (format!("{name}.weight"), format!("{name}.bias"));
+        let shape =
+            if transpose { [inputs, outputs, kernel, kernel] } else { [outputs, inputs, kernel, kernel] };
+        let fan_in = shape[1] * kernel * kernel;
+        let wt = make(&w, &shape, fan_in)?;
+        let bt = make(&b, &[outputs], fan_in)?;
+        Ok(Conv { weight: params.push(w, wt), bias: params.push(b, bt), spec, transpose })
+    }
+
+    /// Where the bias is in its [`ParamSet`].
+    pub fn bias_index(&self) -> usize {
+        self.bias
+    }
+
+    /// The convolution of `x` `[n, in, h, w]` plus the bias, on a tape.
+    pub fn forward<'g, T: Element>(&self, vars: &[Var<'g, T>], x: Var<'g, T>) -> Var<'g, T> {
+        let (w, b) = (vars[self.weight], Some(vars[self.bias]));
+        if self.transpose {
+            x.conv_transpose2d(w, b, self.spec, [0, 0])
+        } else {
+            x.conv2d(w, b, self.spec)
+        }
+    }
+
+    /// `act(forward(x))`.
+    pub fn forward_act<'g, T: Element>(
+        &self,
+        vars: &[Var<'g, T>],
+        x: Var<'g, T>,
+        act: Activation,
+    ) -> Var<'g, T> {
+        activate(act, self.forward(vars, x))
+    }
+}
+
+/// `act(x)` as a separate op (what a layer cannot fuse).
+pub(crate) fn activate<'g, T: Element>(act: Activation, x: Var<'g, T>) -> Var<'g, T> {
+    match act {
+        Activation::Relu => x.relu(),
+        Activation::Tanh => x.tanh(),
+        Activation::Softplus => x.softplus(),
     }
 }

@@ -284,12 +284,16 @@ pub fn iwae_nll(trainer: &Trainer, test: &Dataset, k: usize, progress: bool) -> 
 
 /// Runs training as `opts` asks, reporting each epoch's line through `log`; returns the
 /// summary that is also written to `summary.json`. The data decides the model's input
-/// size (`opts.train.model.input` is replaced by the pixels per image of the data).
+/// size (`opts.train.model.input` is replaced by the pixels per image of the data, and a
+/// convolutional model's side by the images' height).
 pub fn run(opts: &RunOptions, mut log: impl FnMut(&str)) -> Result<Value> {
     let mnist = Mnist::load(&opts.data_dir)?;
     let (mut train, test) = (mnist.train, mnist.test);
     let mut opts = opts.clone();
     opts.train.model.input = train.dim();
+    if let Some(net) = &mut opts.train.model.conv {
+        net.side = train.image_shape().0;
+    }
     let opts = &opts;
     opts.train.validate()?;
     if let Some(n) = opts.train.train_limit {
