@@ -6,10 +6,12 @@ The model, batch, optimizer, data and thread count are the same on both sides: b
 pytorch/examples' vae/main.py (784-400-20-400-784, ReLU, Bernoulli via BCE summed over
 pixels, analytic KL, Adam 1e-3, batch 128) on MNIST batches from data/mnist; with
 `--model burda`, Burda et al.'s 784-200-200-50 tanh model at batch 20 (see
-`torch_burda_step_ms`).
+`torch_burda_step_ms`); with `--model conv`, the convolutional VAE of `--arch conv` at
+batch 128 (see `torch_conv_step_ms`).
 
     python3 bench/compare_pytorch.py [--rounds 5] [--steps 200] [--threads 1 2]
     python3 bench/compare_pytorch.py --model burda [--objective iwae --k 5]
+    python3 bench/compare_pytorch.py --model conv
 
 It creates bench/.venv and installs torch there with pip on first use. CI does not run it.
 """
@@ -25,11 +27,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# benchvenv and load_in_pytorch (the PyTorch models of a checkpoint's shape) live beside this.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def ensure_torch():
     """Re-executes this script inside bench/.venv (see benchvenv.py)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     import benchvenv
 
     benchvenv.ensure(__file__)
@@ -149,6 +152,38 @@ def torch_burda_step_ms(images, threads, steps, warmup, objective, k):
     return timed(opt, steps, warmup, loss_of_step)
 
 
+def torch_conv_step_ms(images, threads, steps, warmup):
+    """The default recipe with `--arch conv`'s model (load_in_pytorch.build_model builds the
+    same model from a checkpoint's configuration): 1→32→64 channels of 4×4 stride-2
+    convolutions, a dense layer to the latent, the mirror image with transposed convolutions;
+    Bernoulli via BCE with logits summed over pixels, analytic KL, Adam 1e-3, batch 128."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    from load_in_pytorch import build_model
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(1)
+    cfg = {"model": {"input": 784, "hidden": [], "decoder_hidden": None, "latent": 20, "activation": "relu",
+                     "likelihood": "bernoulli", "conv": {"side": 28, "channels": [32, 64]}}}
+    model = build_model(cfg)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    rng = np.random.default_rng(1)
+    order = rng.permutation(len(images))
+    def loss_of_step(i):
+        idx = order[(i * 128) % (len(images) - 128) :][:128]
+        x = torch.from_numpy(images[idx].astype(np.float32) / 255.0)
+        mu, logvar = model.encode(x)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        logits, _ = model.decode(z)
+        bce = F.binary_cross_entropy_with_logits(logits, x, reduction="sum")
+        kld = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+        return bce + kld
+
+    return timed(opt, steps, warmup, loss_of_step)
+
+
 def ours_step_ms(threads, steps, warmup, model, objective, k):
     exe = ROOT / "target" / "release" / "examples" / "step_timer"
     flags = ["--threads", str(threads), "--steps", str(steps), "--warmup", str(warmup), "--model", model]
@@ -164,7 +199,7 @@ def main():
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--warmup", type=int, default=20)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--model", choices=["default", "burda"], default="default")
+    ap.add_argument("--model", choices=["default", "burda", "conv"], default="default")
     ap.add_argument("--objective", choices=["elbo-mc", "iwae"], default="elbo-mc", help="burda only")
     ap.add_argument("--k", type=int, default=1, help="samples per image (burda only)")
     args = ap.parse_args()
@@ -185,6 +220,8 @@ def main():
             # Interleave: PyTorch, then ours, each round, so drifts in the host's load hit both.
             if args.model == "burda":
                 pt = torch_burda_step_ms(images, threads, args.steps, args.warmup, args.objective, args.k)
+            elif args.model == "conv":
+                pt = torch_conv_step_ms(images, threads, args.steps, args.warmup)
             else:
                 pt = torch_step_ms(images, threads, args.steps, args.warmup)
             us = ours_step_ms(threads, args.steps, args.warmup, args.model, args.objective, args.k)

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
-use vae::config::Objective;
+use vae::config::{ConvNet, Objective};
 use vae::data::Mnist;
 use vae::train::{stream_rng, Stream, TrainConfig, Trainer};
 
@@ -54,6 +54,9 @@ enum Model {
     Default,
     /// Burda et al.'s one-stochastic-layer model, batch 20.
     Burda,
+    /// The default recipe with `--arch conv`'s model: 1→32→64 channels of 4×4 stride-2
+    /// convolutions, a dense layer to the latent, and the mirror image; batch 128.
+    Conv,
 }
 
 /// The `cpu family` line of /proc/cpuinfo (25: Zen 3/4, 26: Zen 5), if there is one.
@@ -79,6 +82,12 @@ fn main() -> ExitCode {
     let mut config = match args.model {
         Model::Default => TrainConfig::default(),
         Model::Burda => TrainConfig::burda(args.objective, args.k as usize, args.layers as usize),
+        Model::Conv => {
+            let mut c = TrainConfig::default();
+            c.model.hidden.clear();
+            c.model.conv = Some(ConvNet { side: 28, channels: vec![32, 64] });
+            c
+        }
     };
     config.elbo.objective = args.objective;
     config.elbo.samples = args.k as usize;
