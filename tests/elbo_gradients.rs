@@ -45,6 +45,37 @@ fn reparameterized_elbo_matches_finite_differences_for_every_likelihood() {
     }
 }
 
+/// The convolutional model (8×8 images, two 4×4 stride-2 convolutions of 2 and 3 channels,
+/// a dense hidden layer, and the mirror image) through the same ELBO, for every likelihood:
+/// every parameter's gradient, convolutions and transposed convolutions alike.
+#[test]
+fn a_convolutional_vae_matches_finite_differences() {
+    use vae::config::ConvNet;
+    for likelihood in [Likelihood::Bernoulli, Likelihood::GaussianLearned] {
+        let mut rng = StdRng::seed_from_u64(4);
+        let config = VaeConfig {
+            input: 64,
+            hidden: vec![5],
+            latent: 3,
+            likelihood,
+            conv: Some(ConvNet { side: 8, channels: vec![2, 3] }),
+            ..VaeConfig::default()
+        };
+        let model = Vae::<f64>::new(config, &mut rng);
+        let x = Tensor::rand_uniform(&[3, 64], 0.0, 1.0, &mut rng);
+        let noise = sample_noise::<f64, _>(2, 3, 3, &mut rng);
+        let cfg = ElboConfig { samples: 2, ..ElboConfig::default() };
+        let report = gradcheck(
+            |g, v| elbo_with_noise(&model.attach(v), g.constant(x.clone()), &noise, &cfg).loss,
+            model.params.tensors(),
+            &GradcheckConfig::default(),
+        );
+        println!("conv {likelihood}: {report}");
+        assert!(report.passed && report.max_rel_error <= 1e-6, "conv {likelihood}: {report}");
+        assert_eq!(report.checked, model.params.numel());
+    }
+}
+
 /// Gradients of the loss for one draw of noise, flattened in parameter order.
 fn flat_grads(model: &Vae<f64>, x: &Tensor<f64>, noise: &[Tensor<f64>], estimator: Estimator) -> Vec<f64> {
     let g = Graph::new();

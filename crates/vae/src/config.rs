@@ -1026,6 +1026,29 @@ mod tests {
     }
 
     #[test]
+    fn convolutional_shapes_that_cannot_work_are_refused() {
+        let conv = |side, channels: Vec<usize>, input| {
+            let mut c = TrainConfig::default();
+            c.model.input = input;
+            c.model.conv = Some(ConvNet { side, channels });
+            c.validate().err().map(|e| e.to_string())
+        };
+        assert_eq!(conv(28, vec![32, 64], 784), None);
+        assert!(conv(28, vec![32, 64], 1024).unwrap().contains("square images of side 28"));
+        assert!(conv(28, vec![8, 8, 8], 784).unwrap().contains("divisible by 8"));
+        assert!(conv(28, vec![], 784).unwrap().contains("at least one convolution"));
+        assert!(conv(28, vec![32, 0], 784).unwrap().contains("at least 1 channel"));
+        // The products of a step: 2·(conv1 without its input gradient) + 3·(everything else).
+        let mut c = TrainConfig::default();
+        c.model.hidden.clear();
+        c.model.conv = Some(ConvNet { side: 28, channels: vec![32, 64] });
+        let conv1 = 128 * 196 * 32 * 16;
+        let conv2 = 128 * 49 * 64 * 32 * 16;
+        let dense = 128 * (2 * 3136 * 20 + 20 * 3136);
+        assert_eq!(c.step_macs(), 2 * conv1 + 3 * (conv2 + conv2 + conv1 + dense));
+    }
+
+    #[test]
     fn a_learning_rate_that_is_zero_in_f32_is_refused() {
         let c = TrainConfig {
             optimizer: OptimizerConfig { lr: 1e-50, ..OptimizerConfig::default() },

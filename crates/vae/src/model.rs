@@ -604,6 +604,49 @@ mod tests {
         assert_eq!(layers.iter().map(|(v, _)| v.len()).collect::<Vec<_>>(), [3, 2]);
     }
 
+    /// The convolutional model's names are those of PyTorch's `nn.Sequential` of the same
+    /// layers (`bench/load_in_pytorch.py` builds it): convolutions at 0 and 2, `Flatten` at 4,
+    /// dense layers from 5; the decoder's dense layers, its projection, `Unflatten`, then the
+    /// transposed convolutions, the last of which is `out`.
+    #[test]
+    fn a_convolutional_model_is_named_and_shaped_as_pytorchs() {
+        let c = VaeConfig {
+            hidden: vec![50],
+            conv: Some(ConvNet { side: 28, channels: vec![32, 64] }),
+            ..VaeConfig::default()
+        };
+        let vae = Vae::<f32>::new(c, &mut StdRng::seed_from_u64(1));
+        let weights: Vec<(String, Vec<usize>)> = vae
+            .params
+            .names()
+            .iter()
+            .zip(vae.params.tensors())
+            .filter(|(n, _)| n.ends_with(".weight"))
+            .map(|(n, t)| (n.clone(), t.shape().to_vec()))
+            .collect();
+        let want: Vec<(String, Vec<usize>)> = [
+            ("encoder.0.weight", vec![32, 1, 4, 4]),
+            ("encoder.2.weight", vec![64, 32, 4, 4]),
+            ("encoder.5.weight", vec![50, 3136]),
+            ("mu.weight", vec![20, 50]),
+            ("logvar.weight", vec![20, 50]),
+            ("decoder.0.weight", vec![50, 20]),
+            ("decoder.2.weight", vec![3136, 50]),
+            ("decoder.5.weight", vec![64, 32, 4, 4]),
+            ("out.weight", vec![32, 1, 4, 4]),
+        ]
+        .into_iter()
+        .map(|(n, s)| (n.to_string(), s))
+        .collect();
+        assert_eq!(weights, want);
+        assert_eq!(vae.params.get("out.bias").unwrap().shape(), &[1]);
+        let g = Graph::no_grad();
+        let m = vae.bind(&g);
+        let (mu, _) = m.encode(g.constant(Tensor::zeros(&[3, 784])));
+        assert_eq!(mu.shape().as_slice(), &[3, 20]);
+        assert_eq!(m.decode(mu).out.shape().as_slice(), &[3, 784]);
+    }
+
     #[test]
     fn shapes_follow_the_configuration() {
         let c = VaeConfig {
