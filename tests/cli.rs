@@ -171,3 +171,34 @@ fn checkpoints_of_another_configuration_are_refused() {
     assert!(run(&other).status.success());
     std::fs::remove_dir_all(&base).unwrap();
 }
+
+/// `--arch conv` trains on square images whose side its convolutions can halve, writes a
+/// checkpoint of the convolutional shape, and refuses other sides with one line.
+#[test]
+fn a_convolutional_model_trains_and_refuses_sides_it_cannot_halve() {
+    let base = temp("conv");
+    let (square, odd) = (base.join("square"), base.join("odd"));
+    for (dir, side) in [(&square, 12), (&odd, 10)] {
+        std::fs::create_dir_all(dir).unwrap();
+        write_data(dir, 20, side);
+    }
+    let out = base.join("out");
+    let flags = |data: &std::path::Path| {
+        let d = data.to_str().unwrap().to_string();
+        ["--data", &d, "--out", out.to_str().unwrap(), "--epochs", "1", "--latent", "2", "--arch", "conv"]
+            .map(String::from)
+            .to_vec()
+    };
+    let mut args = flags(&square);
+    args.extend(["--conv-channels", "3,4"].map(String::from));
+    let ok = Command::new(bin()).args(&args).output().unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["config"]["model"]["conv"], serde_json::json!({"side": 12, "channels": [3, 4]}));
+    assert_eq!(summary["config"]["model"]["hidden"], serde_json::json!([]));
+    // 10 is not divisible by 4: two stride-2 convolutions cannot halve it twice.
+    let refused = Command::new(bin()).args(flags(&odd)).args(["--force"]).output().unwrap();
+    assert_error(&refused, 1, &["2 stride-2 convolutions", "divisible by 4", "got 10"]);
+    std::fs::remove_dir_all(&base).unwrap();
+}
