@@ -62,8 +62,16 @@ def timed(opt, steps, warmup, loss_of_step):
     return statistics.median(times)
 
 
-def torch_step_ms(images, threads, steps, warmup):
+def batches_of(images, size):
+    """Step i's batch of `size` images in [0, 1] from one fixed shuffle (seed 1)."""
     import numpy as np
+    import torch
+
+    order = np.random.default_rng(1).permutation(len(images))
+    return lambda i: torch.from_numpy(images[order[(i * size) % (len(images) - size) :][:size]].astype(np.float32) / 255.0)
+
+
+def torch_step_ms(images, threads, steps, warmup):
     import torch
     import torch.nn.functional as F
     from torch import nn
@@ -88,11 +96,9 @@ def torch_step_ms(images, threads, steps, warmup):
 
     model = VAE()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    rng = np.random.default_rng(1)
-    order = rng.permutation(len(images))
+    batch = batches_of(images, 128)
     def loss_of_step(i):
-        idx = order[(i * 128) % (len(images) - 128) :][:128]
-        x = torch.from_numpy(images[idx].astype(np.float32) / 255.0)
+        x = batch(i)
         recon, mu, logvar = model(x)
         bce = F.binary_cross_entropy(recon, x, reduction="sum")
         kld = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
@@ -157,23 +163,18 @@ def torch_conv_step_ms(images, threads, steps, warmup):
     same model from a checkpoint's configuration): 1→32→64 channels of 4×4 stride-2
     convolutions, a dense layer to the latent, the mirror image with transposed convolutions;
     Bernoulli via BCE with logits summed over pixels, analytic KL, Adam 1e-3, batch 128."""
-    import numpy as np
     import torch
     import torch.nn.functional as F
 
-    from load_in_pytorch import build_model
+    from load_in_pytorch import build_model, default_config
 
     torch.set_num_threads(threads)
     torch.manual_seed(1)
-    cfg = {"model": {"input": 784, "hidden": [], "decoder_hidden": None, "latent": 20, "activation": "relu",
-                     "likelihood": "bernoulli", "conv": {"side": 28, "channels": [32, 64]}}}
-    model = build_model(cfg)
+    model = build_model(default_config("conv"))
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    rng = np.random.default_rng(1)
-    order = rng.permutation(len(images))
+    batch = batches_of(images, 128)
     def loss_of_step(i):
-        idx = order[(i * 128) % (len(images) - 128) :][:128]
-        x = torch.from_numpy(images[idx].astype(np.float32) / 255.0)
+        x = batch(i)
         mu, logvar = model.encode(x)
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
         logits, _ = model.decode(z)

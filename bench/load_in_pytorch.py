@@ -50,6 +50,15 @@ def test_images(data_dir):
     sys.exit(f"error: {data_dir}: no t10k-images-idx3-ubyte(.gz)")
 
 
+def default_config(arch):
+    """The configuration `mnist_vae` stores for its default recipe with `--arch arch` (mlp:
+    pytorch/examples' 784-400-20; conv: 1→32→64 channels of 4×4 stride-2 convolutions and
+    a dense layer to the latent)."""
+    conv = {"side": 28, "channels": [32, 64]} if arch == "conv" else None
+    return {"model": {"input": 784, "hidden": [] if conv else [400], "decoder_hidden": None, "latent": 20,
+                      "activation": "relu", "likelihood": "bernoulli", "conv": conv}}
+
+
 def build_model(cfg):
     """The PyTorch model with the names `mnist_vae` gives this shape's parameters."""
     import torch

@@ -48,7 +48,7 @@ def main():
     import torch
     import torch.nn.functional as F
 
-    from load_in_pytorch import build_model
+    from load_in_pytorch import build_model, default_config
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--arch", choices=["conv", "mlp"], default="conv")
@@ -61,10 +61,7 @@ def main():
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    conv = {"side": 28, "channels": [32, 64]} if args.arch == "conv" else None
-    cfg = {"model": {"input": 784, "hidden": [] if conv else [400], "decoder_hidden": None, "latent": 20,
-                     "activation": "relu", "likelihood": "bernoulli", "conv": conv}}
-    model = build_model(cfg)
+    model = build_model(default_config(args.arch))
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     train, test = images(args.data, "train"), images(args.data, "t10k")
 
