@@ -98,5 +98,11 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+// No plots: the workspace builds plotters with only the ab_glyph font backend (for
+// `vae`'s curves.png), where criterion's plot text would find no font.
+criterion_group! {
+    name = benches;
+    config = Criterion::default().without_plots();
+    targets = bench
+}
 criterion_main!(benches);

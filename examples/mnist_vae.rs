@@ -1,7 +1,8 @@
 //! Trains a VAE on MNIST (or any IDX image data), writing metrics, checkpoints and images. The
 //! defaults are pytorch/examples' VAE (784-400-20, ReLU, Adam 1e-3, batch 128, Bernoulli
-//! likelihood on continuous pixels); `--hidden 200,200 --activation tanh --latent 50` and
-//! the other flags describe other models.
+//! likelihood on continuous pixels); `--hidden 200,200 --activation tanh --latent 50`,
+//! `--arch conv` (a convolutional encoder and decoder) and the other flags describe other
+//! models.
 //!
 //! ```sh
 //! cargo run --release --example mnist_vae -- --help

@@ -1,5 +1,7 @@
-//! The VAE: a Gaussian encoder (an MLP of any depth to a mean and a log-variance), the
-//! reparameterization, and a Bernoulli or Gaussian decoder (an MLP back to the pixels). A
+//! The VAE: a Gaussian encoder (an MLP of any depth to a mean and a log-variance, after
+//! strided convolutions with [`ConvNet`]), the reparameterization, and a Bernoulli or
+//! Gaussian decoder (an MLP back to the pixels, or to a feature map that transposed
+//! convolutions take back to the image). A
 //! model is bound to a tape once ([`Vae::bind`]); the bound model's `encode`/`decode` are all
 //! that objectives, training and evaluation call.
 
@@ -32,7 +34,10 @@ pub struct DecoderOut<'g, T: Element> {
 /// `encoder.2.weight`, …, `mu.weight`, `decoder.0.weight`, …, `out.weight`. A stochastic
 /// layer above the first, numbered n from 2, adds `encodern.0`, … and heads `mun`,
 /// `logvarn` for q(z_n | z_{n−1}), and `decodern.0`, … with heads `decodern_mu`,
-/// `decodern_logvar` for p(z_{n−1} | z_n).
+/// `decodern_logvar` for p(z_{n−1} | z_n). A convolutional model ([`ConvNet`]) is named as
+/// `encoder = nn.Sequential(Conv2d, act, …, Flatten, Linear, act, …)` and `decoder =
+/// nn.Sequential(Linear, act, …, Unflatten, ConvTranspose2d, act, …)` with its last
+/// transposed convolution as the head `out`.
 #[derive(Clone, Debug)]
 pub struct Vae<T: Element> {
     /// The shape.
