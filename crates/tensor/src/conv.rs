@@ -447,10 +447,15 @@ fn batch_last<T: Element>(x: &[T], n: usize) -> Buf<T> {
     t
 }
 
-/// The column matrix of `xt` `[c, h, w, n]`.
-fn columns<T: Element>(g: &Geom, xt: &[T]) -> Buf<T> {
+/// The column matrix of `xt` `[c, h, w, n]`. For a 1×1 kernel with stride 1 and no padding
+/// that is `xt` itself, and the convolution is a product straight off the input.
+fn columns<T: Element>(g: &Geom, xt: Buf<T>) -> Buf<T> {
+    let spec = g.spec;
+    if g.kh == 1 && g.kw == 1 && spec.stride == [1, 1] && spec.padding == [0, 0] {
+        return xt;
+    }
     let mut cols = Buf::new(g.rows() * g.nl());
-    unfold(g, xt, &mut cols);
+    unfold(g, &xt, &mut cols);
     cols
 }
 
@@ -529,7 +534,7 @@ impl<T: Element> Tensor<T> {
         let g = geometry("conv2d", self, weight, spec, None)?;
         let bias = check_bias("conv2d", bias, g.o)?;
         let (x, w) = (dense(self), dense(weight));
-        let cols = columns(&g, &batch_last(slice(&x), g.n));
+        let cols = columns(&g, batch_last(slice(&x), g.n));
         let y = apply_kernel(&g, slice(&w), &cols, bias.as_ref().map(slice));
         Ok(Tensor::from_vec(y, &[g.n, g.o, g.oh, g.ow]))
     }
@@ -598,7 +603,7 @@ impl<T: Element> Tensor<T> {
             grads.input = Some(Tensor::from_vec(dx, &[g.n, g.c, g.h, g.w]));
         }
         if wants.weight {
-            let dw = kernel_grad(&g, &gt, &columns(&g, &batch_last(slice(&dense(self)), g.n)));
+            let dw = kernel_grad(&g, &gt, &columns(&g, batch_last(slice(&dense(self)), g.n)));
             grads.weight = Some(Tensor::from_vec(dw, weight.shape()));
         }
         if wants.bias {
@@ -627,7 +632,7 @@ impl<T: Element> Tensor<T> {
         }
         // One column matrix of ∂Y serves both: ∂x = W·cols, ∂W = X·colsᵀ (the convolution's
         // kernel gradient with the image side ∂Y and the output side X).
-        let cols = columns(&g, &batch_last(slice(&gy), g.n));
+        let cols = columns(&g, batch_last(slice(&gy), g.n));
         if wants.input {
             let dx = apply_kernel(&g, slice(&dense(weight)), &cols, None);
             grads.input = Some(Tensor::from_vec(dx, self.shape()));
