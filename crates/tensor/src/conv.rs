@@ -1,30 +1,40 @@
 //! 2-D convolutions over NCHW tensors and their transposes, as matrix products through the
 //! crate's GEMM.
 //!
-//! A convolution of `x` `[N, C, H, W]` with `w` `[O, C, kh, kw]` is one product. Unfold `x`
-//! into a column matrix (im2col): row `(c, i, j)`, column `(n, oh, ow)` holds the pixel that
-//! kernel tap `(i, j)` of output pixel `(oh, ow)` reads (zero in the padding). Then
-//! `Y = W·cols` with `W` seen as `[O, C·kh·kw]` (its own memory, no copy) gives `Y`
-//! channel-major, `[O, N·oh·ow]`, which is copied to `[N, O, oh, ow]` with the bias added.
-//! One product over the whole batch keeps the GEMM's `n` large (a 7×7 output image alone
-//! would be 49 columns, a poor fit for the micro-kernel's tiles).
+//! A convolution of `x` `[N, C, H, W]` with `w` `[O, C, kh, kw]` is one product over the
+//! whole batch. `x` is first laid out batch-innermost, `[C, H, W, N]`; unfolding it (im2col)
+//! gives the column matrix `[C·kh·kw, oh·ow·N]`, whose row `(c, i, j)` holds, for every output
+//! pixel, the input pixel its kernel tap `(i, j)` reads (zero in the padding): with the batch
+//! innermost, each tap of each output pixel is one contiguous run of `N` elements on both
+//! sides, a plain copy. Then `Y = W·cols` with `W` seen as `[O, C·kh·kw]` (its own memory,
+//! no copy) is `[O, oh, ow, N]`, which goes back to `[N, O, oh, ow]` with the bias added.
+//! One product over the batch keeps the GEMM's `n` large (a 7×7 output image alone would be
+//! 49 columns, a poor fit for the micro-kernel's tiles). The first version unfolded NCHW
+//! directly, into columns ordered `(n, oh, ow)`: runs of `ow` pixels (7 or 14 here) instead
+//! of `N`, and a step of the convolutional VAE 1.2× PyTorch's instead of about 1.0×.
 //!
 //! The transposed convolution is the adjoint of the convolution in its input, so the same
 //! pieces run the other way: `cols = Wᵀ·X`, then fold the columns back onto the image
-//! (col2im, summing the taps that land on one pixel). Every rule is built from four moves:
+//! (col2im, summing the taps that land on one pixel). Every rule is built from these moves:
 //!
 //! | | forward | ∂input | ∂weight |
 //! |---|---|---|---|
 //! | `conv2d` | `W·unfold(x)` | `fold(Wᵀ·∂Y)` | `∂Y·unfold(x)ᵀ` |
 //! | `conv_transpose2d` | `fold(Wᵀ·X)` | `W·unfold(∂Y)` | `X·unfold(∂Y)ᵀ` |
 //!
-//! Bits: unfolding and the channel-major copies only move elements; folding sums the taps of
-//! each pixel in one fixed order inside one task (tasks are whole `(n, c)` planes); products
-//! split over the pool as every product does. So results are the same at any thread count.
+//! A backward makes `∂Y` batch-innermost (or unfolds it) once for both gradients. An implicit
+//! GEMM (the column matrix read through strides instead of built) is out of reach with
+//! matrixmultiply, whose operands are 2-D strided: a row `(c, i, j)` of the column matrix is
+//! not one stride away from the next. Only a 1×1 kernel at stride 1 without padding has its
+//! column matrix equal to the input, and that case multiplies straight off it.
 //!
-//! Scratch: the column matrix and the channel-major copies live in per-thread buffers reused
-//! from call to call (taken out of the pool for the call, so a nested call on the same thread
-//! simply makes its own).
+//! Bits: the layout changes and unfolding only move elements; folding sums the taps of each
+//! pixel in one fixed order inside one task (tasks are whole channels); products split over
+//! the pool as every product does. So results are the same at any thread count.
+//!
+//! Scratch: the column matrix and the batch-innermost copies live in per-thread buffers
+//! reused from call to call (taken out of the pool for the call and handed back on drop, so
+//! a nested call on the same thread simply makes its own).
 
 use std::cell::RefCell;
 use std::thread::LocalKey;
@@ -366,11 +376,6 @@ impl<T: Element> Drop for Buf<T> {
     }
 }
 
-/// The contiguous elements of `t` (a copy only when it is a strided view).
-fn dense<T: Element>(t: &Tensor<T>) -> Tensor<T> {
-    t.contiguous()
-}
-
 fn slice<T: Element>(t: &Tensor<T>) -> &[T] {
     t.as_slice().expect("made contiguous")
 }
@@ -428,7 +433,7 @@ fn check_bias<T: Element>(
         Some(b) if b.shape() != [channels] => {
             Err(invalid(op, format!("bias of shape {:?} for {channels} output channels", b.shape())))
         }
-        b => Ok(b.map(dense)),
+        b => Ok(b.map(Tensor::contiguous)),
     }
 }
 
@@ -436,7 +441,7 @@ fn check_grad<T: Element>(op: &'static str, grad: &Tensor<T>, shape: [usize; 4])
     if grad.shape() != shape {
         return Err(TensorError::ShapeMismatch { op, lhs: grad.shape().to_vec(), rhs: shape.to_vec() });
     }
-    Ok(dense(grad))
+    Ok(grad.contiguous())
 }
 
 /// `x` `[n, f]` (an NCHW tensor with `f = c·h·w`) with the batch innermost, `[f, n]`.
@@ -533,7 +538,7 @@ impl<T: Element> Tensor<T> {
     ) -> Result<Tensor<T>> {
         let g = geometry("conv2d", self, weight, spec, None)?;
         let bias = check_bias("conv2d", bias, g.o)?;
-        let (x, w) = (dense(self), dense(weight));
+        let (x, w) = (self.contiguous(), weight.contiguous());
         let cols = columns(&g, batch_last(slice(&x), g.n));
         let y = apply_kernel(&g, slice(&w), &cols, bias.as_ref().map(slice));
         Ok(Tensor::from_vec(y, &[g.n, g.o, g.oh, g.ow]))
@@ -575,7 +580,7 @@ impl<T: Element> Tensor<T> {
     ) -> Result<Tensor<T>> {
         let g = geometry("conv_transpose2d", self, weight, spec, Some(output_padding))?;
         let bias = check_bias("conv_transpose2d", bias, g.c)?;
-        let (x, w) = (dense(self), dense(weight));
+        let (x, w) = (self.contiguous(), weight.contiguous());
         let y = apply_adjoint(&g, slice(&w), &batch_last(slice(&x), g.n), bias.as_ref().map(slice));
         Ok(Tensor::from_vec(y, &[g.n, g.c, g.h, g.w]))
     }
@@ -599,11 +604,11 @@ impl<T: Element> Tensor<T> {
         }
         let gt = batch_last(slice(&gy), g.n);
         if wants.input {
-            let dx = apply_adjoint(&g, slice(&dense(weight)), &gt, None);
+            let dx = apply_adjoint(&g, slice(&weight.contiguous()), &gt, None);
             grads.input = Some(Tensor::from_vec(dx, &[g.n, g.c, g.h, g.w]));
         }
         if wants.weight {
-            let dw = kernel_grad(&g, &gt, &columns(&g, batch_last(slice(&dense(self)), g.n)));
+            let dw = kernel_grad(&g, &gt, &columns(&g, batch_last(slice(&self.contiguous()), g.n)));
             grads.weight = Some(Tensor::from_vec(dw, weight.shape()));
         }
         if wants.bias {
@@ -634,11 +639,11 @@ impl<T: Element> Tensor<T> {
         // kernel gradient with the image side ∂Y and the output side X).
         let cols = columns(&g, batch_last(slice(&gy), g.n));
         if wants.input {
-            let dx = apply_kernel(&g, slice(&dense(weight)), &cols, None);
+            let dx = apply_kernel(&g, slice(&weight.contiguous()), &cols, None);
             grads.input = Some(Tensor::from_vec(dx, self.shape()));
         }
         if wants.weight {
-            let dw = kernel_grad(&g, &batch_last(slice(&dense(self)), g.n), &cols);
+            let dw = kernel_grad(&g, &batch_last(slice(&self.contiguous()), g.n), &cols);
             grads.weight = Some(Tensor::from_vec(dw, weight.shape()));
         }
         if wants.bias {
