@@ -69,11 +69,17 @@ fn bench(c: &mut Criterion) {
                 x.conv2d(&w, Some(&b), spec)
             }
         };
+        // The backward reuses what the forward kept, as a training step's does.
+        let saved = if l.transpose {
+            x.try_conv_transpose2d_saved(&w, Some(&b), spec, [0, 0]).unwrap().1
+        } else {
+            x.try_conv2d_saved(&w, Some(&b), spec).unwrap().1
+        };
         let backward = || {
             if l.transpose {
-                x.conv_transpose2d_backward(&w, &gy, spec, [0, 0], wants).unwrap()
+                x.conv_transpose2d_backward(&w, &gy, spec, [0, 0], wants, Some(&saved)).unwrap()
             } else {
-                x.conv2d_backward(&w, &gy, spec, wants).unwrap()
+                x.conv2d_backward(&w, &gy, spec, wants, Some(&saved)).unwrap()
             }
         };
         for (label, pool) in [(format!("{threads}t"), None), ("1t".to_string(), Some(&one_thread))] {

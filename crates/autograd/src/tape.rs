@@ -6,7 +6,7 @@
 use std::cell::{Cell, Ref, RefCell};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use tensor::{fail, Conv2dSpec, Dims, Element, Tensor, TensorError};
+use tensor::{fail, Conv2dSpec, ConvSaved, Dims, Element, Tensor, TensorError};
 
 static NEXT_GRAPH_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -83,11 +83,13 @@ pub(crate) enum Op<T: Element> {
         b: Option<usize>,
         act: Option<UnaryRow<T>>,
     },
+    /// `saved`: what the forward kept for the weight's gradient, when it takes one.
     Conv2d {
         x: usize,
         w: usize,
         b: Option<usize>,
         spec: Conv2dSpec,
+        saved: Option<ConvSaved<T>>,
     },
     ConvTranspose2d {
         x: usize,
@@ -95,6 +97,7 @@ pub(crate) enum Op<T: Element> {
         b: Option<usize>,
         spec: Conv2dSpec,
         output_padding: [usize; 2],
+        saved: Option<ConvSaved<T>>,
     },
 }
 

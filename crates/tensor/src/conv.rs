@@ -135,10 +135,41 @@ pub struct ConvWants {
     pub bias: bool,
 }
 
+/// What a convolution's forward keeps for its backward: the weight's gradient reads the
+/// forward's input side laid out batch-innermost (for [`Tensor::conv2d`] its column matrix,
+/// for [`Tensor::conv_transpose2d`] the input itself), which the forward built anyway. Made
+/// by [`Tensor::try_conv2d_saved`] and [`Tensor::try_conv_transpose2d_saved`], and handed to
+/// the backward of the same call; its buffer goes back to the thread's scratch pool when
+/// dropped.
+pub struct ConvSaved<T: Element> {
+    geom: Geom,
+    buf: Buf<T>,
+}
+
+impl<T: Element> std::fmt::Debug for ConvSaved<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConvSaved").field("geom", &self.geom).field("len", &self.buf.len()).finish()
+    }
+}
+
+/// The buffer of `saved`, checked to be of geometry `g`, or `None` when none was given.
+fn saved_buf<'a, T: Element>(
+    op: &'static str,
+    g: &Geom,
+    saved: Option<&'a ConvSaved<T>>,
+) -> Result<Option<&'a [T]>> {
+    match saved {
+        Some(s) if s.geom != *g => {
+            Err(invalid(op, format!("saved state of another convolution ({:?}, not {g:?})", s.geom)))
+        }
+        s => Ok(s.map(|s| &*s.buf)),
+    }
+}
+
 /// One convolution's shapes, always in the convolution's direction: the image side
 /// `[n, c, h, w]` is what the kernel slides over and the output side `[n, o, oh, ow]` what
 /// it produces (for a transposed convolution the image side is its output).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Geom {
     n: usize,
     c: usize,
@@ -182,55 +213,71 @@ impl Geom {
 }
 
 /// Runs `f(first_item, chunk)` over `out` seen as items of `item` elements each, in chunks of
-/// whole items on the pool when the work is large. What an item computes does not depend on
-/// the chunking, so neither do the bits.
-fn for_items<T: Send, F: Fn(usize, &mut [T]) + Sync>(out: &mut [T], item: usize, f: F) {
+/// whole items on the pool when the work is large, each chunk (but the last) a multiple of
+/// `group` items. What an item computes does not depend on the chunking, so neither do the
+/// bits.
+fn for_items<T: Send, F: Fn(usize, &mut [T]) + Sync>(out: &mut [T], item: usize, group: usize, f: F) {
     if item == 0 {
         return;
     }
     if parallel(out.len()) {
-        let per_task = PAR_MIN_LEN.div_ceil(item);
+        let per_task = PAR_MIN_LEN.div_ceil(item).next_multiple_of(group);
         out.par_chunks_mut(per_task * item).enumerate().for_each(|(t, chunk)| f(t * per_task, chunk));
     } else {
         f(0, out);
     }
 }
 
+/// The side of [`transpose`]'s square tiles.
+const TILE: usize = 8;
+
+/// One tile of [`transpose`]: `src`'s rows `r0..r0 + w`, columns `col..col + h` into `dst`'s
+/// rows `d0..d0 + h` (of `rows` elements), columns `r0..r0 + w`, plus `add[a]` on source row
+/// `r0 + a` when given. Always inlined, so the full tiles (`h = w = TILE`) get constant bounds.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn move_tile<T: Element>(
+    src: &[T],
+    cols: usize,
+    (r0, col): (usize, usize),
+    (w, h): (usize, usize),
+    add: Option<&[T; TILE]>,
+    dst: &mut [T],
+    rows: usize,
+    d0: usize,
+) {
+    let mut tile = [[T::zero(); TILE]; TILE];
+    for (a, t) in tile.iter_mut().enumerate().take(w) {
+        t[..h].copy_from_slice(&src[(r0 + a) * cols + col..][..h]);
+    }
+    for b in 0..h {
+        let out = &mut dst[(d0 + b) * rows + r0..][..w];
+        match add {
+            Some(add) => out.iter_mut().enumerate().for_each(|(a, o)| *o = tile[a][b] + add[a]),
+            None => out.iter_mut().enumerate().for_each(|(a, o)| *o = tile[a][b]),
+        }
+    }
+}
+
 /// `src` `[rows, cols]` into `dst` `[cols, rows]`, plus `bias[j / group]` on column `j` of
 /// `dst` when given as `(bias, group)`. In 8×8 tiles (eight short rows in, eight out, so
-/// both sides move whole cache lines), tasks owning whole rows of `dst`.
+/// both sides move whole runs), tasks owning whole tiles' worth of rows of `dst` (a task
+/// with a ragged edge would move it element by element down whole columns).
 fn transpose<T: Element>(src: &[T], rows: usize, cols: usize, bias: Option<(&[T], usize)>, dst: &mut [T]) {
-    const T8: usize = 8;
-    let add = |r: usize| bias.map_or(T::zero(), |(b, group)| b[r / group]);
-    for_items(dst, rows, |first, chunk| {
+    for_items(dst, rows, TILE, |first, chunk| {
         let out_rows = chunk.len() / rows.max(1);
-        let full_r = rows / T8 * T8;
-        let mut d = 0;
-        while d < out_rows {
-            let height = T8.min(out_rows - d);
-            let col = first + d;
-            let mut r0 = 0;
-            if height == T8 {
-                while r0 < full_r {
-                    let mut tile = [[T::zero(); T8]; T8];
-                    for (a, t) in tile.iter_mut().enumerate() {
-                        t.copy_from_slice(&src[(r0 + a) * cols + col..][..T8]);
-                    }
-                    for b in 0..T8 {
-                        let out = &mut chunk[(d + b) * rows + r0..][..T8];
-                        for (a, o) in out.iter_mut().enumerate() {
-                            *o = tile[a][b] + add(r0 + a);
-                        }
-                    }
-                    r0 += T8;
+        for r0 in (0..rows).step_by(TILE) {
+            let w = TILE.min(rows - r0);
+            let add = bias.map(|(b, group)| std::array::from_fn(|a| b[(r0 + a).min(rows - 1) / group]));
+            for d0 in (0..out_rows).step_by(TILE) {
+                let h = TILE.min(out_rows - d0);
+                let at = (r0, first + d0);
+                if w == TILE && h == TILE {
+                    move_tile(src, cols, at, (TILE, TILE), add.as_ref(), chunk, rows, d0);
+                } else {
+                    move_tile(src, cols, at, (w, h), add.as_ref(), chunk, rows, d0);
                 }
             }
-            for b in 0..height {
-                for r in r0..rows {
-                    chunk[(d + b) * rows + r] = src[r * cols + col + b] + add(r);
-                }
-            }
-            d += height;
         }
     });
 }
@@ -241,7 +288,7 @@ fn transpose<T: Element>(src: &[T], rows: usize, cols: usize, bias: Option<(&[T]
 fn unfold<T: Element>(g: &Geom, xt: &[T], cols: &mut [T]) {
     let (nb, nl) = (g.n, g.nl());
     let (s0, s1) = (g.spec.stride[0], g.spec.stride[1]);
-    for_items(cols, nl, |first, chunk| {
+    for_items(cols, nl, 1, |first, chunk| {
         for (r, row) in chunk.chunks_mut(nl).enumerate() {
             let r = first + r;
             let (c, i, j) = (r / (g.kh * g.kw), r / g.kw % g.kh, r % g.kw);
@@ -273,7 +320,7 @@ fn unfold<T: Element>(g: &Geom, xt: &[T], cols: &mut [T]) {
 fn fold<T: Element>(g: &Geom, cols: &[T], bias: Option<&[T]>, xt: &mut [T]) {
     let (nb, nl) = (g.n, g.nl());
     let (s0, s1) = (g.spec.stride[0], g.spec.stride[1]);
-    for_items(xt, g.h * g.w * nb, |first, chunk| {
+    for_items(xt, g.h * g.w * nb, 1, |first, chunk| {
         for (c, plane) in chunk.chunks_mut(g.h * g.w * nb).enumerate() {
             let c = first + c;
             plane.fill(bias.map_or(T::zero(), |b| b[c]));
@@ -321,8 +368,9 @@ impl Scratch for f64 {
     }
 }
 
-/// Buffers a thread keeps between calls.
-const POOL_SIZE: usize = 4;
+/// Buffers a thread keeps between calls: enough for the [`ConvSaved`] of a few layers
+/// besides the temporaries of one call.
+const POOL_SIZE: usize = 8;
 
 /// A scratch buffer of `len` elements from this thread's pool, handed back when dropped.
 /// Its contents are stale: every user overwrites all of it.
@@ -536,12 +584,23 @@ impl<T: Element> Tensor<T> {
         bias: Option<&Tensor<T>>,
         spec: Conv2dSpec,
     ) -> Result<Tensor<T>> {
+        Ok(self.try_conv2d_saved(weight, bias, spec)?.0)
+    }
+
+    /// [`try_conv2d`](Self::try_conv2d), also returning what
+    /// [`conv2d_backward`](Self::conv2d_backward) can reuse (the column matrix).
+    pub fn try_conv2d_saved(
+        &self,
+        weight: &Tensor<T>,
+        bias: Option<&Tensor<T>>,
+        spec: Conv2dSpec,
+    ) -> Result<(Tensor<T>, ConvSaved<T>)> {
         let g = geometry("conv2d", self, weight, spec, None)?;
         let bias = check_bias("conv2d", bias, g.o)?;
         let (x, w) = (self.contiguous(), weight.contiguous());
         let cols = columns(&g, batch_last(slice(&x), g.n));
         let y = apply_kernel(&g, slice(&w), &cols, bias.as_ref().map(slice));
-        Ok(Tensor::from_vec(y, &[g.n, g.o, g.oh, g.ow]))
+        Ok((Tensor::from_vec(y, &[g.n, g.o, g.oh, g.ow]), ConvSaved { geom: g, buf: cols }))
     }
 
     /// The transposed 2-D convolution (PyTorch's `conv_transpose2d`, the adjoint of
@@ -578,25 +637,43 @@ impl<T: Element> Tensor<T> {
         spec: Conv2dSpec,
         output_padding: [usize; 2],
     ) -> Result<Tensor<T>> {
+        Ok(self.try_conv_transpose2d_saved(weight, bias, spec, output_padding)?.0)
+    }
+
+    /// [`try_conv_transpose2d`](Self::try_conv_transpose2d), also returning what
+    /// [`conv_transpose2d_backward`](Self::conv_transpose2d_backward) can reuse (the input,
+    /// batch-innermost).
+    pub fn try_conv_transpose2d_saved(
+        &self,
+        weight: &Tensor<T>,
+        bias: Option<&Tensor<T>>,
+        spec: Conv2dSpec,
+        output_padding: [usize; 2],
+    ) -> Result<(Tensor<T>, ConvSaved<T>)> {
         let g = geometry("conv_transpose2d", self, weight, spec, Some(output_padding))?;
         let bias = check_bias("conv_transpose2d", bias, g.c)?;
         let (x, w) = (self.contiguous(), weight.contiguous());
-        let y = apply_adjoint(&g, slice(&w), &batch_last(slice(&x), g.n), bias.as_ref().map(slice));
-        Ok(Tensor::from_vec(y, &[g.n, g.c, g.h, g.w]))
+        let xt = batch_last(slice(&x), g.n);
+        let y = apply_adjoint(&g, slice(&w), &xt, bias.as_ref().map(slice));
+        Ok((Tensor::from_vec(y, &[g.n, g.c, g.h, g.w]), ConvSaved { geom: g, buf: xt }))
     }
 
     /// The gradients of `self.conv2d(weight, bias, spec)` given `grad_out`, the gradient of
-    /// its output: those `wants` asks for.
+    /// its output: those `wants` asks for. `saved`, from [`try_conv2d_saved`](Self::try_conv2d_saved)
+    /// on the same `self`, spares rebuilding the column matrix (an error if it is another
+    /// geometry's).
     pub fn conv2d_backward(
         &self,
         weight: &Tensor<T>,
         grad_out: &Tensor<T>,
         spec: Conv2dSpec,
         wants: ConvWants,
+        saved: Option<&ConvSaved<T>>,
     ) -> Result<ConvGrads<T>> {
         const OP: &str = "conv2d_backward";
         let g = geometry(OP, self, weight, spec, None)?;
         let gy = check_grad(OP, grad_out, [g.n, g.o, g.oh, g.ow])?;
+        let saved = saved_buf(OP, &g, saved)?;
         let mut grads = ConvGrads::default();
         if !(wants.input || wants.weight) {
             grads.bias = wants.bias.then(|| channel_sums(&gy));
@@ -608,8 +685,15 @@ impl<T: Element> Tensor<T> {
             grads.input = Some(Tensor::from_vec(dx, &[g.n, g.c, g.h, g.w]));
         }
         if wants.weight {
-            let dw = kernel_grad(&g, &gt, &columns(&g, batch_last(slice(&self.contiguous()), g.n)));
-            grads.weight = Some(Tensor::from_vec(dw, weight.shape()));
+            let made;
+            let cols = match saved {
+                Some(cols) => cols,
+                None => {
+                    made = columns(&g, batch_last(slice(&self.contiguous()), g.n));
+                    &made
+                }
+            };
+            grads.weight = Some(Tensor::from_vec(kernel_grad(&g, &gt, cols), weight.shape()));
         }
         if wants.bias {
             grads.bias = Some(channel_sums(&gy));
@@ -618,7 +702,9 @@ impl<T: Element> Tensor<T> {
     }
 
     /// The gradients of `self.conv_transpose2d(weight, bias, spec, output_padding)` given
-    /// `grad_out`: those `wants` asks for.
+    /// `grad_out`: those `wants` asks for. `saved`, from
+    /// [`try_conv_transpose2d_saved`](Self::try_conv_transpose2d_saved) on the same `self`,
+    /// spares laying the input out again (an error if it is another geometry's).
     pub fn conv_transpose2d_backward(
         &self,
         weight: &Tensor<T>,
@@ -626,10 +712,12 @@ impl<T: Element> Tensor<T> {
         spec: Conv2dSpec,
         output_padding: [usize; 2],
         wants: ConvWants,
+        saved: Option<&ConvSaved<T>>,
     ) -> Result<ConvGrads<T>> {
         const OP: &str = "conv_transpose2d_backward";
         let g = geometry(OP, self, weight, spec, Some(output_padding))?;
         let gy = check_grad(OP, grad_out, [g.n, g.c, g.h, g.w])?;
+        let saved = saved_buf(OP, &g, saved)?;
         let mut grads = ConvGrads::default();
         if !(wants.input || wants.weight) {
             grads.bias = wants.bias.then(|| channel_sums(&gy));
@@ -643,8 +731,15 @@ impl<T: Element> Tensor<T> {
             grads.input = Some(Tensor::from_vec(dx, self.shape()));
         }
         if wants.weight {
-            let dw = kernel_grad(&g, &batch_last(slice(&self.contiguous()), g.n), &cols);
-            grads.weight = Some(Tensor::from_vec(dw, weight.shape()));
+            let made;
+            let xt = match saved {
+                Some(xt) => xt,
+                None => {
+                    made = batch_last(slice(&self.contiguous()), g.n);
+                    &made
+                }
+            };
+            grads.weight = Some(Tensor::from_vec(kernel_grad(&g, xt, &cols), weight.shape()));
         }
         if wants.bias {
             grads.bias = Some(channel_sums(&gy));
@@ -819,9 +914,12 @@ mod tests {
             let what = format!("{sx:?} {sw:?} {spec:?}");
             let x = Tensor::<f64>::randn(&sx, &mut rng);
             let w = Tensor::<f64>::randn(&sw, &mut rng);
-            let y = x.conv2d(&w, None, spec);
+            let (y, saved) = x.try_conv2d_saved(&w, None, spec).unwrap();
             let gy = Tensor::<f64>::randn(y.shape(), &mut rng);
-            let grads = x.conv2d_backward(&w, &gy, spec, all).unwrap();
+            let grads = x.conv2d_backward(&w, &gy, spec, all, None).unwrap();
+            // The forward's saved column matrix gives the same bits.
+            let reused = x.conv2d_backward(&w, &gy, spec, all, Some(&saved)).unwrap();
+            assert_eq!(reused.weight.unwrap().to_vec(), grads.weight.as_ref().unwrap().to_vec(), "{what}");
             // The convolution is linear in x: ⟨conv(v), gy⟩ = ⟨v, ∂x⟩ for every v exactly
             // when ∂x is right; so for a random v.
             let v = Tensor::<f64>::randn(&sx, &mut rng);
@@ -848,10 +946,12 @@ mod tests {
                 continue;
             }
             transposed += 1;
-            let yt = xt.conv_transpose2d(&w, None, spec, op);
+            let (yt, saved) = xt.try_conv_transpose2d_saved(&w, None, spec, op).unwrap();
             assert_eq!(yt.shape(), &sx, "{what}");
             let gyt = Tensor::<f64>::randn(&sx, &mut rng);
-            let grads = xt.conv_transpose2d_backward(&w, &gyt, spec, op, all).unwrap();
+            let grads = xt.conv_transpose2d_backward(&w, &gyt, spec, op, all, None).unwrap();
+            let reused = xt.conv_transpose2d_backward(&w, &gyt, spec, op, all, Some(&saved)).unwrap();
+            assert_eq!(reused.weight.unwrap().to_vec(), grads.weight.as_ref().unwrap().to_vec(), "{what}");
             close(grads.input.as_ref().unwrap(), &direct_conv(&gyt, &w, None, spec), &what);
             let lhs = (&xt.conv_transpose2d(&u, None, spec, op) * &gyt).sum().item();
             let rhs = (&u * grads.weight.as_ref().unwrap()).sum().item();
@@ -879,6 +979,13 @@ mod tests {
         assert!(e.to_string().contains("stride"), "{e}");
         let e = x.try_conv_transpose2d(&Tensor::zeros(&[2, 1, 3, 3]), None, Conv2dSpec::new(2, 0), [2, 0]);
         assert!(e.unwrap_err().to_string().contains("output padding"));
+        // A forward's saved state handed to the backward of another geometry.
+        let w = Tensor::zeros(&[3, 2, 3, 3]);
+        let (_, saved) = x.try_conv2d_saved(&w, None, Conv2dSpec::new(2, 1)).unwrap();
+        let all = ConvWants { input: true, weight: true, bias: true };
+        let e =
+            x.conv2d_backward(&w, &Tensor::zeros(&[1, 3, 3, 3]), Conv2dSpec::default(), all, Some(&saved));
+        assert!(e.unwrap_err().to_string().contains("saved state of another convolution"));
     }
 
     #[test]

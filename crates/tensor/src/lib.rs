@@ -32,7 +32,7 @@ mod matmul;
 mod reduce;
 mod tensor;
 
-pub use conv::{Conv2dSpec, ConvGrads, ConvWants};
+pub use conv::{Conv2dSpec, ConvGrads, ConvSaved, ConvWants};
 pub use element::{DType, Element};
 pub use elementwise::{sigmoid_scalar, softplus_scalar};
 pub use error::{fail, ok, Result, TensorError};

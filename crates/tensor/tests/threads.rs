@@ -178,14 +178,16 @@ fn convolutions<T: Element>(
     let x = randn::<T>(&[n, c, side, side], &mut rng);
     let w = randn::<T>(&[o, c, k, k], &mut rng);
     let b = randn::<T>(&[o], &mut rng);
-    let y = x.conv2d(&w, Some(&b), spec);
+    // The convolution's backward reuses its forward's column matrix; the transposed one's
+    // builds its own.
+    let (y, saved) = x.try_conv2d_saved(&w, Some(&b), spec).unwrap();
     let gy = randn::<T>(y.shape(), &mut rng);
-    let g = x.conv2d_backward(&w, &gy, spec, all).unwrap();
+    let g = x.conv2d_backward(&w, &gy, spec, all, Some(&saved)).unwrap();
     // The transposed convolution maps y's shape back to x's (the output padding makes up
     // what the strided convolution rounded away).
     let op = [0, 1].map(|a| side - spec.transpose_out(a, y.shape()[2 + a], k, 0).unwrap());
     let yt = gy.conv_transpose2d(&w, Some(&randn::<T>(&[c], &mut rng)), spec, op);
-    let gt = gy.conv_transpose2d_backward(&w, &yt, spec, op, all).unwrap();
+    let gt = gy.conv_transpose2d_backward(&w, &yt, spec, op, all, None).unwrap();
     vec![y, g.input.unwrap(), g.weight.unwrap(), g.bias.unwrap(), yt, gt.input.unwrap(), gt.weight.unwrap()]
 }
 

@@ -1,9 +1,10 @@
 //! 2-D convolutions over NCHW values and their transposes, with an optional bias: the
 //! forward and the backward rules are the tensor crate's ([`Tensor::conv2d`],
 //! [`Tensor::conv2d_backward`] and the transposed pair), which compute only the gradients
-//! the tape asks for.
+//! the tape asks for. When the weight takes a gradient, the tape keeps what the forward laid
+//! out for it ([`ConvSaved`]) instead of building it again in the backward.
 
-use tensor::{Conv2dSpec, ConvWants, Element, Result, Tensor};
+use tensor::{Conv2dSpec, ConvSaved, ConvWants, Element, Result, Tensor};
 
 use crate::tape::{Backprop, Op, Var};
 
@@ -19,8 +20,8 @@ impl<'g, T: Element> Var<'g, T> {
     /// Fallible [`conv2d`](Self::conv2d).
     #[track_caller]
     pub fn try_conv2d(self, w: Var<'g, T>, b: Option<Var<'g, T>>, spec: Conv2dSpec) -> Result<Var<'g, T>> {
-        let value = self.conv_inputs("conv2d", w, b, |x, w, b| x.try_conv2d(w, b, spec))?;
-        Ok(self.record_conv(value, w, b, |x, w, b| Op::Conv2d { x, w, b, spec }))
+        let (value, saved) = self.conv_inputs("conv2d", w, b, |x, w, b| x.try_conv2d_saved(w, b, spec))?;
+        Ok(self.record_conv((value, saved), w, b, |x, w, b, saved| Op::Conv2d { x, w, b, spec, saved }))
     }
 
     /// The transposed 2-D convolution of `self` `[N, C, H, W]` with `w` `[C, O, kh, kw]` and
@@ -46,10 +47,17 @@ impl<'g, T: Element> Var<'g, T> {
         spec: Conv2dSpec,
         output_padding: [usize; 2],
     ) -> Result<Var<'g, T>> {
-        let value = self.conv_inputs("conv_transpose2d", w, b, |x, w, b| {
-            x.try_conv_transpose2d(w, b, spec, output_padding)
+        let (value, saved) = self.conv_inputs("conv_transpose2d", w, b, |x, w, b| {
+            x.try_conv_transpose2d_saved(w, b, spec, output_padding)
         })?;
-        Ok(self.record_conv(value, w, b, |x, w, b| Op::ConvTranspose2d { x, w, b, spec, output_padding }))
+        Ok(self.record_conv((value, saved), w, b, |x, w, b, saved| Op::ConvTranspose2d {
+            x,
+            w,
+            b,
+            spec,
+            output_padding,
+            saved,
+        }))
     }
 
     /// Runs `forward` on the values of `self`, `w` and `b`, after checking they share a tape.
@@ -59,8 +67,8 @@ impl<'g, T: Element> Var<'g, T> {
         name: &'static str,
         w: Var<'g, T>,
         b: Option<Var<'g, T>>,
-        forward: impl FnOnce(&Tensor<T>, &Tensor<T>, Option<&Tensor<T>>) -> Result<Tensor<T>>,
-    ) -> Result<Tensor<T>> {
+        forward: impl FnOnce(&Tensor<T>, &Tensor<T>, Option<&Tensor<T>>) -> Result<(Tensor<T>, ConvSaved<T>)>,
+    ) -> Result<(Tensor<T>, ConvSaved<T>)> {
         self.same_graph(name, &w);
         if let Some(b) = &b {
             self.same_graph(name, b);
@@ -68,16 +76,19 @@ impl<'g, T: Element> Var<'g, T> {
         forward(&self.value(), &w.value(), b.map(|b| b.value()).as_ref())
     }
 
+    /// Records the op, keeping the forward's `saved` state only when the weight will take a
+    /// gradient.
     fn record_conv(
         self,
-        value: Tensor<T>,
+        (value, saved): (Tensor<T>, ConvSaved<T>),
         w: Var<'g, T>,
         b: Option<Var<'g, T>>,
-        op: impl FnOnce(usize, usize, Option<usize>) -> Op<T>,
+        op: impl FnOnce(usize, usize, Option<usize>, Option<ConvSaved<T>>) -> Op<T>,
     ) -> Var<'g, T> {
         let mut inputs = vec![self.id, w.id];
         inputs.extend(b.map(|b| b.id));
-        Var::record(self.graph, value, op(self.id, w.id, b.map(|b| b.id)), &inputs)
+        let saved = (self.graph.grad_enabled && w.requires_grad()).then_some(saved);
+        Var::record(self.graph, value, op(self.id, w.id, b.map(|b| b.id), saved), &inputs)
     }
 }
 
@@ -90,13 +101,14 @@ pub(crate) fn backward<T: Element>(
     b: Option<usize>,
     spec: Conv2dSpec,
     transpose: Option<[usize; 2]>,
+    saved: Option<&ConvSaved<T>>,
     g: Tensor<T>,
 ) {
     let wants = ConvWants { input: bp.needs(x), weight: bp.needs(w), bias: b.is_some_and(|b| bp.needs(b)) };
     let (xv, wv) = (bp.value(x), bp.value(w));
     let grads = match transpose {
-        None => xv.conv2d_backward(wv, &g, spec, wants),
-        Some(op) => xv.conv_transpose2d_backward(wv, &g, spec, op, wants),
+        None => xv.conv2d_backward(wv, &g, spec, wants, saved),
+        Some(op) => xv.conv_transpose2d_backward(wv, &g, spec, op, wants, saved),
     };
     let grads = tensor::ok(grads); // the forward checked these shapes
     for (id, grad) in [(Some(x), grads.input), (Some(w), grads.weight), (b, grads.bias)] {

@@ -47,9 +47,9 @@ pub(crate) fn backward<T: Element>(bp: &mut Backprop<'_, T>, id: usize, op: &Op<
         Op::BceWithLogits { logits, target } => bce_with_logits::backward(bp, logits, target, g),
         Op::BceWithLogitsSum { logits, target } => bce_with_logits_sum::backward(bp, logits, target, g),
         Op::Linear { x, w, b, act } => linear::backward(bp, id, x, w, b, act, g),
-        Op::Conv2d { x, w, b, spec } => conv::backward(bp, x, w, b, spec, None, g),
-        Op::ConvTranspose2d { x, w, b, spec, output_padding } => {
-            conv::backward(bp, x, w, b, spec, Some(output_padding), g)
+        Op::Conv2d { x, w, b, spec, ref saved } => conv::backward(bp, x, w, b, spec, None, saved.as_ref(), g),
+        Op::ConvTranspose2d { x, w, b, spec, output_padding, ref saved } => {
+            conv::backward(bp, x, w, b, spec, Some(output_padding), saved.as_ref(), g)
         }
     }
 }
