@@ -38,7 +38,10 @@ impl<T: Element> Var<'_, T> {
                 rhs: seed.shape().to_vec(),
             });
         }
-        let mut bp = Backprop { nodes: &nodes, grads: (0..=self.id).map(|_| None).collect() };
+        let mut store = self.graph.spare_grads.take();
+        store.clear();
+        store.resize_with(self.id + 1, || None);
+        let mut bp = Backprop { nodes: &nodes, grads: store };
         bp.grads[self.id] = Some(seed);
         let mut anomaly = None;
         for id in (0..=self.id).rev() {
@@ -84,6 +87,11 @@ impl<T: Element> Gradients<T> {
     /// non-finite gradient.
     pub fn anomaly(&self) -> Option<Anomaly> {
         self.anomaly
+    }
+
+    /// The store itself, for [`Graph::recycle`](crate::Graph::recycle).
+    pub(crate) fn into_store(self) -> Vec<Option<Tensor<T>>> {
+        self.grads
     }
 
     /// The gradient of the loss with respect to `var`, or `None` if no gradient reached it.

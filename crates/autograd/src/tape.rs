@@ -180,6 +180,9 @@ pub struct Graph<T: Element> {
     pub(crate) id: u64,
     pub(crate) detect_anomaly: bool,
     forward_anomaly: Cell<Option<Anomaly>>,
+    /// The gradient store of an earlier backward, handed back by [`Graph::recycle`] for the
+    /// next one to fill (so a step in steady state allocates none).
+    pub(crate) spare_grads: Cell<Vec<Option<Tensor<T>>>>,
 }
 
 /// Which pass an [`Anomaly`] was found in.
@@ -244,6 +247,7 @@ impl<T: Element> Graph<T> {
             id: NEXT_GRAPH_ID.fetch_add(1, Ordering::Relaxed),
             detect_anomaly: false,
             forward_anomaly: Cell::new(None),
+            spare_grads: Cell::new(Vec::new()),
         }
     }
 
@@ -286,10 +290,21 @@ impl<T: Element> Graph<T> {
         self.len() == 0
     }
 
+    /// Hands the store of a finished backward back to the graph, whose next backward fills
+    /// it instead of allocating one (the gradients still in it are dropped).
+    pub fn recycle(&self, grads: crate::Gradients<T>) {
+        let mut v = grads.into_store();
+        v.clear();
+        self.spare_grads.set(v);
+    }
+
     /// Forgets every value, keeping the tape's allocation for the next step. Takes `&mut`,
-    /// so no [`Var`] of the old tape can outlive it.
+    /// so no [`Var`] of the old tape can outlive it. Trims the storage pool to one step's
+    /// worth ([`tensor::trim_storage_pool`]).
     pub fn reset(&mut self) {
         self.nodes.get_mut().clear();
+        // The step's buffers are back in the storage pool; keep one step's worth.
+        tensor::trim_storage_pool();
         self.forward_anomaly.set(None);
         self.id = NEXT_GRAPH_ID.fetch_add(1, Ordering::Relaxed);
     }

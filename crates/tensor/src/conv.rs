@@ -32,12 +32,11 @@
 //! pixel in one fixed order inside one task (tasks are whole channels); products split over
 //! the pool as every product does. So results are the same at any thread count.
 //!
-//! Scratch: the column matrix and the batch-innermost copies live in per-thread buffers
-//! reused from call to call (taken out of the pool for the call and handed back on drop, so
-//! a nested call on the same thread simply makes its own).
+//! Scratch: the column matrix and the batch-innermost copies are buffers of the storage
+//! pool (`pool.rs`), taken for the call and handed back on drop, so a step in steady state
+//! reuses the last step's.
 
-use std::cell::RefCell;
-use std::thread::LocalKey;
+use std::sync::Arc;
 
 use rayon::prelude::*;
 
@@ -45,6 +44,7 @@ use crate::element::Element;
 use crate::error::{ok, Result, TensorError};
 use crate::kernels::{parallel, PAR_MIN_LEN};
 use crate::matmul::gemm_strided;
+use crate::pool;
 use crate::tensor::Tensor;
 
 /// Stride, padding and dilation of a 2-D convolution, each `[height, width]`, as PyTorch's
@@ -139,7 +139,7 @@ pub struct ConvWants {
 /// forward's input side laid out batch-innermost (for [`Tensor::conv2d`] its column matrix,
 /// for [`Tensor::conv_transpose2d`] the input itself), which the forward built anyway. Made
 /// by [`Tensor::try_conv2d_saved`] and [`Tensor::try_conv_transpose2d_saved`], and handed to
-/// the backward of the same call; its buffer goes back to the thread's scratch pool when
+/// the backward of the same call; its buffer goes back to the thread's storage pool when
 /// dropped.
 pub struct ConvSaved<T: Element> {
     geom: Geom,
@@ -344,83 +344,32 @@ fn fold<T: Element>(g: &Geom, cols: &[T], bias: Option<&[T]>, xt: &mut [T]) {
     });
 }
 
-/// Per-thread pools of scratch buffers, one per element type (a sealed supertrait of
-/// [`Element`]).
-pub trait Scratch: Sized + 'static {
-    /// This type's pool.
-    fn pool() -> &'static LocalKey<RefCell<Vec<Vec<Self>>>>;
-}
-
-thread_local! {
-    static POOL_F32: RefCell<Vec<Vec<f32>>> = const { RefCell::new(Vec::new()) };
-    static POOL_F64: RefCell<Vec<Vec<f64>>> = const { RefCell::new(Vec::new()) };
-}
-
-impl Scratch for f32 {
-    fn pool() -> &'static LocalKey<RefCell<Vec<Vec<f32>>>> {
-        &POOL_F32
-    }
-}
-
-impl Scratch for f64 {
-    fn pool() -> &'static LocalKey<RefCell<Vec<Vec<f64>>>> {
-        &POOL_F64
-    }
-}
-
-/// Buffers a thread keeps between calls: enough for the [`ConvSaved`] of a few layers
-/// besides the temporaries of one call.
-const POOL_SIZE: usize = 8;
-
-/// A scratch buffer of `len` elements from this thread's pool, handed back when dropped.
-/// Its contents are stale: every user overwrites all of it.
-struct Buf<T: Element> {
-    v: Vec<T>,
-    len: usize,
-}
+/// A scratch buffer of `len` elements from this thread's storage pool (`pool.rs`), handed
+/// back when dropped. Its contents are stale: every user overwrites all of it.
+struct Buf<T: Element>(Arc<Vec<T>>);
 
 impl<T: Element> Buf<T> {
     fn new(len: usize) -> Self {
-        let mut v = T::pool()
-            .with(|p| {
-                let mut p = p.borrow_mut();
-                // The smallest buffer that is big enough, else the biggest (it will grow).
-                let fits = (0..p.len()).filter(|&i| p[i].len() >= len).min_by_key(|&i| p[i].len());
-                let i = fits.or_else(|| (0..p.len()).max_by_key(|&i| p[i].len()));
-                i.map(|i| p.swap_remove(i))
-            })
-            .unwrap_or_default();
-        // A buffer keeps its full length in the pool, so only growing it writes anything.
-        if v.len() < len {
-            v.resize(len, T::zero());
-        }
-        Buf { v, len }
+        Buf(pool::take(len))
     }
 }
 
 impl<T: Element> std::ops::Deref for Buf<T> {
     type Target = [T];
     fn deref(&self) -> &[T] {
-        &self.v[..self.len]
+        &self.0
     }
 }
 
 impl<T: Element> std::ops::DerefMut for Buf<T> {
     fn deref_mut(&mut self) -> &mut [T] {
-        &mut self.v[..self.len]
+        Arc::get_mut(&mut self.0).expect("a taken buffer has one owner")
     }
 }
 
 impl<T: Element> Drop for Buf<T> {
     fn drop(&mut self) {
-        let v = std::mem::take(&mut self.v);
-        // `try_with`: a buffer dropped while its thread shuts down is simply freed.
-        let _ = T::pool().try_with(|p| {
-            let mut p = p.borrow_mut();
-            if p.len() < POOL_SIZE {
-                p.push(v);
-            }
-        });
+        pool::give(&mut self.0);
     }
 }
 
@@ -527,29 +476,27 @@ fn product<T: Element>(
 
 /// `W·cols` (`W` `[o, c·kh·kw]`), `[o, oh, ow, n]`, back to `[n, o, oh, ow]` plus the bias:
 /// the convolution.
-fn apply_kernel<T: Element>(g: &Geom, w: &[T], cols: &[T], bias: Option<&[T]>) -> Vec<T> {
+fn apply_kernel<T: Element>(g: &Geom, w: &[T], cols: &[T], bias: Option<&[T]>) -> Tensor<T> {
     let yt = product(g.o, g.rows(), g.nl(), (w, g.rows(), 1), (cols, g.nl(), 1));
-    let mut y = vec![T::zero(); g.o * g.nl()];
-    transpose(&yt, g.o * g.l(), g.n, bias.map(|b| (b, g.l())), &mut y);
-    y
+    Tensor::build(&[g.n, g.o, g.oh, g.ow], |y| transpose(&yt, g.o * g.l(), g.n, bias.map(|b| (b, g.l())), y))
 }
 
 /// `fold(Wᵀ·yt)` for `yt` `[o, oh, ow, n]`, back to `[n, c, h, w]`, plus the bias: the
 /// adjoint.
-fn apply_adjoint<T: Element>(g: &Geom, w: &[T], yt: &[T], bias: Option<&[T]>) -> Vec<T> {
+fn apply_adjoint<T: Element>(g: &Geom, w: &[T], yt: &[T], bias: Option<&[T]>) -> Tensor<T> {
     let cols = product(g.rows(), g.o, g.nl(), (w, 1, g.rows()), (yt, g.nl(), 1));
     let mut xt = Buf::new(g.c * g.h * g.w * g.n);
     fold(g, &cols, bias, &mut xt);
-    let mut x = vec![T::zero(); xt.len()];
-    transpose(&xt, g.c * g.h * g.w, g.n, None, &mut x);
-    x
+    Tensor::build(&[g.n, g.c, g.h, g.w], |x| transpose(&xt, g.c * g.h * g.w, g.n, None, x))
 }
 
-/// `yt·colsᵀ` for `yt` `[o, oh, ow, n]`, `[o, c·kh·kw]`: the kernel's gradient.
-fn kernel_grad<T: Element>(g: &Geom, yt: &[T], cols: &[T]) -> Vec<T> {
-    let mut dw = vec![T::zero(); g.o * g.rows()];
-    gemm_strided(g.o, g.nl(), g.rows(), (yt, g.nl(), 1), (cols, 1, g.nl()), T::zero(), &mut dw);
-    dw
+/// `yt·colsᵀ` for `yt` `[o, oh, ow, n]`, `[o, c·kh·kw]`: the kernel's gradient, of `shape`
+/// (the weight's).
+fn kernel_grad<T: Element>(g: &Geom, yt: &[T], cols: &[T], shape: &[usize]) -> Tensor<T> {
+    // beta = 0: the GEMM writes every element without reading the stale buffer.
+    Tensor::build(shape, |dw| {
+        gemm_strided(g.o, g.nl(), g.rows(), (yt, g.nl(), 1), (cols, 1, g.nl()), T::zero(), dw)
+    })
 }
 
 /// The sum over batch and pixels of `t` `[n, c, h, w]`, per channel.
@@ -600,7 +547,7 @@ impl<T: Element> Tensor<T> {
         let (x, w) = (self.contiguous(), weight.contiguous());
         let cols = columns(&g, batch_last(slice(&x), g.n));
         let y = apply_kernel(&g, slice(&w), &cols, bias.as_ref().map(slice));
-        Ok((Tensor::from_vec(y, &[g.n, g.o, g.oh, g.ow]), ConvSaved { geom: g, buf: cols }))
+        Ok((y, ConvSaved { geom: g, buf: cols }))
     }
 
     /// The transposed 2-D convolution (PyTorch's `conv_transpose2d`, the adjoint of
@@ -655,7 +602,7 @@ impl<T: Element> Tensor<T> {
         let (x, w) = (self.contiguous(), weight.contiguous());
         let xt = batch_last(slice(&x), g.n);
         let y = apply_adjoint(&g, slice(&w), &xt, bias.as_ref().map(slice));
-        Ok((Tensor::from_vec(y, &[g.n, g.c, g.h, g.w]), ConvSaved { geom: g, buf: xt }))
+        Ok((y, ConvSaved { geom: g, buf: xt }))
     }
 
     /// The gradients of `self.conv2d(weight, bias, spec)` given `grad_out`, the gradient of
@@ -681,8 +628,7 @@ impl<T: Element> Tensor<T> {
         }
         let gt = batch_last(slice(&gy), g.n);
         if wants.input {
-            let dx = apply_adjoint(&g, slice(&weight.contiguous()), &gt, None);
-            grads.input = Some(Tensor::from_vec(dx, &[g.n, g.c, g.h, g.w]));
+            grads.input = Some(apply_adjoint(&g, slice(&weight.contiguous()), &gt, None));
         }
         if wants.weight {
             let made;
@@ -693,7 +639,7 @@ impl<T: Element> Tensor<T> {
                     &made
                 }
             };
-            grads.weight = Some(Tensor::from_vec(kernel_grad(&g, &gt, cols), weight.shape()));
+            grads.weight = Some(kernel_grad(&g, &gt, cols, weight.shape()));
         }
         if wants.bias {
             grads.bias = Some(channel_sums(&gy));
@@ -727,8 +673,7 @@ impl<T: Element> Tensor<T> {
         // kernel gradient with the image side ∂Y and the output side X).
         let cols = columns(&g, batch_last(slice(&gy), g.n));
         if wants.input {
-            let dx = apply_kernel(&g, slice(&weight.contiguous()), &cols, None);
-            grads.input = Some(Tensor::from_vec(dx, self.shape()));
+            grads.input = Some(apply_kernel(&g, slice(&weight.contiguous()), &cols, None));
         }
         if wants.weight {
             let made;
@@ -739,7 +684,7 @@ impl<T: Element> Tensor<T> {
                     &made
                 }
             };
-            grads.weight = Some(Tensor::from_vec(kernel_grad(&g, xt, &cols), weight.shape()));
+            grads.weight = Some(kernel_grad(&g, xt, &cols, weight.shape()));
         }
         if wants.bias {
             grads.bias = Some(channel_sums(&gy));
@@ -986,23 +931,5 @@ mod tests {
         let e =
             x.conv2d_backward(&w, &Tensor::zeros(&[1, 3, 3, 3]), Conv2dSpec::default(), all, Some(&saved));
         assert!(e.unwrap_err().to_string().contains("saved state of another convolution"));
-    }
-
-    #[test]
-    fn scratch_buffers_are_reused() {
-        let x = Tensor::<f64>::ones(&[2, 3, 8, 8]);
-        let w = Tensor::<f64>::ones(&[4, 3, 3, 3]);
-        let first = x.conv2d(&w, None, Conv2dSpec::new(1, 1));
-        let pooled = f64::pool().with(|p| p.borrow().len());
-        assert!(pooled >= 2, "the column matrix and the channel-major output go back: {pooled}");
-        let lens: Vec<usize> = f64::pool().with(|p| p.borrow().iter().map(Vec::len).collect());
-        // A second call on stale buffers gives the same bits.
-        assert_eq!(x.conv2d(&w, None, Conv2dSpec::new(1, 1)).to_vec(), first.to_vec());
-        let again: Vec<usize> = f64::pool().with(|p| p.borrow().iter().map(Vec::len).collect());
-        assert_eq!(again.len(), pooled);
-        let (mut a, mut b) = (lens, again);
-        a.sort();
-        b.sort();
-        assert_eq!(a, b, "the same buffers, none grown");
     }
 }

@@ -51,7 +51,7 @@ pub trait Element:
     + 'static
     + sealed::Sealed
     + crate::matmul::Gemm
-    + crate::conv::Scratch
+    + crate::pool::Pooled
 {
     /// The runtime tag of this type.
     const DTYPE: DType;

@@ -29,6 +29,7 @@ mod kernels;
 mod layout;
 #[allow(unsafe_code)]
 mod matmul;
+mod pool;
 mod reduce;
 mod tensor;
 
@@ -38,6 +39,16 @@ pub use elementwise::{sigmoid_scalar, softplus_scalar};
 pub use error::{fail, ok, Result, TensorError};
 pub use kernels::{parallel, PAR_MIN_LEN};
 pub use layout::{broadcast_shapes, contiguous_strides, Dims, Layout};
-pub use matmul::{gemm_rowmajor, PAR_MIN_MACS};
+pub use matmul::{gemm_calls, gemm_rowmajor, PAR_MIN_MACS};
 pub use reduce::sum_slice;
 pub use tensor::Tensor;
+
+/// Frees the pooled tensor buffers (of both element types) that the work since the last
+/// call did not ask for, keeping one step's worth for the next step. [`Tensor`]s take their
+/// storage from a process-wide pool of recycled buffers and give it back when dropped;
+/// `autograd::Graph::reset` calls this once a step. Calling it is never needed for
+/// correctness, only to bound what the pool keeps.
+pub fn trim_storage_pool() {
+    pool::trim::<f32>();
+    pool::trim::<f64>();
+}

@@ -4,6 +4,8 @@
 //! `C` (rows or columns) with each block one single-threaded GEMM call. This file holds the
 //! crate's only `unsafe`.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use rayon::prelude::*;
 
 use crate::element::Element;
@@ -18,6 +20,16 @@ pub const PAR_MIN_MACS: usize = 1 << 21;
 /// (4, 8 or 16), so the tiles of a block are exactly the tiles the unsplit product would
 /// use; see [`gemm`].
 const BLOCK_ALIGN: usize = 16;
+
+static GEMM_CALLS: AtomicU64 = AtomicU64::new(0);
+
+/// How many times this process has called matrixmultiply's GEMM (every thread, every
+/// block of a split product). matrixmultiply allocates its packing buffer on each call, so
+/// this is also the number of heap allocations the products make; tests of a step's heap
+/// use subtract it.
+pub fn gemm_calls() -> u64 {
+    GEMM_CALLS.load(Ordering::Relaxed)
+}
 
 /// A strided 2-D operand: its storage, offset and row/column strides.
 #[derive(Clone, Copy)]
@@ -124,6 +136,7 @@ unsafe fn gemm_block<T: Element>(
         }
         return;
     }
+    GEMM_CALLS.fetch_add(1, Ordering::Relaxed);
     // Bounds: the last element each operand reaches lies inside its slice.
     assert!(a.offset + (m - 1) * a.rs + (k - 1) * a.cs < a.data.len(), "gemm: lhs out of bounds");
     assert!(b.offset + (k - 1) * b.rs + (n - 1) * b.cs < b.data.len(), "gemm: rhs out of bounds");
@@ -314,9 +327,8 @@ impl<T: Element> Tensor<T> {
     pub fn try_matmul(&self, rhs: &Tensor<T>) -> Result<Tensor<T>> {
         let plan = Plan::new("matmul", self, rhs)?;
         let shape = plan.out_shape();
-        let mut out = vec![T::zero(); shape.iter().product()];
-        plan.run(T::one(), self.storage(), rhs.storage(), T::zero(), &mut out);
-        Ok(Tensor::from_vec(out, &shape))
+        // beta = 0: the GEMM writes every element without reading the stale buffer.
+        Ok(Tensor::build(&shape, |out| plan.run(T::one(), self.storage(), rhs.storage(), T::zero(), out)))
     }
 
     /// `self = alpha·a·b + beta·self` in place (the GEMM accumulate form that backward

@@ -6,6 +6,7 @@ use rayon::prelude::*;
 use crate::element::Element;
 use crate::error::{ok, Result, TensorError};
 use crate::kernels::parallel;
+use crate::layout::Dims;
 use crate::tensor::Tensor;
 
 /// Elements per task of a parallel full sum (fixed, so results do not depend on threads).
@@ -112,7 +113,7 @@ fn reduce_axis<T: Element>(
     let outer: usize = shape[..axis].iter().product();
     let n = shape[axis];
     let inner: usize = shape[axis + 1..].iter().product();
-    let mut out_shape = shape.to_vec();
+    let mut out_shape: Dims = shape.into();
     if keepdim {
         out_shape[axis] = 1;
     } else {
@@ -120,8 +121,11 @@ fn reduce_axis<T: Element>(
     }
     let c = t.contiguous();
     let src = c.as_slice().expect("contiguous");
-    let mut out = vec![kind.init::<T>(); outer * inner];
-    if inner > 0 {
+    Ok(Tensor::build(&out_shape, |out| {
+        out.fill(kind.init::<T>());
+        if inner == 0 {
+            return;
+        }
         let block = |o: usize, dst: &mut [T]| {
             let x = &src[o * n * inner..(o + 1) * n * inner];
             if inner == 1 {
@@ -137,8 +141,7 @@ fn reduce_axis<T: Element>(
         } else {
             out.chunks_mut(inner).enumerate().for_each(|(o, dst)| block(o, dst));
         }
-    }
-    Ok(Tensor::from_vec(out, &out_shape))
+    }))
 }
 
 impl<T: Element> Tensor<T> {
@@ -161,12 +164,12 @@ impl<T: Element> Tensor<T> {
         }
         let inner = self.shape()[self.rank() - 1];
         let out_shape = &self.shape()[..self.rank() - 1];
-        let rows: usize = out_shape.iter().product();
         let (a, b) = (self.contiguous(), rhs.contiguous());
         let (a, b) = (a.as_slice().expect("contiguous"), b.as_slice().expect("contiguous"));
-        let mut out = vec![T::zero(); rows];
-        if inner > 0 {
-            if parallel(a.len()) {
+        Ok(Tensor::build(out_shape, |out| {
+            if inner == 0 {
+                out.fill(T::zero());
+            } else if parallel(a.len()) {
                 out.par_iter_mut().enumerate().for_each(|(r, o)| {
                     *o = sum_zip(&a[r * inner..(r + 1) * inner], &b[r * inner..(r + 1) * inner], &f)
                 });
@@ -175,8 +178,7 @@ impl<T: Element> Tensor<T> {
                     *o = sum_zip(&a[r * inner..(r + 1) * inner], &b[r * inner..(r + 1) * inner], &f);
                 }
             }
-        }
-        Ok(Tensor::from_vec(out, out_shape))
+        }))
     }
 
     /// `r` (a one-element result of an all-axes reduction) shaped `[1, 1, …]` with this

@@ -10,6 +10,7 @@ use crate::element::Element;
 use crate::error::{ok, Result, TensorError};
 use crate::kernels;
 use crate::layout::{contiguous_strides, Layout};
+use crate::pool;
 
 /// An n-dimensional array of `f32` or `f64`.
 ///
@@ -30,6 +31,14 @@ use crate::layout::{contiguous_strides, Layout};
 pub struct Tensor<T: Element> {
     storage: Arc<Vec<T>>,
     layout: Layout,
+}
+
+/// Storage this tensor alone holds goes back to the thread's pool (`pool.rs`) for the next
+/// tensor of its length.
+impl<T: Element> Drop for Tensor<T> {
+    fn drop(&mut self) {
+        pool::give(&mut self.storage);
+    }
 }
 
 impl<T: Element> Tensor<T> {
@@ -57,13 +66,12 @@ impl<T: Element> Tensor<T> {
 
     /// A rank-0 tensor holding `v`.
     pub fn scalar(v: T) -> Self {
-        Self::from_parts(vec![v], Layout::contiguous(&[]))
+        Self::build(&[], |o| o[0] = v)
     }
 
     /// A tensor of `shape` filled with `v`.
     pub fn full(shape: &[usize], v: T) -> Self {
-        let n = shape.iter().product();
-        Self::from_parts(vec![v; n], Layout::contiguous(shape))
+        Self::build(shape, |o| o.fill(v))
     }
 
     /// A tensor of zeros.
@@ -95,9 +103,7 @@ impl<T: Element> Tensor<T> {
     where
         StandardNormal: Distribution<T>,
     {
-        let n = shape.iter().product();
-        let v = (0..n).map(|_| StandardNormal.sample(rng)).collect();
-        Self::from_parts(v, Layout::contiguous(shape))
+        Self::build(shape, |o| o.iter_mut().for_each(|x| *x = StandardNormal.sample(rng)))
     }
 
     /// Independent draws, uniform on `[low, high)`. Panics unless `low < high`, both finite.
@@ -113,15 +119,22 @@ impl<T: Element> Tensor<T> {
                 msg: format!("bad range [{low}, {high}): {e}"),
             }),
         };
-        let n = shape.iter().product();
-        let v = (0..n).map(|_| dist.sample(rng)).collect();
-        Self::from_parts(v, Layout::contiguous(shape))
+        Self::build(shape, |o| o.iter_mut().for_each(|x| *x = dist.sample(rng)))
     }
 
     /// A tensor over `data` with `layout`. Panics if the layout reaches past the data.
     #[track_caller]
     pub fn from_parts(data: Vec<T>, layout: Layout) -> Self {
         Self::from_shared(Arc::new(data), layout)
+    }
+
+    /// A new contiguous tensor of `shape` whose elements `fill` writes, every one of them: the
+    /// buffer it is handed comes from the thread's storage pool (`pool.rs`) and holds stale
+    /// values until then.
+    pub(crate) fn build(shape: &[usize], fill: impl FnOnce(&mut [T])) -> Self {
+        let mut storage = pool::take(shape.iter().product());
+        fill(Arc::get_mut(&mut storage).expect("taken storage has one owner"));
+        Tensor { storage, layout: Layout::contiguous(shape) }
     }
 
     /// A tensor over shared storage. Panics if the layout reaches past the data.
@@ -189,8 +202,15 @@ impl<T: Element> Tensor<T> {
         if !self.is_contiguous() {
             return None;
         }
+        if Arc::get_mut(&mut self.storage).is_none() {
+            // Copy on write, into a pooled buffer (the shared one is left to its other owners).
+            let mut own = pool::take(self.storage.len());
+            Arc::get_mut(&mut own).expect("taken storage has one owner").copy_from_slice(&self.storage);
+            self.storage = own;
+        }
         let (off, len) = (self.layout.offset(), self.len());
-        Some(&mut Arc::make_mut(&mut self.storage)[off..off + len])
+        let storage = Arc::get_mut(&mut self.storage).expect("made unique above");
+        Some(&mut storage[off..off + len])
     }
 
     /// A contiguous tensor with the same elements: `self` (shared) when already contiguous,
@@ -240,7 +260,9 @@ impl<T: Element> Tensor<T> {
     /// whole storage and owns it alone.
     pub fn into_vec(self) -> Vec<T> {
         if self.is_contiguous() && self.layout.offset() == 0 && self.len() == self.storage.len() {
-            Arc::try_unwrap(self.storage).unwrap_or_else(|arc| (*arc).clone())
+            let mut this = self;
+            let storage = std::mem::take(&mut this.storage);
+            Arc::try_unwrap(storage).unwrap_or_else(|arc| (*arc).clone())
         } else {
             self.to_vec()
         }

@@ -217,6 +217,10 @@ where
 {
     let (k, batch, latent) = (config.samples.max(1), x.shape()[0], model.config().latent);
     match config.objective {
+        // One sample (the usual case) needs no list: the same draw as `sample_noise(1, ..)`.
+        Objective::Elbo if k == 1 => {
+            elbo_with_noise(model, x, std::slice::from_ref(&Tensor::randn(&[batch, latent], rng)), config)
+        }
         Objective::Elbo => elbo_with_noise(model, x, &sample_noise(k, batch, latent, rng), config),
         objective => {
             let units = model.latent_sizes().iter().sum();

@@ -5,11 +5,13 @@
 //! model is bound to a tape once ([`Vae::bind`]); the bound model's `encode`/`decode` are all
 //! that objectives, training and evaluation call.
 
+use std::borrow::Cow;
+
 use autograd::{Graph, Var};
 use rand::Rng;
 use rand_distr::uniform::SampleUniform;
 use rand_distr::{Distribution, StandardNormal};
-use tensor::{Conv2dSpec, Element, Tensor};
+use tensor::{Conv2dSpec, Dims, Element, Tensor};
 
 pub use crate::config::{Activation, ConvNet, Init, Likelihood, SigmaHead, VaeConfig};
 use crate::nn::{Conv, Linear, ParamSet};
@@ -195,7 +197,7 @@ impl<T: Element> Vae<T> {
     }
 
     /// Units of every stochastic layer, from the data side up (`[latent]` for one layer).
-    pub fn latent_sizes(&self) -> Vec<usize> {
+    pub fn latent_sizes(&self) -> Dims {
         std::iter::once(self.config.latent).chain(self.config.upper.iter().map(|u| u.latent)).collect()
     }
 
@@ -219,13 +221,13 @@ impl<T: Element> Vae<T> {
 
     /// Binds the parameters to `graph` as leaves that take gradients.
     pub fn bind<'m, 'g>(&'m self, graph: &'g Graph<T>) -> BoundVae<'m, 'g, T> {
-        self.attach(&self.params.bind(graph))
+        BoundVae { vae: self, vars: Cow::Owned(self.params.bind(graph).to_vec()) }
     }
 
     /// The model over parameters already on a tape (`vars` from `self.params.bind`, in order).
-    pub fn attach<'m, 'g>(&'m self, vars: &[Var<'g, T>]) -> BoundVae<'m, 'g, T> {
+    pub fn attach<'m, 'g>(&'m self, vars: &'m [Var<'g, T>]) -> BoundVae<'m, 'g, T> {
         assert_eq!(vars.len(), self.params.len(), "attach: one variable per parameter");
-        BoundVae { vae: self, vars: vars.to_vec() }
+        BoundVae { vae: self, vars: Cow::Borrowed(vars) }
     }
 
     /// The reparameterization `z = mu + exp(½·logvar)·eps`, differentiable in `mu` and
@@ -382,7 +384,8 @@ impl LayerNames {
 /// A [`Vae`] whose parameters are leaves of one tape: what the objectives call.
 pub struct BoundVae<'m, 'g, T: Element> {
     vae: &'m Vae<T>,
-    vars: Vec<Var<'g, T>>,
+    /// Borrowed from the caller ([`Vae::attach`]) or bound here ([`Vae::bind`]).
+    vars: Cow<'m, [Var<'g, T>]>,
 }
 
 impl<'g, T: Element> BoundVae<'_, 'g, T> {
@@ -438,7 +441,7 @@ impl<'g, T: Element> BoundVae<'_, 'g, T> {
     }
 
     /// [`Vae::latent_sizes`].
-    pub fn latent_sizes(&self) -> Vec<usize> {
+    pub fn latent_sizes(&self) -> Dims {
         self.vae.latent_sizes()
     }
 
@@ -601,7 +604,7 @@ mod tests {
             ]
         );
         let vae = Vae::<f64>::new(c, &mut StdRng::seed_from_u64(4));
-        assert_eq!(vae.latent_sizes(), [3, 2]);
+        assert_eq!(vae.latent_sizes().as_slice(), [3, 2]);
         let z = vae.sample_prior(7, &mut StdRng::seed_from_u64(5));
         assert_eq!(z.shape(), &[7, 3], "codes of the first layer, drawn down from the top");
         let layers =

@@ -3,6 +3,7 @@
 use autograd::{Graph, Var};
 use rand::Rng;
 use rand_distr::uniform::SampleUniform;
+use smallvec::SmallVec;
 use tensor::{Conv2dSpec, Element, Tensor};
 
 use crate::config::Activation;
@@ -65,10 +66,21 @@ impl<T: Element> ParamSet<T> {
 
     /// Registers every parameter on `graph` as a leaf that takes gradients (shared, not
     /// copied), in order.
-    pub fn bind<'g>(&self, graph: &'g Graph<T>) -> Vec<Var<'g, T>> {
+    pub fn bind<'g>(&self, graph: &'g Graph<T>) -> VarList<'g, T> {
         self.tensors.iter().map(|t| graph.param(t.clone())).collect()
     }
 }
+
+/// Most models' parameters fit in this many inline slots of a [`VarList`] or
+/// [`TensorList`]; a model with more spills to the heap.
+pub const INLINE_PARAMS: usize = 32;
+
+/// The parameters of a model on one tape, in order: inline up to [`INLINE_PARAMS`] (a step
+/// allocates nothing for them).
+pub type VarList<'g, T> = SmallVec<[Var<'g, T>; INLINE_PARAMS]>;
+
+/// One tensor per parameter, in order (the gradients of a step), inline like [`VarList`].
+pub type TensorList<T> = SmallVec<[Tensor<T>; INLINE_PARAMS]>;
 
 /// The value of a build that cannot fail (its tensors come from an initializer).
 pub(crate) fn infallible<V>(built: Result<V, std::convert::Infallible>) -> V {

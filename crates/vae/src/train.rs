@@ -14,7 +14,7 @@ use crate::data::Dataset;
 use crate::elbo::{elbo, ElboConfig, Objective};
 use crate::error::{Result, VaeError};
 use crate::model::Vae;
-use crate::nn::ParamSet;
+use crate::nn::{ParamSet, TensorList};
 use crate::optim::Optimizer;
 
 /// Anything whose parameters a training step updates.
@@ -107,10 +107,11 @@ where
         let vars = model.params().bind(g);
         let (loss, reported) = f(g, model, &vars);
         let value = loss.value().item().to_f64_lossless();
-        let mut grads = loss.backward();
-        let anomaly = g.forward_anomaly().or(grads.anomaly());
-        let grads: Vec<Tensor<T>> =
-            vars.iter().map(|&v| grads.take(v).unwrap_or_else(|| Tensor::zeros(&v.shape()))).collect();
+        let mut store = loss.backward();
+        let anomaly = g.forward_anomaly().or(store.anomaly());
+        let grads: TensorList<T> =
+            vars.iter().map(|&v| store.take(v).unwrap_or_else(|| Tensor::zeros(&v.shape()))).collect();
+        g.recycle(store);
         (value, reported, grads, anomaly)
     };
     // Drop the tape first, so the parameters' storage is no longer shared and the update

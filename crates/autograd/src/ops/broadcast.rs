@@ -1,7 +1,7 @@
 //! Broadcasting as its own op: a stride-0 view forward, a sum back to the input's shape
 //! backward. Binary ops insert it, so no other backward rule has to think about shapes.
 
-use tensor::{Element, Result, Tensor};
+use tensor::{Dims, Element, Result, Tensor};
 
 use crate::tape::{Backprop, Op, Var};
 
@@ -26,7 +26,7 @@ impl<'g, T: Element> Var<'g, T> {
 
 /// The gradient of a broadcast sums the output gradient over every repeated axis.
 pub(crate) fn backward<T: Element>(bp: &mut Backprop<'_, T>, x: usize, g: Tensor<T>) {
-    let shape = bp.value(x).shape().to_vec();
+    let shape: Dims = bp.value(x).shape().into();
     bp.accumulate(x, g.sum_to(&shape));
 }
 

@@ -85,8 +85,9 @@ impl<'g, T: Element> Var<'g, T> {
         b: Option<Var<'g, T>>,
         op: impl FnOnce(usize, usize, Option<usize>, Option<ConvSaved<T>>) -> Op<T>,
     ) -> Var<'g, T> {
-        let mut inputs = vec![self.id, w.id];
-        inputs.extend(b.map(|b| b.id));
+        // Without a bias, `x` stands in its place (the record only asks whether any input
+        // takes a gradient).
+        let inputs = [self.id, w.id, b.map_or(self.id, |b| b.id)];
         let saved = (self.graph.grad_enabled && w.requires_grad()).then_some(saved);
         Var::record(self.graph, value, op(self.id, w.id, b.map(|b| b.id), saved), &inputs)
     }

@@ -78,8 +78,9 @@ impl<'g, T: Element> Var<'g, T> {
         if let Some(row) = act {
             (row.forward_inplace)(&mut y, T::zero());
         }
-        let mut inputs = vec![self.id, w.id];
-        inputs.extend(b.map(|b| b.id));
+        // Without a bias, `x` stands in its place (the record only asks whether any input
+        // takes a gradient).
+        let inputs = [self.id, w.id, b.map_or(self.id, |b| b.id)];
         Ok(Var::record(self.graph, y, Op::Linear { x: self.id, w: w.id, b: b.map(|b| b.id), act }, &inputs))
     }
 }

@@ -1,6 +1,6 @@
 //! `ln Σ eˣ`, over all axes or one axis, computed stably.
 
-use tensor::{Element, Tensor};
+use tensor::{Dims, Element, Tensor};
 
 use crate::tape::{Backprop, Op, Var};
 
@@ -33,7 +33,7 @@ pub(crate) fn backward<T: Element>(
         o = o.unsqueeze(axis);
         g = g.unsqueeze(axis);
     }
-    let shape = bp.value(x).shape().to_vec();
+    let shape: Dims = bp.value(x).shape().into();
     let (o, g) = (o.broadcast_to(&shape), g.broadcast_to(&shape));
     let softmax = bp.value(x).zip_with(&o, |x, o| (x - o).fast_exp());
     bp.accumulate(x, softmax.mul(&g));

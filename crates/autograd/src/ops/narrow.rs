@@ -1,6 +1,6 @@
 //! A slice along one axis (a view).
 
-use tensor::{Element, Result, Tensor};
+use tensor::{Dims, Element, Result, Tensor};
 
 use crate::tape::{Backprop, Op, Var};
 
@@ -49,7 +49,7 @@ pub(crate) fn backward<T: Element>(
     start: usize,
     g: Tensor<T>,
 ) {
-    let shape = bp.value(x).shape().to_vec();
+    let shape: Dims = bp.value(x).shape().into();
     let mut full = vec![T::zero(); shape.iter().product()];
     write_slab(&mut full, &shape, axis, start, &g);
     bp.accumulate(x, Tensor::from_vec(full, &shape));

@@ -1,6 +1,6 @@
 //! A new shape for the same elements.
 
-use tensor::{Element, Result, Tensor};
+use tensor::{Dims, Element, Result, Tensor};
 
 use crate::tape::{Backprop, Op, Var};
 
@@ -21,7 +21,7 @@ impl<'g, T: Element> Var<'g, T> {
 
 /// The gradient takes the input's shape back.
 pub(crate) fn backward<T: Element>(bp: &mut Backprop<'_, T>, x: usize, g: Tensor<T>) {
-    let shape = bp.value(x).shape().to_vec();
+    let shape: Dims = bp.value(x).shape().into();
     bp.accumulate(x, g.contiguous().reshape(&shape));
 }
 

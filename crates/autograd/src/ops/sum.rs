@@ -1,6 +1,6 @@
 //! Sums and means, over all axes or one axis (with `keepdim`).
 
-use tensor::{Element, Tensor};
+use tensor::{Dims, Element, Tensor};
 
 use crate::tape::{Backprop, Op, Var};
 
@@ -35,7 +35,7 @@ impl<'g, T: Element> Var<'g, T> {
 
 /// The gradient of a full sum is the output gradient repeated (a stride-0 view, no copy).
 pub(crate) fn backward_all<T: Element>(bp: &mut Backprop<'_, T>, x: usize, g: Tensor<T>) {
-    let shape = bp.value(x).shape().to_vec();
+    let shape: Dims = bp.value(x).shape().into();
     bp.accumulate(x, g.broadcast_to(&shape));
 }
 
@@ -47,7 +47,7 @@ pub(crate) fn backward_axis<T: Element>(
     keepdim: bool,
     g: Tensor<T>,
 ) {
-    let shape = bp.value(x).shape().to_vec();
+    let shape: Dims = bp.value(x).shape().into();
     let g = if keepdim { g } else { g.unsqueeze(axis) };
     bp.accumulate(x, g.broadcast_to(&shape));
 }
