@@ -33,7 +33,7 @@ pub struct Tensor<T: Element> {
     layout: Layout,
 }
 
-/// Storage this tensor alone holds goes back to the thread's pool (`pool.rs`) for the next
+/// Storage this tensor alone holds goes back to the storage pool (`pool.rs`) for the next
 /// tensor of its length.
 impl<T: Element> Drop for Tensor<T> {
     fn drop(&mut self) {
@@ -129,7 +129,7 @@ impl<T: Element> Tensor<T> {
     }
 
     /// A new contiguous tensor of `shape` whose elements `fill` writes, every one of them: the
-    /// buffer it is handed comes from the thread's storage pool (`pool.rs`) and holds stale
+    /// buffer it is handed comes from the storage pool (`pool.rs`) and holds stale
     /// values until then.
     pub(crate) fn build(shape: &[usize], fill: impl FnOnce(&mut [T])) -> Self {
         let mut storage = pool::take(shape.iter().product());

@@ -50,9 +50,9 @@ pub(crate) fn backward<T: Element>(
     g: Tensor<T>,
 ) {
     let shape: Dims = bp.value(x).shape().into();
-    let mut full = vec![T::zero(); shape.iter().product()];
-    write_slab(&mut full, &shape, axis, start, &g);
-    bp.accumulate(x, Tensor::from_vec(full, &shape));
+    let mut full = Tensor::zeros(&shape);
+    write_slab(full.as_mut_slice().expect("a new tensor is contiguous"), &shape, axis, start, &g);
+    bp.accumulate(x, full);
 }
 
 #[cfg(test)]
