@@ -139,7 +139,7 @@ pub struct ConvWants {
 /// forward's input side laid out batch-innermost (for [`Tensor::conv2d`] its column matrix,
 /// for [`Tensor::conv_transpose2d`] the input itself), which the forward built anyway. Made
 /// by [`Tensor::try_conv2d_saved`] and [`Tensor::try_conv_transpose2d_saved`], and handed to
-/// the backward of the same call; its buffer goes back to the thread's storage pool when
+/// the backward of the same call; its buffer goes back to the storage pool when
 /// dropped.
 pub struct ConvSaved<T: Element> {
     geom: Geom,
@@ -344,7 +344,7 @@ fn fold<T: Element>(g: &Geom, cols: &[T], bias: Option<&[T]>, xt: &mut [T]) {
     });
 }
 
-/// A scratch buffer of `len` elements from this thread's storage pool (`pool.rs`), handed
+/// A scratch buffer of `len` elements from the storage pool (`pool.rs`), handed
 /// back when dropped. Its contents are stale: every user overwrites all of it.
 struct Buf<T: Element>(Arc<Vec<T>>);
 
