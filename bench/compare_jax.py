@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""Times one VAE training step in JAX (the whole step one `jax.jit`, optax Adam) and in this
+project, interleaved in one run, and prints the ratios.
+
+The model, batch, optimizer, data and thread count are the same on both sides:
+pytorch/examples' VAE (784-400-20-400-784, ReLU, Bernoulli via binary cross-entropy summed
+over pixels, analytic KL, Adam 1e-3, batch 128) on MNIST batches from data/mnist, the same
+as `compare_pytorch.py`'s default model.
+
+    python3 bench/compare_jax.py [--rounds 5] [--steps 300] [--threads 1 2]
+
+XLA's CPU thread pool does not follow its flags, so each JAX measurement runs in its own
+process under `taskset` on the first `threads` CPUs; ours runs under the same `taskset` with
+`--threads`. It creates bench/.venv-jax and installs jax and optax there on first use. CI
+does not run it.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def jax_step_ms(steps, warmup):
+    """Median ms of `steps` jit-compiled training steps after `warmup` (the first compiles),
+    on whatever CPUs this process may use. Step i's batch is sliced from one fixed shuffle
+    (seed 1), as in compare_pytorch.py, and moved to the device inside the timed region."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    import optax
+
+    from compare_pytorch import load_images
+
+    images = load_images()
+    order = np.random.default_rng(1).permutation(len(images))
+
+    def linear(key, fan_in, fan_out):
+        # PyTorch's nn.Linear initialization: uniform on ±1/√fan_in, weight and bias.
+        bound = 1.0 / np.sqrt(fan_in)
+        kw, kb = jax.random.split(key)
+        return {
+            "w": jax.random.uniform(kw, (fan_in, fan_out), jnp.float32, -bound, bound),
+            "b": jax.random.uniform(kb, (fan_out,), jnp.float32, -bound, bound),
+        }
+
+    keys = jax.random.split(jax.random.PRNGKey(1), 5)
+    params = {
+        name: linear(k, i, o)
+        for name, k, (i, o) in zip(
+            ["fc1", "fc21", "fc22", "fc3", "fc4"], keys, [(784, 400), (400, 20), (400, 20), (20, 400), (400, 784)]
+        )
+    }
+    opt = optax.adam(1e-3)
+    opt_state = opt.init(params)
+
+    def dense(p, x):
+        return x @ p["w"] + p["b"]
+
+    def loss_fn(params, x, key):
+        h = jax.nn.relu(dense(params["fc1"], x))
+        mu, logvar = dense(params["fc21"], h), dense(params["fc22"], h)
+        z = mu + jax.random.normal(key, mu.shape) * jnp.exp(0.5 * logvar)
+        logits = dense(params["fc4"], jax.nn.relu(dense(params["fc3"], z)))
+        bce = optax.sigmoid_binary_cross_entropy(logits, x).sum()
+        kld = -0.5 * jnp.sum(1 + logvar - mu**2 - jnp.exp(logvar))
+        return bce + kld
+
+    @jax.jit
+    def step(params, opt_state, x, key):
+        loss, grads = jax.value_and_grad(loss_fn)(params, x, key)
+        updates, opt_state = opt.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    key = jax.random.PRNGKey(0)
+    times = []
+    for i in range(warmup + steps):
+        start = time.perf_counter()
+        batch = images[order[(i * 128) % (len(images) - 128) :][:128]].astype(np.float32) / 255.0
+        key, sub = jax.random.split(key)
+        params, opt_state, loss = step(params, opt_state, jnp.asarray(batch), sub)
+        loss.block_until_ready()
+        if i >= warmup:
+            times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+def cpus(threads):
+    return f"0-{threads - 1}" if threads > 1 else "0"
+
+
+def jax_in_process(threads, steps, warmup):
+    out = subprocess.check_output(
+        ["taskset", "-c", cpus(threads), sys.executable, __file__, "--worker", "--steps", str(steps), "--warmup", str(warmup)],
+        cwd=ROOT,
+    )
+    return json.loads(out.decode().strip().splitlines()[-1])["median_ms"]
+
+
+def ours_step_ms(threads, steps, warmup):
+    exe = ROOT / "target" / "release" / "examples" / "step_timer"
+    flags = ["--threads", str(threads), "--steps", str(steps), "--warmup", str(warmup)]
+    out = subprocess.check_output(["taskset", "-c", cpus(threads), str(exe)] + flags, cwd=ROOT)
+    return json.loads(out)["median_ms"]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--warmup", type=int, default=30)
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    import benchvenv
+
+    benchvenv.ensure(__file__, benchvenv.JAX)
+    if args.worker:
+        print(json.dumps({"median_ms": jax_step_ms(args.steps, args.warmup)}))
+        return
+    import jax
+
+    subprocess.check_call(["cargo", "build", "--release", "--quiet", "--example", "step_timer"], cwd=ROOT)
+    print(f"jax {jax.__version__}, {os.cpu_count()} CPUs; default model; median ms per step over {args.steps} steps")
+    print(f"{'threads':>7} {'round':>5} {'jax':>9} {'ours':>9} {'ratio':>7}")
+    for threads in args.threads:
+        ratios, jx_all, us_all = [], [], []
+        for r in range(args.rounds):
+            # Interleave: JAX, then ours, each round, so drifts in the host's load hit both.
+            jx = jax_in_process(threads, args.steps, args.warmup)
+            us = ours_step_ms(threads, args.steps, args.warmup)
+            ratios.append(us / jx)
+            jx_all.append(jx)
+            us_all.append(us)
+            print(f"{threads:>7} {r + 1:>5} {jx:>9.3f} {us:>9.3f} {us / jx:>7.3f}")
+        print(
+            f"{threads:>7} {'median':>5} {statistics.median(jx_all):>9.3f} {statistics.median(us_all):>9.3f} "
+            f"{statistics.median(ratios):>7.3f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
