@@ -38,8 +38,7 @@ unsafe impl GlobalAlloc for Counting {
 static A: Counting = Counting;
 
 /// Per measured step: allocations other than the GEMM's, and the bytes in use after it.
-fn measure(config: TrainConfig, threads: usize, steps: usize) -> (Vec<isize>, Vec<isize>) {
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+fn measure(config: TrainConfig, pool: &rayon::ThreadPool, steps: usize) -> (Vec<isize>, Vec<isize>) {
     pool.install(|| {
         let mut rng = StdRng::seed_from_u64(0);
         let input = config.model.input;
@@ -75,9 +74,13 @@ fn a_training_step_allocates_nothing_but_the_gemms_packing_buffers() {
         ("Burda IWAE k = 5, two stochastic layers", TrainConfig::burda(Objective::Iwae, 5, 2)),
         ("convolutional model, batch 128", conv),
     ];
+    // The pools live through every case: a dropped pool's threads exit in the background,
+    // and the thread-local memory they free would show in the next case's counts.
+    let pools = [1, 4].map(|threads| rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap());
     for (what, config) in cases {
-        for threads in [1, 4] {
-            let (extra, live) = measure(config.clone(), threads, 8);
+        for pool in &pools {
+            let threads = pool.current_num_threads();
+            let (extra, live) = measure(config.clone(), pool, 8);
             println!("{what}, {threads} threads: allocations besides the GEMM's per step {extra:?}");
             assert!(
                 extra.iter().all(|&e| e == 0),

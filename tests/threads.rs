@@ -1,11 +1,13 @@
 //! The whole training step gives the same bits at any thread count: a few steps of the
-//! default model and of the convolutional one (large enough that every product and kernel
-//! splits) on pools of 1, 2, 7 and 32 threads leave bit-identical parameters and losses.
+//! default model, of the convolutional one (large enough that every product and kernel
+//! splits) and of Burda et al.'s two-stochastic-layer IWAE (a layer's two gradient products
+//! run at once) on pools of 1, 2, 7 and 32 threads leave bit-identical parameters and
+//! losses.
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use tensor::Tensor;
-use vae::config::ConvNet;
+use vae::config::{ConvNet, Objective};
 use vae::train::{TrainConfig, Trainer};
 
 /// Losses and the bits of every parameter after four steps of `config` on a pool of
@@ -49,4 +51,9 @@ fn a_convolutional_training_step_gives_the_same_bits_on_1_2_7_and_32_threads() {
     config.model.hidden.clear();
     config.model.conv = Some(ConvNet { side: 28, channels: vec![32, 64] });
     same_bits_on_every_pool(&config, "convolutional model");
+}
+
+#[test]
+fn a_two_layer_iwae_step_gives_the_same_bits_on_1_2_7_and_32_threads() {
+    same_bits_on_every_pool(&TrainConfig::burda(Objective::Iwae, 5, 2), "two-layer IWAE, k = 5");
 }

@@ -425,12 +425,31 @@ impl<T: Element> Backprop<'_, T> {
         }
     }
 
-    /// Adds `a·b` to node `id`'s gradient; into the existing buffer with `beta = 1` when
-    /// there is one.
-    pub(crate) fn accumulate_matmul(&mut self, id: usize, a: &Tensor<T>, b: &Tensor<T>) {
-        match &mut self.grads[id] {
-            Some(g) => g.matmul_acc(T::one(), a, b, T::one()),
-            slot @ None => *slot = Some(a.matmul(b)),
+    /// Adds `a·b` to node `id`'s gradient for each `(id, a, b)` given (into the existing
+    /// buffer with `beta = 1` when there is one): a product's two operand gradients. When both are wanted, for two different nodes, on a
+    /// pool of more than one thread, the two products run at once (`rayon::join`), each on
+    /// the whole of its operands; every product's bits are the same on any pool
+    /// (`tensor::matmul`), so the gradients are too.
+    pub(crate) fn accumulate_matmuls(&mut self, products: [Option<(usize, Tensor<T>, Tensor<T>)>; 2]) {
+        match products {
+            [Some((i, a, b)), Some((j, c, d))] if i != j && rayon::current_num_threads() > 1 => {
+                let (mut gi, mut gj) = (self.grads[i].take(), self.grads[j].take());
+                rayon::join(|| add_product(&mut gi, &a, &b), || add_product(&mut gj, &c, &d));
+                (self.grads[i], self.grads[j]) = (gi, gj);
+            }
+            products => {
+                for (id, a, b) in products.into_iter().flatten() {
+                    add_product(&mut self.grads[id], &a, &b);
+                }
+            }
         }
+    }
+}
+
+/// Adds `a·b` to the gradient in `slot`: into its buffer with `beta = 1` when it has one.
+fn add_product<T: Element>(slot: &mut Option<Tensor<T>>, a: &Tensor<T>, b: &Tensor<T>) {
+    match slot {
+        Some(g) => g.matmul_acc(T::one(), a, b, T::one()),
+        None => *slot = Some(a.matmul(b)),
     }
 }

@@ -478,7 +478,9 @@ fn product<T: Element>(
 /// the convolution.
 fn apply_kernel<T: Element>(g: &Geom, w: &[T], cols: &[T], bias: Option<&[T]>) -> Tensor<T> {
     let yt = product(g.o, g.rows(), g.nl(), (w, g.rows(), 1), (cols, g.nl(), 1));
-    Tensor::build(&[g.n, g.o, g.oh, g.ow], |y| transpose(&yt, g.o * g.l(), g.n, bias.map(|b| (b, g.l())), y))
+    Tensor::from_fill(&[g.n, g.o, g.oh, g.ow], |y| {
+        transpose(&yt, g.o * g.l(), g.n, bias.map(|b| (b, g.l())), y)
+    })
 }
 
 /// `fold(Wᵀ·yt)` for `yt` `[o, oh, ow, n]`, back to `[n, c, h, w]`, plus the bias: the
@@ -487,14 +489,14 @@ fn apply_adjoint<T: Element>(g: &Geom, w: &[T], yt: &[T], bias: Option<&[T]>) ->
     let cols = product(g.rows(), g.o, g.nl(), (w, 1, g.rows()), (yt, g.nl(), 1));
     let mut xt = Buf::new(g.c * g.h * g.w * g.n);
     fold(g, &cols, bias, &mut xt);
-    Tensor::build(&[g.n, g.c, g.h, g.w], |x| transpose(&xt, g.c * g.h * g.w, g.n, None, x))
+    Tensor::from_fill(&[g.n, g.c, g.h, g.w], |x| transpose(&xt, g.c * g.h * g.w, g.n, None, x))
 }
 
 /// `yt·colsᵀ` for `yt` `[o, oh, ow, n]`, `[o, c·kh·kw]`: the kernel's gradient, of `shape`
 /// (the weight's).
 fn kernel_grad<T: Element>(g: &Geom, yt: &[T], cols: &[T], shape: &[usize]) -> Tensor<T> {
     // beta = 0: the GEMM writes every element without reading the stale buffer.
-    Tensor::build(shape, |dw| {
+    Tensor::from_fill(shape, |dw| {
         gemm_strided(g.o, g.nl(), g.rows(), (yt, g.nl(), 1), (cols, 1, g.nl()), T::zero(), dw)
     })
 }

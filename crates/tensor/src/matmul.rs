@@ -328,7 +328,7 @@ impl<T: Element> Tensor<T> {
         let plan = Plan::new("matmul", self, rhs)?;
         let shape = plan.out_shape();
         // beta = 0: the GEMM writes every element without reading the stale buffer.
-        Ok(Tensor::build(&shape, |out| plan.run(T::one(), self.storage(), rhs.storage(), T::zero(), out)))
+        Ok(Tensor::from_fill(&shape, |out| plan.run(T::one(), self.storage(), rhs.storage(), T::zero(), out)))
     }
 
     /// `self = alpha·a·b + beta·self` in place (the GEMM accumulate form that backward

@@ -121,7 +121,7 @@ fn reduce_axis<T: Element>(
     }
     let c = t.contiguous();
     let src = c.as_slice().expect("contiguous");
-    Ok(Tensor::build(&out_shape, |out| {
+    Ok(Tensor::from_fill(&out_shape, |out| {
         out.fill(kind.init::<T>());
         if inner == 0 {
             return;
@@ -166,7 +166,7 @@ impl<T: Element> Tensor<T> {
         let out_shape = &self.shape()[..self.rank() - 1];
         let (a, b) = (self.contiguous(), rhs.contiguous());
         let (a, b) = (a.as_slice().expect("contiguous"), b.as_slice().expect("contiguous"));
-        Ok(Tensor::build(out_shape, |out| {
+        Ok(Tensor::from_fill(out_shape, |out| {
             if inner == 0 {
                 out.fill(T::zero());
             } else if parallel(a.len()) {

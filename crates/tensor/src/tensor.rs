@@ -66,12 +66,12 @@ impl<T: Element> Tensor<T> {
 
     /// A rank-0 tensor holding `v`.
     pub fn scalar(v: T) -> Self {
-        Self::build(&[], |o| o[0] = v)
+        Self::from_fill(&[], |o| o[0] = v)
     }
 
     /// A tensor of `shape` filled with `v`.
     pub fn full(shape: &[usize], v: T) -> Self {
-        Self::build(shape, |o| o.fill(v))
+        Self::from_fill(shape, |o| o.fill(v))
     }
 
     /// A tensor of zeros.
@@ -103,7 +103,7 @@ impl<T: Element> Tensor<T> {
     where
         StandardNormal: Distribution<T>,
     {
-        Self::build(shape, |o| o.iter_mut().for_each(|x| *x = StandardNormal.sample(rng)))
+        Self::from_fill(shape, |o| o.iter_mut().for_each(|x| *x = StandardNormal.sample(rng)))
     }
 
     /// Independent draws, uniform on `[low, high)`. Panics unless `low < high`, both finite.
@@ -119,7 +119,7 @@ impl<T: Element> Tensor<T> {
                 msg: format!("bad range [{low}, {high}): {e}"),
             }),
         };
-        Self::build(shape, |o| o.iter_mut().for_each(|x| *x = dist.sample(rng)))
+        Self::from_fill(shape, |o| o.iter_mut().for_each(|x| *x = dist.sample(rng)))
     }
 
     /// A tensor over `data` with `layout`. Panics if the layout reaches past the data.
@@ -128,10 +128,11 @@ impl<T: Element> Tensor<T> {
         Self::from_shared(Arc::new(data), layout)
     }
 
-    /// A new contiguous tensor of `shape` whose elements `fill` writes, every one of them: the
-    /// buffer it is handed comes from the storage pool (`pool.rs`) and holds stale
-    /// values until then.
-    pub(crate) fn build(shape: &[usize], fill: impl FnOnce(&mut [T])) -> Self {
+    /// A new contiguous tensor of `shape` whose elements `fill` writes, every one of them.
+    /// The buffer it is handed is row-major and comes from the storage pool (`pool.rs`), so
+    /// no heap allocation is made once a buffer of that length has been given back; it
+    /// holds whatever values its last owner left until `fill` overwrites them.
+    pub fn from_fill(shape: &[usize], fill: impl FnOnce(&mut [T])) -> Self {
         let mut storage = pool::take(shape.iter().product());
         fill(Arc::get_mut(&mut storage).expect("taken storage has one owner"));
         Tensor { storage, layout: Layout::contiguous(shape) }

@@ -104,14 +104,9 @@ pub(crate) fn backward<T: Element>(
     if let Some(b) = b.filter(|&b| bp.needs(b)) {
         bp.accumulate(b, g.sum_axis(0, false));
     }
-    if bp.needs(w) {
-        let xv = bp.value(x).clone();
-        bp.accumulate_matmul(w, &g.t(), &xv);
-    }
-    if bp.needs(x) {
-        let wv = bp.value(w).clone();
-        bp.accumulate_matmul(x, &g, &wv);
-    }
+    let dw = bp.needs(w).then(|| (w, g.t(), bp.value(x).clone()));
+    let dx = bp.needs(x).then(|| (x, g, bp.value(w).clone()));
+    bp.accumulate_matmuls([dw, dx]);
 }
 
 #[cfg(test)]

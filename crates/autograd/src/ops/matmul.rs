@@ -39,14 +39,9 @@ impl<'g, T: Element> Var<'g, T> {
 /// For `C = A·B`: `∂A = ∂C·Bᵀ`, `∂B = Aᵀ·∂C`, both through transposed views and added
 /// into an existing gradient with `beta = 1`.
 pub(crate) fn backward<T: Element>(bp: &mut Backprop<'_, T>, a: usize, b: usize, g: Tensor<T>) {
-    if bp.needs(a) {
-        let bt = bp.value(b).t();
-        bp.accumulate_matmul(a, &g, &bt);
-    }
-    if bp.needs(b) {
-        let at = bp.value(a).t();
-        bp.accumulate_matmul(b, &at, &g);
-    }
+    let da = bp.needs(a).then(|| (a, g.clone(), bp.value(b).t()));
+    let db = bp.needs(b).then(|| (b, bp.value(a).t(), g));
+    bp.accumulate_matmuls([da, db]);
 }
 
 #[cfg(test)]
