@@ -66,9 +66,10 @@ pub trait Element:
     /// within 2 ulp ([`crate::fastmath::exp_f32`]), for `f64` std's.
     fn fast_exp(self) -> Self;
 
-    /// `ln(1 + x)` for `x ≥ 0` as the kernels compute it: for `f32` a vectorizable
-    /// approximation within 2 ulp ([`crate::fastmath::ln_1p_f32`]), for `f64` std's.
-    fn fast_ln_1p(self) -> Self;
+    /// `ln(1 + e^(−|x|))` (softplus without its `max(x, 0)`) as the kernels compute it: for
+    /// `f32` a vectorizable approximation within 2 ulp
+    /// ([`crate::fastmath::softplus_tail_f32`]), for `f64` std's `exp` and `ln_1p`.
+    fn fast_softplus_tail(self) -> Self;
 
     /// `tanh x` as the kernels compute it: for `f32` a vectorizable approximation within
     /// 2 ulp ([`crate::fastmath::tanh_f32`]), for `f64` std's.
@@ -76,7 +77,7 @@ pub trait Element:
 }
 
 macro_rules! element {
-    ($t:ty, $dtype:ident, $exp:expr, $ln_1p:expr, $tanh:expr) => {
+    ($t:ty, $dtype:ident, $exp:expr, $softplus_tail:expr, $tanh:expr) => {
         impl Element for $t {
             const DTYPE: DType = DType::$dtype;
 
@@ -96,8 +97,8 @@ macro_rules! element {
             }
 
             #[inline(always)]
-            fn fast_ln_1p(self) -> Self {
-                $ln_1p(self)
+            fn fast_softplus_tail(self) -> Self {
+                $softplus_tail(self)
             }
 
             #[inline(always)]
@@ -108,5 +109,5 @@ macro_rules! element {
     };
 }
 
-element!(f32, F32, crate::fastmath::exp_f32, crate::fastmath::ln_1p_f32, crate::fastmath::tanh_f32);
-element!(f64, F64, f64::exp, f64::ln_1p, f64::tanh);
+element!(f32, F32, crate::fastmath::exp_f32, crate::fastmath::softplus_tail_f32, crate::fastmath::tanh_f32);
+element!(f64, F64, f64::exp, |x: f64| (-x.abs()).exp().ln_1p(), f64::tanh);

@@ -11,7 +11,7 @@ use crate::tensor::Tensor;
 /// `ln(1 + e^x)` without overflow for large `x` or loss of precision for very negative `x`.
 #[inline(always)]
 pub fn softplus_scalar<T: Element>(x: T) -> T {
-    x.max(T::zero()) + (-x.abs()).fast_exp().fast_ln_1p()
+    x.max(T::zero()) + x.fast_softplus_tail()
 }
 
 /// `1 / (1 + e^-x)`, finite for every finite `x`.

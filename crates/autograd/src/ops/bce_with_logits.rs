@@ -35,7 +35,7 @@ impl<'g, T: Element> Var<'g, T> {
 /// The loss of one logit `x` against one target `t`.
 #[inline(always)]
 pub fn bce<T: Element>(x: T, t: T) -> T {
-    x.max(T::zero()) - x * t + (-x.abs()).fast_exp().fast_ln_1p()
+    x.max(T::zero()) - x * t + x.fast_softplus_tail()
 }
 
 /// `∂/∂x = σ(x) − t`, `∂/∂t = −x`.
