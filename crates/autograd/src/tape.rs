@@ -430,7 +430,7 @@ impl<T: Element> Backprop<'_, T> {
     /// pool of more than one thread, the two products run at once (`rayon::join`), each on
     /// the whole of its operands; every product's bits are the same on any pool
     /// (`tensor::matmul`), so the gradients are too.
-    pub(crate) fn accumulate_matmuls(&mut self, products: [Option<(usize, Tensor<T>, Tensor<T>)>; 2]) {
+    pub(crate) fn accumulate_matmuls(&mut self, products: [Option<GradProduct<T>>; 2]) {
         match products {
             [Some((i, a, b)), Some((j, c, d))] if i != j && rayon::current_num_threads() > 1 => {
                 let (mut gi, mut gj) = (self.grads[i].take(), self.grads[j].take());
@@ -445,6 +445,9 @@ impl<T: Element> Backprop<'_, T> {
         }
     }
 }
+
+/// A term of a node's gradient as a product: `(id, a, b)` adds `a·b` to node `id`'s gradient.
+pub(crate) type GradProduct<T> = (usize, Tensor<T>, Tensor<T>);
 
 /// Adds `a·b` to the gradient in `slot`: into its buffer with `beta = 1` when it has one.
 fn add_product<T: Element>(slot: &mut Option<Tensor<T>>, a: &Tensor<T>, b: &Tensor<T>) {
