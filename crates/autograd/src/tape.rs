@@ -426,10 +426,10 @@ impl<T: Element> Backprop<'_, T> {
     }
 
     /// Adds `a·b` to node `id`'s gradient for each `(id, a, b)` given (into the existing
-    /// buffer with `beta = 1` when there is one): a product's two operand gradients. When both are wanted, for two different nodes, on a
-    /// pool of more than one thread, the two products run at once (`rayon::join`), each on
-    /// the whole of its operands; every product's bits are the same on any pool
-    /// (`tensor::matmul`), so the gradients are too.
+    /// buffer with `beta = 1` when there is one): a product's two operand gradients. When
+    /// both are wanted, for two different nodes, on a pool of more than one thread, the two
+    /// products run at once (`rayon::join`), each on the whole of its operands; every
+    /// product's bits are the same on any pool (`tensor::matmul`), so the gradients are too.
     pub(crate) fn accumulate_matmuls(&mut self, products: [Option<GradProduct<T>>; 2]) {
         match products {
             [Some((i, a, b)), Some((j, c, d))] if i != j && rayon::current_num_threads() > 1 => {
