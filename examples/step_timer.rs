@@ -1,10 +1,15 @@
 //! Times the VAE training step (forward, backward, Adam) on MNIST batches, for
 //! `bench/compare_pytorch.py`. Prints one JSON line: the median and mean milliseconds, the
 //! GFLOP/s of the step's matrix products at the median, and the host's CPU family.
+//! With `--eval-k K` it times instead the importance-weighted evaluation of one binarized
+//! test image after another (`K` draws each, the k = 5000 test NLL's unit of work); with
+//! `--peak`, the f32 FMA peak this machine gives, against which to read the GFLOP/s.
 //!
 //! ```sh
 //! cargo run --release --example step_timer -- --threads 2 --steps 200
 //! cargo run --release --example step_timer -- --model burda --objective iwae --k 5
+//! cargo run --release --example step_timer -- --model burda --eval-k 5000 --warmup 1 --steps 8
+//! cargo run --release --example step_timer -- --peak --threads 1
 //! ```
 
 use std::path::PathBuf;
@@ -13,7 +18,9 @@ use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
 use vae::config::{ConvNet, Objective};
-use vae::data::Mnist;
+use vae::data::{Mnist, TEST_BINARIZATION_SEED};
+use vae::elbo::iwae_log_likelihood;
+use vae::run::IWAE_ROWS;
 use vae::train::{stream_rng, Stream, TrainConfig, Trainer};
 
 /// Time training steps of the default VAE.
@@ -45,6 +52,18 @@ struct Args {
     /// Samples of z per image.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     k: u64,
+    /// Time the k-sample evaluation of `--steps` test images, one at a time, instead of
+    /// training steps (an untrained model: the same products).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    eval_k: Option<u64>,
+    /// Measure instead the host's f32 FMA peak on `--threads` threads (independent chains of
+    /// fused multiply-adds in the widest vectors the CPU has), the reference for the
+    /// steps' GFLOP/s on a virtual machine whose clock and vector width are its own.
+    #[arg(long)]
+    peak: bool,
+    /// Most decoder rows live at once in the evaluation.
+    #[arg(long, default_value_t = IWAE_ROWS as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    eval_rows: u64,
 }
 
 /// Which recipe to time.
@@ -66,14 +85,89 @@ fn cpu_family() -> Option<u32> {
     line.split(':').nth(1)?.trim().parse().ok()
 }
 
+/// GFLOP/s of `threads` threads each running independent f32 FMA chains for a while, at
+/// once: the FMA peak this machine gives (AVX-512 where the CPU has it, else AVX2). `None`
+/// off x86-64 or without FMA.
+fn fma_peak(threads: usize) -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::*;
+        const CHAINS: usize = 12;
+        const ROUNDS: usize = 50_000_000;
+        // 12 chains cover the FMA latency (4 cycles) times the FMA pipes (2) with room.
+        #[target_feature(enable = "avx512f")]
+        fn zmm() -> (f32, usize) {
+            let (a, b) = (_mm512_set1_ps(0.999_999), _mm512_set1_ps(1e-7));
+            let mut acc = [_mm512_setzero_ps(); CHAINS];
+            for _ in 0..ROUNDS {
+                for c in &mut acc {
+                    *c = _mm512_fmadd_ps(*c, a, b);
+                }
+            }
+            (acc.iter().map(|&c| _mm512_reduce_add_ps(c)).sum(), ROUNDS * CHAINS * 32)
+        }
+        #[target_feature(enable = "avx2,fma")]
+        fn ymm() -> (f32, usize) {
+            let (a, b) = (_mm256_set1_ps(0.999_999), _mm256_set1_ps(1e-7));
+            let mut acc = [_mm256_setzero_ps(); CHAINS];
+            for _ in 0..ROUNDS {
+                for c in &mut acc {
+                    *c = _mm256_fmadd_ps(*c, a, b);
+                }
+            }
+            let mut lanes = [0f32; 8];
+            let sum = acc.iter().fold(_mm256_setzero_ps(), |s, &c| _mm256_add_ps(s, c));
+            // SAFETY: `lanes` holds the 8 floats the store writes.
+            unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), sum) };
+            (lanes.iter().sum(), ROUNDS * CHAINS * 16)
+        }
+        let run: fn() -> (f32, usize) = if is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F (checked above).
+            || unsafe { zmm() }
+        } else if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU has AVX2 and FMA (checked above).
+            || unsafe { ymm() }
+        } else {
+            return None;
+        };
+        let start = Instant::now();
+        let flops: usize = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..threads).map(|_| s.spawn(|| std::hint::black_box(run()).1)).collect();
+            workers.into_iter().map(|w| w.join().unwrap_or(0)).sum()
+        });
+        Some(flops as f64 / start.elapsed().as_secs_f64() / 1e9)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = threads;
+        None
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.peak {
+        let family = cpu_family().map_or("null".to_string(), |f| f.to_string());
+        return match fma_peak(args.threads as usize) {
+            Some(g) => {
+                println!(
+                    "{{\"peak_gflops\": {g:.1}, \"threads\": {}, \"cpu_family\": {family}}}",
+                    args.threads
+                );
+                ExitCode::SUCCESS
+            }
+            None => {
+                eprintln!("error: no x86-64 FMA on this machine to measure");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(args.threads as usize).build_global() {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
     }
-    let train = match Mnist::load(&args.data) {
-        Ok(m) => m.train,
+    let mnist = match Mnist::load(&args.data) {
+        Ok(m) => m,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
@@ -95,22 +189,40 @@ fn main() -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
     }
-    let macs = config.step_macs();
     let mut trainer = Trainer::new(config.clone());
-    let mut rng = stream_rng(1, 1, Stream::Train);
-    let batches = train.batches(config.batch_size, Some(&mut rng));
     let mut times = Vec::with_capacity(args.steps as usize);
-    for (i, idx) in batches.iter().cycle().take((args.warmup + args.steps) as usize).enumerate() {
-        let start = Instant::now();
-        let x = train.batch::<f32, _>(idx, config.binarize.then_some(&mut rng));
-        if let Err(e) = trainer.step(x, &mut rng) {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
+    let macs = if let Some(k) = args.eval_k {
+        let test = mnist.test.binarized(TEST_BINARIZATION_SEED);
+        let mut rng = stream_rng(1, 1, Stream::Final);
+        // On a rayon worker, as the evaluation runs.
+        rayon::scope(|_| {
+            for i in 0..(args.warmup + args.steps) as usize {
+                let start = Instant::now();
+                let x = test.intensities::<f32>(&[i % test.len()]);
+                iwae_log_likelihood(&trainer.model, &x, k as usize, args.eval_rows as usize, &mut rng);
+                if i as u64 >= args.warmup {
+                    times.push(start.elapsed().as_secs_f64() * 1e3);
+                }
+            }
+        });
+        config.forward_macs(1, k as usize)
+    } else {
+        let train = mnist.train;
+        let mut rng = stream_rng(1, 1, Stream::Train);
+        let batches = train.batches(config.batch_size, Some(&mut rng));
+        for (i, idx) in batches.iter().cycle().take((args.warmup + args.steps) as usize).enumerate() {
+            let start = Instant::now();
+            let x = train.batch::<f32, _>(idx, config.binarize.then_some(&mut rng));
+            if let Err(e) = trainer.step(x, &mut rng) {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+            if i as u64 >= args.warmup {
+                times.push(start.elapsed().as_secs_f64() * 1e3);
+            }
         }
-        if i as u64 >= args.warmup {
-            times.push(start.elapsed().as_secs_f64() * 1e3);
-        }
-    }
+        config.step_macs()
+    };
     let mean = times.iter().sum::<f64>() / times.len() as f64;
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];

@@ -147,7 +147,9 @@ fn reduce_axis<T: Element>(
 impl<T: Element> Tensor<T> {
     /// `Σⱼ f(self[…, j], rhs[…, j])`: a fused elementwise map and sum over the last axis,
     /// with no intermediate tensor. Both operands must have the same shape (rank ≥ 1); the
-    /// result drops the last axis. Panics, naming both shapes, otherwise.
+    /// result drops the last axis. Panics, naming both shapes, otherwise. An operand whose
+    /// rows are contiguous is read in place wherever its rows lie (a broadcast one, repeating
+    /// its rows with stride 0, is not copied out).
     #[track_caller]
     pub fn zip_sum_last<F: Fn(T, T) -> T + Sync>(&self, rhs: &Tensor<T>, f: F) -> Tensor<T> {
         ok(self.try_zip_sum_last(rhs, f))
@@ -164,18 +166,23 @@ impl<T: Element> Tensor<T> {
         }
         let inner = self.shape()[self.rank() - 1];
         let out_shape = &self.shape()[..self.rank() - 1];
-        let (a, b) = (self.contiguous(), rhs.contiguous());
-        let (a, b) = (a.as_slice().expect("contiguous"), b.as_slice().expect("contiguous"));
+        // Rows in place: unit stride along the last axis (or a single element).
+        let rows_in_place =
+            |t: &Tensor<T>| if inner > 1 && t.layout().inner().1 != 1 { t.contiguous() } else { t.clone() };
+        let (a, b) = (rows_in_place(self), rows_in_place(rhs));
+        let (sa, sb, la, lb) = (a.storage(), b.storage(), a.layout(), b.layout());
+        let one = |r: usize| {
+            let (oa, ob) = (la.row_offset(r), lb.row_offset(r));
+            sum_zip(&sa[oa..oa + inner], &sb[ob..ob + inner], &f)
+        };
         Ok(Tensor::from_fill(out_shape, |out| {
             if inner == 0 {
                 out.fill(T::zero());
-            } else if parallel(a.len()) {
-                out.par_iter_mut().enumerate().for_each(|(r, o)| {
-                    *o = sum_zip(&a[r * inner..(r + 1) * inner], &b[r * inner..(r + 1) * inner], &f)
-                });
+            } else if parallel(self.len()) {
+                out.par_iter_mut().enumerate().for_each(|(r, o)| *o = one(r));
             } else {
                 for (r, o) in out.iter_mut().enumerate() {
-                    *o = sum_zip(&a[r * inner..(r + 1) * inner], &b[r * inner..(r + 1) * inner], &f);
+                    *o = one(r);
                 }
             }
         }))

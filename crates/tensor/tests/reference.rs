@@ -403,6 +403,15 @@ fn fused_zip_sum_over_long_rows() {
         let want: f64 = (0..37).map(|j| a.get(&[r, j]).unwrap() * b.get(&[r, j]).unwrap()).sum();
         assert_eq!(got.get(&[r]).unwrap(), want);
     }
+    // Views: a broadcast operand (rows repeated with stride 0), a row-narrowed one (rows at
+    // an offset, stride 40) and a transposed one (copied) give the dense operands' sums.
+    let row = Tensor::<f64>::arange(37).add_scalar(-7.0).reshape(&[1, 37]);
+    let wide = Tensor::<f64>::arange(3 * 40).reshape(&[3, 40]).narrow(1, 2, 37).narrow(0, 1, 2);
+    let tr = Tensor::<f64>::arange(37 * 2).reshape(&[37, 2]).t();
+    for (x, y) in [(&row.broadcast_to(&[2, 37]), &a), (&a, &wide), (&tr, &row.broadcast_to(&[2, 37]))] {
+        let want = x.contiguous().zip_sum_last(&y.contiguous(), |x, y| x * y + 1.0);
+        assert_eq!(x.zip_sum_last(y, |x, y| x * y + 1.0), want);
+    }
     // And the plain sum of a long slice.
     assert_eq!(tensor::sum_slice(&(1..=100).map(f64::from).collect::<Vec<_>>()), 5050.0);
 }

@@ -491,10 +491,22 @@ impl TrainConfig {
     /// layers `batch · samples` (the log-weight objectives; the closed-form ELBO decodes each
     /// sample in turn, which is the same count).
     pub fn step_macs(&self) -> u128 {
+        let products = self.products(self.batch_size as u128, self.elbo.samples as u128);
+        products.iter().map(|&(i, o, rows, data)| rows * i * o * if data { 2 } else { 3 }).sum()
+    }
+
+    /// Multiply-adds of the forward matrix products for `images` images with `samples`
+    /// draws of z each (the k = `samples` evaluation's count: one encoder pass per image,
+    /// one decoder pass per draw).
+    pub fn forward_macs(&self, images: usize, samples: usize) -> u128 {
+        self.products(images as u128, samples as u128).iter().map(|&(i, o, rows, _)| rows * i * o).sum()
+    }
+
+    /// (inputs, outputs, rows, whether the input is the data) of every forward product for
+    /// `b` images and `k` draws of z per image.
+    fn products(&self, b: u128, k: u128) -> Vec<(u128, u128, u128, bool)> {
         let m = &self.model;
-        let (b, k) = (self.batch_size as u128, self.elbo.samples as u128);
-        // (inputs, outputs, rows, whether the input is the data) of every product.
-        let mut layers: Vec<(u128, u128, u128, bool)> = Vec::new();
+        let mut layers = Vec::new();
         let heads = if m.likelihood == Likelihood::GaussianLearned { 2 } else { 1 };
         // A convolution is a product of `out` rows by `in·k·k` by the output pixels: listed
         // as a layer of `in·k·k` inputs and `out` outputs over `rows · pixels` rows.
@@ -545,7 +557,7 @@ impl TrainConfig {
             }
             below = up.latent as u128;
         }
-        layers.iter().map(|&(i, o, rows, data)| rows * i * o * if data { 2 } else { 3 }).sum()
+        layers
     }
 
     /// Checks the settings that could not work.
@@ -1012,6 +1024,10 @@ mod tests {
         let dec = 100 * (50 * 200 * 3 + 200 * 200 * 3 + 200 * 784 * 3);
         assert_eq!(b.step_macs(), enc + dec);
         b.validate().unwrap();
+        // The k = 5000 evaluation of one image: the encoder once, the decoder 5000 times.
+        let enc = 784 * 200 + 200 * 200 + 200 * 50 * 2;
+        let dec = 5000 * (50 * 200 + 200 * 200 + 200 * 784);
+        assert_eq!(b.forward_macs(1, 5000), enc + dec);
     }
 
     #[test]

@@ -12,7 +12,8 @@ use crate::model::{BoundVae, DecoderOut, Likelihood, Vae};
 /// `ln 2π`.
 pub const LN_2PI: f64 = 1.837_877_066_409_345_5;
 
-/// `log p(x|z)` per image (`[batch]`) for decoder outputs `dec` and images `x` (`[batch, d]`).
+/// `log p(x|z)` per image for decoder outputs `dec` and images `x` (`[batch, d]`, or any
+/// leading axes: `[k, batch, d]` gives `[k, batch]`), summed over the last axis.
 ///
 /// - Bernoulli: `−Σ BCE-with-logits(logits, x)` (stable at any logit).
 /// - Gaussian, unit variance: `−Σ ½(x−μ)² − ½·d·ln 2π`.
@@ -23,12 +24,12 @@ pub fn log_likelihood<'g, T: Element>(
     x: Var<'g, T>,
 ) -> Var<'g, T> {
     let half = T::from_f64_lossy(0.5);
-    let d = x.shape()[x.shape().len() - 1] as f64;
-    let constant = T::from_f64_lossy(-0.5 * d * LN_2PI);
+    let last = x.shape().len() - 1;
+    let constant = T::from_f64_lossy(-0.5 * x.shape()[last] as f64 * LN_2PI);
     match likelihood {
         Likelihood::Bernoulli => -dec.out.bce_with_logits_sum(x),
         Likelihood::Gaussian => {
-            (x - dec.out).square().sum_axis(1, false).mul_scalar(-half).add_scalar(constant)
+            (x - dec.out).square().sum_axis(last, false).mul_scalar(-half).add_scalar(constant)
         }
         Likelihood::GaussianLearned => {
             let logvar = dec.logvar.expect("a learned-variance decoder outputs a log-variance");
@@ -46,13 +47,13 @@ pub fn kl_standard_normal<'g, T: Element>(mu: Var<'g, T>, logvar: Var<'g, T>) ->
     one_plus.sum_axis(1, false).mul_scalar(T::from_f64_lossy(-0.5))
 }
 
-/// `log N(z; mu, diag e^logvar)` per row.
+/// `log N(z; mu, diag e^logvar)` per row (summed over the last axis).
 pub fn log_normal_diag<'g, T: Element>(z: Var<'g, T>, mu: Var<'g, T>, logvar: Var<'g, T>) -> Var<'g, T> {
-    let d = z.shape()[1] as f64;
+    let last = z.shape().len() - 1;
     let quad = logvar + (z - mu).square() * (-logvar).exp();
-    quad.sum_axis(1, false)
+    quad.sum_axis(last, false)
         .mul_scalar(T::from_f64_lossy(-0.5))
-        .add_scalar(T::from_f64_lossy(-0.5 * d * LN_2PI))
+        .add_scalar(T::from_f64_lossy(-0.5 * z.shape()[last] as f64 * LN_2PI))
 }
 
 /// One batch's objective: the scalar to minimize and the batch sums of its parts.
@@ -165,8 +166,12 @@ pub fn log_weights<'g, T: Element>(
     let (mu, logvar) = model.encode(x);
     let (e1, sq1) = noise(sizes[0]);
     let mut z = (mu + logvar.mul_scalar(half).exp() * e1).reshape(&[k * batch, sizes[0]]);
-    let xs = x.broadcast_to(&[k, batch, d]).reshape(&[k * batch, d]);
-    let log_px = log_likelihood(model.config().likelihood, model.decode(z), xs).reshape(&[k, batch]);
+    // Each draw's decoder output against its image, the images broadcast over the draws
+    // (read in place, not copied k times).
+    let dec = model.decode(z);
+    let per_draw = |v: Var<'g, T>| v.reshape(&[k, batch, d]);
+    let dec = DecoderOut { out: per_draw(dec.out), logvar: dec.logvar.map(per_draw) };
+    let log_px = log_likelihood(model.config().likelihood, dec, x.broadcast_to(&[k, batch, d]));
     let mut log_q = (sq1 + logvar.sum_axis(1, false)).mul_scalar(neg_half).add_scalar(c(sizes[0]));
     let mut log_w = log_px;
     for l in 0..model.upper_layers() {

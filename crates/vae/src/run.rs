@@ -71,7 +71,7 @@ fn memory_bytes() -> u64 {
 }
 
 /// Most decoder rows the IWAE evaluation keeps live at once.
-const IWAE_ROWS: usize = 8192;
+pub const IWAE_ROWS: usize = 8192;
 
 fn bar(len: usize, show: bool, what: &str) -> ProgressBar {
     if !show {
