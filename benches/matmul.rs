@@ -1,4 +1,5 @@
-//! GFLOP/s of `Tensor::matmul` on the VAE's shapes (batch 128) and on squares, beside a
+//! GFLOP/s of `Tensor::matmul` on the VAE's shapes (batch 128), on the Burda model's (batch
+//! 20, and the k = 5000 evaluation's largest product) and on squares, beside a
 //! direct single-threaded `matrixmultiply::sgemm` call on the same data and strides.
 //!
 //! Criterion's throughput is set to 2·m·n·k "elements", so its `Gelem/s` reads as GFLOP/s.
@@ -41,6 +42,14 @@ const CASES: &[Case] = &[
     case("igrad_128x784x400", 128, 784, 400, false, false),
     case("igrad_128x20x400", 128, 20, 400, false, false),
     case("igrad_128x400x20", 128, 400, 20, false, false),
+    // Burda et al.'s model at batch 20 (the IWAE's k = 5 decoder sees 100 rows), and the
+    // k = 5000 evaluation's largest product: 5000 draws through the 200 → 784 output layer.
+    case("burda_fwd_20x784x200", 20, 784, 200, false, true),
+    case("burda_fwd_20x200x200", 20, 200, 200, false, true),
+    case("burda_fwd_100x200x784", 100, 200, 784, false, true),
+    case("burda_wgrad_200x20x784", 200, 20, 784, true, false),
+    case("burda_igrad_100x784x200", 100, 784, 200, false, false),
+    case("eval_fwd_5000x200x784", 5000, 200, 784, false, true),
     case("square_256", 256, 256, 256, false, false),
     case("square_512", 512, 512, 512, false, false),
     case("square_1024", 1024, 1024, 1024, false, false),
