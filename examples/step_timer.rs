@@ -1,8 +1,8 @@
 //! Times the VAE training step (forward, backward, Adam) on MNIST batches, for
 //! `bench/compare_pytorch.py`. Prints one JSON line: the median and mean milliseconds, the
 //! GFLOP/s of the step's matrix products at the median, and the host's CPU family.
-//! With `--eval-k K` it times instead the importance-weighted evaluation of one binarized
-//! test image after another (`K` draws each, the k = 5000 test NLL's unit of work); with
+//! With `--eval-k K` it times instead the importance-weighted evaluation of one test image
+//! after another (`K` draws each, the k = 5000 test NLL's unit of work); with
 //! `--peak`, the f32 FMA peak this machine gives, against which to read the GFLOP/s.
 //!
 //! ```sh
@@ -192,7 +192,8 @@ fn main() -> ExitCode {
     let mut trainer = Trainer::new(config.clone());
     let mut times = Vec::with_capacity(args.steps as usize);
     let macs = if let Some(k) = args.eval_k {
-        let test = mnist.test.binarized(TEST_BINARIZATION_SEED);
+        // The test set as `iwae_nll` evaluates it: binarized once when the recipe binarizes.
+        let test = if config.binarize { mnist.test.binarized(TEST_BINARIZATION_SEED) } else { mnist.test };
         let mut rng = stream_rng(1, 1, Stream::Final);
         // On a rayon worker, as the evaluation runs.
         rayon::scope(|_| {
