@@ -55,37 +55,21 @@ const CASES: &[Case] = &[
     case("square_1024", 1024, 1024, 1024, false, false),
 ];
 
-fn operand(rows: usize, cols: usize, transposed: bool, rng: &mut StdRng) -> Tensor<f32> {
-    if transposed {
-        Tensor::randn(&[cols, rows], rng).t()
-    } else {
-        Tensor::randn(&[rows, cols], rng)
-    }
+/// A `rows×cols` operand (a transposed view of `[cols, rows]` storage when `transposed`),
+/// and the same elements as a raw slice with their row and column strides.
+fn operand(rows: usize, cols: usize, transposed: bool, rng: &mut StdRng) -> (Tensor<f32>, Raw) {
+    let (stored, strides) = if transposed { ([cols, rows], (1, rows)) } else { ([rows, cols], (cols, 1)) };
+    let t = Tensor::randn(&stored, rng);
+    let raw = (t.to_vec(), strides.0, strides.1);
+    (if transposed { t.t() } else { t }, raw)
 }
 
-fn direct_sgemm(a: &Tensor<f32>, b: &Tensor<f32>, c: &mut [f32]) {
-    let (m, k, n) = (a.shape()[0], a.shape()[1], b.shape()[1]);
-    let (sa, sb) = (a.strides(), b.strides());
-    // SAFETY: both tensors are fresh views at offset 0 whose strides address only their
-    // own storage; `c` holds m·n elements and aliases neither.
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.storage().as_ptr(),
-            sa[0] as isize,
-            sa[1] as isize,
-            b.storage().as_ptr(),
-            sb[0] as isize,
-            sb[1] as isize,
-            0.0,
-            c.as_mut_ptr(),
-            n as isize,
-            1,
-        )
-    }
+/// An operand's storage and its row and column strides.
+type Raw = (Vec<f32>, usize, usize);
+
+/// matrixmultiply's GEMM on the raw operands, with nothing of the tensor API around it.
+fn direct_sgemm(m: usize, k: usize, n: usize, a: &Raw, b: &Raw, c: &mut [f32]) {
+    tensor::internals::gemm_slices(m, k, n, 1.0, (&a.0, a.1, a.2), (&b.0, b.1, b.2), 0.0, c);
 }
 
 fn bench(c: &mut Criterion) {
@@ -95,8 +79,8 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("matmul");
     group.warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2)).sample_size(30);
     for cs in CASES {
-        let a = operand(cs.m, cs.k, cs.a_t, &mut rng);
-        let b = operand(cs.k, cs.n, cs.b_t, &mut rng);
+        let (a, raw_a) = operand(cs.m, cs.k, cs.a_t, &mut rng);
+        let (b, raw_b) = operand(cs.k, cs.n, cs.b_t, &mut rng);
         group.throughput(Throughput::Elements((2 * cs.m * cs.n * cs.k) as u64));
         group.bench_function(BenchmarkId::new(format!("tensor_{threads}t"), cs.name), |bch| {
             bch.iter(|| black_box(a.matmul(&b)))
@@ -106,7 +90,7 @@ fn bench(c: &mut Criterion) {
         });
         let mut out = vec![0.0f32; cs.m * cs.n];
         group.bench_function(BenchmarkId::new("matrixmultiply_1t", cs.name), |bch| {
-            bch.iter(|| direct_sgemm(black_box(&a), black_box(&b), &mut out))
+            bch.iter(|| direct_sgemm(cs.m, cs.k, cs.n, black_box(&raw_a), black_box(&raw_b), &mut out))
         });
     }
     group.finish();

@@ -1,6 +1,6 @@
 //! Heap use of the training step in steady state, counted with a counting allocator: after
 //! warm-up a step allocates nothing but matrixmultiply's packing buffers (one per GEMM call,
-//! which the GEMM makes itself and [`tensor::gemm_calls`] counts), and the memory in use
+//! which the GEMM makes itself and [`tensor::internals::gemm_calls`] counts), and the memory in use
 //! after a step is the same every step. Every op's output and scratch buffer comes from the
 //! storage pool (`crates/tensor/src/pool.rs`), the gradient store from the tape, the
 //! parameters' lists from inline slots. Checked for the default model at batch 128, Burda
@@ -51,10 +51,10 @@ fn measure(config: TrainConfig, pool: &rayon::ThreadPool, steps: usize) -> (Vec<
         // Room for every measurement up front, so the test itself allocates nothing here.
         let (mut extra, mut live) = (Vec::with_capacity(steps), Vec::with_capacity(steps));
         for _ in 0..steps {
-            let (count, gemms) = (COUNT.load(Ordering::Relaxed), tensor::gemm_calls());
+            let (count, gemms) = (COUNT.load(Ordering::Relaxed), tensor::internals::gemm_calls());
             trainer.step(x.clone(), &mut rng).unwrap();
             let allocs = COUNT.load(Ordering::Relaxed) - count;
-            extra.push(allocs as isize - (tensor::gemm_calls() - gemms) as isize);
+            extra.push(allocs as isize - (tensor::internals::gemm_calls() - gemms) as isize);
             live.push(LIVE.load(Ordering::Relaxed));
         }
         (extra, live)

@@ -79,14 +79,16 @@ impl Conv2dSpec {
     /// The output length along spatial axis `a` (0: height, 1: width) of a convolution over
     /// `input` pixels with a `kernel`-tap kernel: `⌊(input + 2p − d(k−1) − 1)/s⌋ + 1`, or
     /// `None` when the dilated kernel is longer than the padded input.
+    /// (Also `None` when a term overflows, or the stride is 0.)
     pub fn conv_out(&self, a: usize, input: usize, kernel: usize) -> Option<usize> {
-        let span = self.dilation[a] * (kernel.checked_sub(1)?) + 1;
-        let padded = input + 2 * self.padding[a];
-        (padded >= span).then(|| (padded - span) / self.stride[a] + 1)
+        let span = self.dilation[a].checked_mul(kernel.checked_sub(1)?)?.checked_add(1)?;
+        let padded = input.checked_add(self.padding[a].checked_mul(2)?)?;
+        (padded >= span).then(|| (padded - span).checked_div(self.stride[a]).map(|q| q + 1)).flatten()
     }
 
     /// The output length along axis `a` of a transposed convolution over `input` pixels:
-    /// `(input − 1)s − 2p + d(k−1) + output_padding + 1`, or `None` when that is below 1.
+    /// `(input − 1)s − 2p + d(k−1) + output_padding + 1`, or `None` when that is below 1 (or
+    /// a term overflows).
     pub fn transpose_out(
         &self,
         a: usize,
@@ -94,11 +96,12 @@ impl Conv2dSpec {
         kernel: usize,
         output_padding: usize,
     ) -> Option<usize> {
-        let full = (input.checked_sub(1)?) * self.stride[a]
-            + self.dilation[a] * (kernel.checked_sub(1)?)
-            + output_padding
-            + 1;
-        full.checked_sub(2 * self.padding[a]).filter(|&n| n >= 1)
+        let full = (input.checked_sub(1)?)
+            .checked_mul(self.stride[a])?
+            .checked_add(self.dilation[a].checked_mul(kernel.checked_sub(1)?)?)?
+            .checked_add(output_padding)?
+            .checked_add(1)?;
+        full.checked_sub(self.padding[a].checked_mul(2)?).filter(|&n| n >= 1)
     }
 
     fn check(&self, op: &'static str) -> Result<()> {
@@ -184,6 +187,38 @@ struct Geom {
 }
 
 impl Geom {
+    /// Checks, with checked arithmetic, that every size and index the kernels compute from
+    /// this geometry fits `isize`: the buffers (input, output, column matrix, kernel) and,
+    /// along each spatial axis, the tap offsets and spans that [`span`](Self::span) forms.
+    fn check(self, op: &'static str) -> Result<Self> {
+        let s = self.spec;
+        let count = |dims: &[usize]| {
+            dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).filter(|&n| n <= isize::MAX as usize)
+        };
+        let axes = [(self.h, self.oh, self.kh), (self.w, self.ow, self.kw)];
+        let spatial = axes.iter().enumerate().all(|(a, &(input, out, k))| {
+            // `span` forms input + p + s and (k − 1)·d + p (both bound the terms it casts to
+            // isize), and a position reaches (out − 1)·s + (k − 1)·d.
+            let taps = k.saturating_sub(1).checked_mul(s.dilation[a]);
+            let terms = [
+                input.checked_add(s.padding[a]).and_then(|v| v.checked_add(s.stride[a])),
+                taps.and_then(|v| v.checked_add(s.padding[a])),
+                out.saturating_sub(1).checked_mul(s.stride[a]).and_then(|v| v.checked_add(taps?)),
+            ];
+            terms.iter().all(|t| t.is_some_and(|v| v <= isize::MAX as usize))
+        });
+        let buffers = [
+            count(&[self.n, self.c, self.h, self.w]),
+            count(&[self.n, self.o, self.oh, self.ow]),
+            count(&[self.c, self.kh, self.kw, self.n, self.oh, self.ow]),
+            count(&[self.o, self.c, self.kh, self.kw]),
+        ];
+        if !spatial || buffers.contains(&None) {
+            return Err(invalid(op, format!("geometry {self:?} overflows isize")));
+        }
+        Ok(self)
+    }
+
     /// Output pixels per image.
     fn l(&self) -> usize {
         self.oh * self.ow
@@ -350,7 +385,7 @@ struct Buf<T: Element>(Arc<Vec<T>>);
 
 impl<T: Element> Buf<T> {
     fn new(len: usize) -> Self {
-        Buf(pool::take(len))
+        Buf(pool::take_or_fail(len))
     }
 }
 
@@ -400,11 +435,15 @@ fn geometry<T: Element>(
     let (kh, kw) = (sw[2], sw[3]);
     match output_padding {
         None => {
-            let too_big =
-                || invalid(op, format!("kernel {kh}x{kw} ({spec:?}) larger than the padded input {sx:?}"));
+            let too_big = || {
+                let msg = format!(
+                    "kernel {kh}x{kw} ({spec:?}) larger than the padded input {sx:?}, or sizes overflow"
+                );
+                invalid(op, msg)
+            };
             let oh = spec.conv_out(0, sx[2], kh).ok_or_else(too_big)?;
             let ow = spec.conv_out(1, sx[3], kw).ok_or_else(too_big)?;
-            Ok(Geom { n: sx[0], c: sx[1], h: sx[2], w: sx[3], o: sw[0], kh, kw, oh, ow, spec })
+            Geom { n: sx[0], c: sx[1], h: sx[2], w: sx[3], o: sw[0], kh, kw, oh, ow, spec }.check(op)
         }
         Some(op_pad) => {
             if op_pad[0] >= spec.stride[0] || op_pad[1] >= spec.stride[1] {
@@ -413,10 +452,15 @@ fn geometry<T: Element>(
                     format!("output padding {op_pad:?} must be below the stride {:?}", spec.stride),
                 ));
             }
-            let empty = || invalid(op, format!("empty output for input {sx:?}, kernel {kh}x{kw}, {spec:?}"));
+            let empty = || {
+                invalid(
+                    op,
+                    format!("empty output for input {sx:?}, kernel {kh}x{kw}, {spec:?}, or sizes overflow"),
+                )
+            };
             let h = spec.transpose_out(0, sx[2], kh, op_pad[0]).ok_or_else(empty)?;
             let w_ = spec.transpose_out(1, sx[3], kw, op_pad[1]).ok_or_else(empty)?;
-            Ok(Geom { n: sx[0], c: sw[1], h, w: w_, o: sx[1], kh, kw, oh: sx[2], ow: sx[3], spec })
+            Geom { n: sx[0], c: sw[1], h, w: w_, o: sx[1], kh, kw, oh: sx[2], ow: sx[3], spec }.check(op)
         }
     }
 }
@@ -478,7 +522,7 @@ fn product<T: Element>(
 /// the convolution.
 fn apply_kernel<T: Element>(g: &Geom, w: &[T], cols: &[T], bias: Option<&[T]>) -> Tensor<T> {
     let yt = product(g.o, g.rows(), g.nl(), (w, g.rows(), 1), (cols, g.nl(), 1));
-    Tensor::from_fill(&[g.n, g.o, g.oh, g.ow], |y| {
+    Tensor::fill_new(&[g.n, g.o, g.oh, g.ow], |y| {
         transpose(&yt, g.o * g.l(), g.n, bias.map(|b| (b, g.l())), y)
     })
 }
@@ -489,14 +533,14 @@ fn apply_adjoint<T: Element>(g: &Geom, w: &[T], yt: &[T], bias: Option<&[T]>) ->
     let cols = product(g.rows(), g.o, g.nl(), (w, 1, g.rows()), (yt, g.nl(), 1));
     let mut xt = Buf::new(g.c * g.h * g.w * g.n);
     fold(g, &cols, bias, &mut xt);
-    Tensor::from_fill(&[g.n, g.c, g.h, g.w], |x| transpose(&xt, g.c * g.h * g.w, g.n, None, x))
+    Tensor::fill_new(&[g.n, g.c, g.h, g.w], |x| transpose(&xt, g.c * g.h * g.w, g.n, None, x))
 }
 
 /// `yt·colsᵀ` for `yt` `[o, oh, ow, n]`, `[o, c·kh·kw]`: the kernel's gradient, of `shape`
 /// (the weight's).
 fn kernel_grad<T: Element>(g: &Geom, yt: &[T], cols: &[T], shape: &[usize]) -> Tensor<T> {
     // beta = 0: the GEMM writes every element without reading the stale buffer.
-    Tensor::from_fill(shape, |dw| {
+    Tensor::fill_new(shape, |dw| {
         gemm_strided(g.o, g.nl(), g.rows(), (yt, g.nl(), 1), (cols, 1, g.nl()), T::zero(), dw)
     })
 }

@@ -4,7 +4,7 @@
 use std::ops::{Add, Div, Mul, Neg, Sub};
 
 use crate::element::Element;
-use crate::error::{ok, Result};
+use crate::error::{ok, Result, TensorError};
 use crate::kernels::{map, map_assign, zip, zip_assign};
 use crate::tensor::Tensor;
 
@@ -86,9 +86,31 @@ impl<T: Element> Tensor<T> {
         map(self, |x| x * s)
     }
 
-    /// Clamps every element to `[lo, hi]`.
+    /// Clamps every element to `[lo, hi]`; a NaN element stays NaN (as `f32::clamp`).
+    /// Panics unless `lo <= hi` (so a NaN bound panics too).
+    #[track_caller]
     pub fn clamp(&self, lo: T, hi: T) -> Tensor<T> {
-        map(self, |x| x.max(lo).min(hi))
+        ok(self.try_clamp(lo, hi))
+    }
+
+    /// Fallible [`clamp`](Self::clamp).
+    pub fn try_clamp(&self, lo: T, hi: T) -> Result<Tensor<T>> {
+        if !(lo <= hi) {
+            return Err(TensorError::Invalid {
+                op: "clamp",
+                msg: format!("bounds [{lo}, {hi}] are not ordered"),
+            });
+        }
+        // Comparisons with NaN are false, so a NaN element falls through unchanged.
+        Ok(map(self, |x| {
+            if x < lo {
+                lo
+            } else if x > hi {
+                hi
+            } else {
+                x
+            }
+        }))
     }
 
     /// A new tensor `f(x)` for every element (contiguous; parallel when large).

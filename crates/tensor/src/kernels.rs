@@ -128,7 +128,7 @@ where
 
 /// A new contiguous tensor `f(x)` for every element `x` of `t`.
 pub fn map<T: Element, F: Fn(T) -> T + Sync>(t: &Tensor<T>, f: F) -> Tensor<T> {
-    Tensor::from_fill(t.shape(), |out| unary_into(t.storage(), t.layout(), out, f))
+    Tensor::fill_new(t.shape(), |out| unary_into(t.storage(), t.layout(), out, f))
 }
 
 /// A new contiguous tensor `f(a, b)` over the numpy broadcast of the two shapes.
@@ -142,7 +142,7 @@ pub fn zip<T: Element, F: Fn(T, T) -> T + Sync>(
         if a.shape() == b.shape() { a.shape().into() } else { broadcast_shapes(op, a.shape(), b.shape())? };
     let la = a.layout().broadcast_to(&shape)?;
     let lb = b.layout().broadcast_to(&shape)?;
-    Ok(Tensor::from_fill(&shape, |out| binary_into(a.storage(), &la, b.storage(), &lb, out, f)))
+    Tensor::try_fill_new(&shape, |out| binary_into(a.storage(), &la, b.storage(), &lb, out, f))
 }
 
 /// `a[i] = f(a[i], b[i])` in place, with `b` broadcast to `a`'s shape. `a` is made

@@ -2,7 +2,7 @@
 
 use smallvec::SmallVec;
 
-use crate::error::{Result, TensorError};
+use crate::error::{ok, Result, TensorError};
 
 /// Dimensions or strides, inline up to rank 4.
 pub type Dims = SmallVec<[usize; 4]>;
@@ -10,6 +10,12 @@ pub type Dims = SmallVec<[usize; 4]>;
 /// Where the elements of a tensor live in its storage: element `[i0, i1, …]` is at
 /// `offset + i0*strides[0] + i1*strides[1] + …`. A stride of 0 repeats an element
 /// (broadcasting).
+///
+/// Every `Layout` is valid, whoever made it: its element count, every stride, the offset
+/// and the storage index of its last element all fit `isize` (what pointer offsets and
+/// allocations need), so no index computed from it wraps. The constructors check this with
+/// checked arithmetic ([`try_new`](Self::try_new), [`try_contiguous`](Self::try_contiguous)),
+/// and every view of a valid layout is valid.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Layout {
     shape: Dims,
@@ -17,15 +23,41 @@ pub struct Layout {
     offset: usize,
 }
 
-/// Row-major (C order) strides of `shape`.
-pub fn contiguous_strides(shape: &[usize]) -> Dims {
+/// The largest element count, stride, offset or storage index a layout may hold.
+const MAX_INDEX: usize = isize::MAX as usize;
+
+fn too_large(op: &'static str, shape: &[usize]) -> TensorError {
+    TensorError::Invalid { op, msg: format!("the element count of shape {shape:?} overflows isize") }
+}
+
+/// The number of elements of `shape`, or an error naming `op` when it overflows `isize`.
+pub fn checked_len(op: &'static str, shape: &[usize]) -> Result<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .filter(|&n| n <= MAX_INDEX)
+        .ok_or_else(|| too_large(op, shape))
+}
+
+/// Row-major (C order) strides of `shape`, or an error when its element count overflows
+/// `isize`.
+pub fn try_contiguous_strides(shape: &[usize]) -> Result<Dims> {
+    checked_len("contiguous", shape)?;
     let mut strides: Dims = SmallVec::from_elem(0, shape.len());
-    let mut acc = 1;
+    let mut acc = 1usize;
     for (s, &d) in strides.iter_mut().zip(shape).rev() {
         *s = acc;
-        acc *= d;
+        // Exact when there are elements (a suffix product is at most the count); a shape
+        // without elements reads none, and its strides are only kept within `isize`.
+        acc = acc.saturating_mul(d).min(MAX_INDEX);
     }
-    strides
+    Ok(strides)
+}
+
+/// Row-major (C order) strides of `shape`. Panics when its element count overflows `isize`.
+#[track_caller]
+pub fn contiguous_strides(shape: &[usize]) -> Dims {
+    ok(try_contiguous_strides(shape))
 }
 
 /// The numpy broadcast of two shapes: aligned from the right, each pair equal or one of them 1.
@@ -47,15 +79,53 @@ pub fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Result<Di
 }
 
 impl Layout {
-    /// A row-major layout of `shape` at offset 0.
-    pub fn contiguous(shape: &[usize]) -> Self {
-        Layout { shape: shape.into(), strides: contiguous_strides(shape), offset: 0 }
+    /// A row-major layout of `shape` at offset 0, or an error when its element count
+    /// overflows `isize`.
+    pub fn try_contiguous(shape: &[usize]) -> Result<Self> {
+        Ok(Layout { shape: shape.into(), strides: try_contiguous_strides(shape)?, offset: 0 })
     }
 
-    /// A layout from its parts (not checked against any storage).
-    pub fn new(shape: Dims, strides: Dims, offset: usize) -> Self {
-        debug_assert_eq!(shape.len(), strides.len());
-        Layout { shape, strides, offset }
+    /// A row-major layout of `shape` at offset 0. Panics when its element count overflows
+    /// `isize`.
+    #[track_caller]
+    pub fn contiguous(shape: &[usize]) -> Self {
+        ok(Self::try_contiguous(shape))
+    }
+
+    /// A layout from its parts, checked with checked arithmetic: as many strides as axes,
+    /// and an element count, strides, offset and last element's storage index
+    /// (`offset + Σ (shape[i] − 1)·strides[i]`) that fit `isize`. Whether a storage holds
+    /// it is checked where the two meet
+    /// ([`Tensor::try_from_shared`](crate::Tensor::try_from_shared)).
+    pub fn try_new(shape: &[usize], strides: &[usize], offset: usize) -> Result<Self> {
+        let bad = |msg: String| TensorError::Invalid { op: "layout", msg };
+        if shape.len() != strides.len() {
+            return Err(bad(format!("{} strides {strides:?} for shape {shape:?}", strides.len())));
+        }
+        let len = checked_len("layout", shape)?;
+        if offset > MAX_INDEX || strides.iter().any(|&s| s > MAX_INDEX) {
+            return Err(bad(format!("strides {strides:?} or offset {offset} overflow isize")));
+        }
+        if len > 0 {
+            shape
+                .iter()
+                .zip(strides)
+                .try_fold(offset, |end, (&d, &s)| (d - 1).checked_mul(s).and_then(|r| end.checked_add(r)))
+                .filter(|&end| end <= MAX_INDEX)
+                .ok_or_else(|| {
+                    bad(format!(
+                        "shape {shape:?} with strides {strides:?} at offset {offset} reaches past isize"
+                    ))
+                })?;
+        }
+        Ok(Layout { shape: shape.into(), strides: strides.into(), offset })
+    }
+
+    /// A layout from its parts. Panics, saying why, unless [`try_new`](Self::try_new)
+    /// accepts them.
+    #[track_caller]
+    pub fn new(shape: &[usize], strides: &[usize], offset: usize) -> Self {
+        ok(Self::try_new(shape, strides, offset))
     }
 
     /// The extent of each axis.
@@ -88,8 +158,12 @@ impl Layout {
         self.len() == 0
     }
 
-    /// True when the elements are row-major and dense (axes of extent 1 may have any stride).
+    /// True when the elements are row-major and dense (axes of extent 1 may have any stride;
+    /// a layout without elements is contiguous).
     pub fn is_contiguous(&self) -> bool {
+        if self.is_empty() {
+            return true;
+        }
         let mut expected = 1;
         for (&d, &s) in self.shape.iter().zip(&self.strides).rev() {
             if d != 1 && s != expected {
@@ -184,6 +258,7 @@ impl Layout {
                 return Err(err());
             }
         }
+        checked_len("broadcast_to", shape)?;
         Ok(Layout { shape: shape.into(), strides, offset: self.offset })
     }
 
@@ -193,7 +268,12 @@ impl Layout {
             return Err(TensorError::AxisOutOfRange { op: "unsqueeze", axis, shape: self.shape.to_vec() });
         }
         let mut l = self.clone();
-        let stride = if axis < self.rank() { self.strides[axis] * self.shape[axis] } else { 1 };
+        // Any stride serves an axis of extent 1: this one keeps a contiguous layout
+        // contiguous, or is 0 where it would not fit `isize`.
+        let stride = match self.shape.get(axis) {
+            Some(&d) => self.strides[axis].checked_mul(d).filter(|&s| s <= MAX_INDEX).unwrap_or(0),
+            None => 1,
+        };
         l.shape.insert(axis, 1);
         l.strides.insert(axis, stride);
         Ok(l)
@@ -246,10 +326,12 @@ impl Layout {
         }
     }
 
-    /// The smallest storage length that holds every element.
+    /// The smallest storage length that holds every element: one past the last element's
+    /// index, or the offset for a layout without elements. It cannot overflow: a valid
+    /// layout's indices fit `isize`.
     pub fn min_storage_len(&self) -> usize {
         if self.is_empty() {
-            return 0;
+            return self.offset;
         }
         self.offset + self.shape.iter().zip(&self.strides).map(|(d, s)| (d - 1) * s).sum::<usize>() + 1
     }

@@ -6,7 +6,17 @@
 //! through `matrixmultiply` with the operands' strides, split over rayon in blocks of the output.
 //!
 //! A shape mismatch is a programmer error and panics with one line naming the operation and
-//! both shapes; every such operation also has a `try_` form returning [`Result`].
+//! both shapes. Every operation that can fail on its arguments' shapes, axes or layout
+//! (constructors from parts, views, broadcasting arithmetic through
+//! [`try_zip_with`](Tensor::try_zip_with), products, reductions over an axis,
+//! convolutions, [`item`](Tensor::item), [`clamp`](Tensor::clamp)) also has a `try_` form
+//! returning [`Result`]; the `std::ops` operators (`&a + &b`) panic, as operators must.
+//!
+//! Safe code cannot reach memory outside a tensor's storage or get a wrapped size: every
+//! [`Layout`] is checked with checked arithmetic when it is made (element count, strides,
+//! offset and last index within `isize`), every tensor's layout is checked against its
+//! storage, and every size an operation computes from its operands is checked before it is
+//! used. Raw pointers appear only at the GEMM call in one private module.
 //!
 //! ```
 //! use tensor::Tensor;
@@ -24,7 +34,7 @@ mod conv;
 mod element;
 mod elementwise;
 mod error;
-pub mod fastmath;
+mod fastmath;
 mod kernels;
 mod layout;
 #[allow(unsafe_code)]
@@ -37,11 +47,19 @@ pub use conv::{Conv2dSpec, ConvGrads, ConvSaved, ConvWants};
 pub use element::{DType, Element};
 pub use elementwise::{sigmoid_scalar, softplus_scalar};
 pub use error::{fail, ok, Result, TensorError};
-pub use kernels::{parallel, PAR_MIN_LEN};
-pub use layout::{broadcast_shapes, contiguous_strides, Dims, Layout};
-pub use matmul::{gemm_calls, gemm_rowmajor, PAR_MIN_MACS};
-pub use reduce::sum_slice;
+pub use layout::{broadcast_shapes, checked_len, contiguous_strides, try_contiguous_strides, Dims, Layout};
 pub use tensor::Tensor;
+
+/// What tests and benchmarks look at inside the crate: thresholds, counters and the raw
+/// kernels. Not part of the API (it may change with any release); the feature `internals`
+/// turns it on.
+#[cfg(feature = "internals")]
+pub mod internals {
+    pub use crate::fastmath::{exp_f32, softplus_tail_f32, tanh_f32};
+    pub use crate::kernels::{parallel, PAR_MIN_LEN};
+    pub use crate::matmul::{gemm_calls, gemm_slices, PAR_MIN_MACS};
+    pub use crate::reduce::sum_slice;
+}
 
 /// Frees the pooled tensor buffers (of both element types) that the work since the last
 /// call did not ask for, keeping one step's worth for the next step. [`Tensor`]s take their

@@ -27,6 +27,7 @@ static GEMM_CALLS: AtomicU64 = AtomicU64::new(0);
 /// block of a split product). matrixmultiply allocates its packing buffer on each call, so
 /// this is also the number of heap allocations the products make; tests of a step's heap
 /// use subtract it.
+#[cfg_attr(not(feature = "internals"), allow(dead_code))]
 pub fn gemm_calls() -> u64 {
     GEMM_CALLS.load(Ordering::Relaxed)
 }
@@ -41,6 +42,28 @@ struct Operand<'a, T> {
 }
 
 impl<T> Operand<'_, T> {
+    /// The strides as `isize`, after checking with checked arithmetic that the last element
+    /// an `rows×cols` matrix reaches lies inside `data` (then every index fits `isize`, as
+    /// a slice's length does). Panics, naming `side`, otherwise.
+    #[track_caller]
+    fn checked_strides(&self, side: &str, rows: usize, cols: usize) -> (isize, isize) {
+        let last = (rows - 1)
+            .checked_mul(self.rs)
+            .zip((cols - 1).checked_mul(self.cs))
+            .and_then(|(r, c)| self.offset.checked_add(r)?.checked_add(c));
+        let fits = |s: usize| isize::try_from(s).ok();
+        match (last, fits(self.rs), fits(self.cs)) {
+            (Some(last), Some(rs), Some(cs)) if last < self.data.len() => (rs, cs),
+            _ => panic!(
+                "gemm: {side} {rows}x{cols} at offset {} with strides ({}, {}) reaches past its {} elements",
+                self.offset,
+                self.rs,
+                self.cs,
+                self.data.len()
+            ),
+        }
+    }
+
     /// The operand moved down by `rows` rows.
     fn down(self, rows: usize) -> Self {
         Operand { offset: self.offset + rows * self.rs, ..self }
@@ -137,12 +160,14 @@ unsafe fn gemm_block<T: Element>(
         return;
     }
     GEMM_CALLS.fetch_add(1, Ordering::Relaxed);
-    // Bounds: the last element each operand reaches lies inside its slice.
-    assert!(a.offset + (m - 1) * a.rs + (k - 1) * a.cs < a.data.len(), "gemm: lhs out of bounds");
-    assert!(b.offset + (k - 1) * b.rs + (n - 1) * b.cs < b.data.len(), "gemm: rhs out of bounds");
-    // SAFETY: the asserts keep every element matrixmultiply reads inside `a.data` and
-    // `b.data`; the caller vouches for the block it writes, which therefore aliases neither
-    // input (they are shared borrows). Strides fit in isize since they index slices.
+    let (rsa, csa) = a.checked_strides("lhs", m, k);
+    let (rsb, csb) = b.checked_strides("rhs", k, n);
+    let rsc = isize::try_from(c.rs).expect("gemm: output row stride fits isize");
+    // SAFETY: `checked_strides` proved, without wrapping, that every element matrixmultiply
+    // reads (offset + i·rs + j·cs for i, j inside the matrix, all nonnegative) lies inside
+    // `a.data` and `b.data`, so the offset pointers and every step from them stay in their
+    // allocations; the caller vouches for the block it writes, which therefore aliases
+    // neither input (they are shared borrows).
     unsafe {
         T::RAW_GEMM(
             m,
@@ -150,16 +175,25 @@ unsafe fn gemm_block<T: Element>(
             n,
             alpha,
             a.data.as_ptr().add(a.offset),
-            a.rs as isize,
-            a.cs as isize,
+            rsa,
+            csa,
             b.data.as_ptr().add(b.offset),
-            b.rs as isize,
-            b.cs as isize,
+            rsb,
+            csb,
             beta,
             c.ptr,
-            c.rs as isize,
+            rsc,
             1,
         );
+    }
+}
+
+/// Panics unless an output buffer of `len` elements holds a row-major `m×n` matrix (the
+/// product checked, so a wrapped size cannot pass).
+#[track_caller]
+fn assert_holds(len: usize, m: usize, n: usize) {
+    if m.checked_mul(n).is_none_or(|mn| mn > len) {
+        panic!("gemm: output buffer of {len} elements for {m}x{n}");
     }
 }
 
@@ -174,8 +208,9 @@ fn gemm_serial<T: Element>(
     beta: T,
     c: &mut [T],
 ) {
-    assert!(c.len() >= m * n, "gemm: output buffer of {} for {m}x{n}", c.len());
-    // SAFETY: `c` is an exclusive borrow of at least m·n elements, row stride n.
+    assert_holds(c.len(), m, n);
+    // SAFETY: `c` is an exclusive borrow of at least m·n elements (checked without
+    // wrapping), row stride n.
     unsafe { gemm_block(m, k, n, alpha, a, b, beta, Out { ptr: c.as_mut_ptr(), rs: n }) }
 }
 
@@ -208,7 +243,7 @@ fn gemm<T: Element>(
     if blocks < 2 || m.saturating_mul(k).saturating_mul(n) < PAR_MIN_MACS {
         return gemm_serial(m, k, n, alpha, a, b, beta, c);
     }
-    assert!(c.len() >= m * n, "gemm: output buffer of {} for {m}x{n}", c.len());
+    assert_holds(c.len(), m, n);
     if m >= n {
         let rows = m.div_ceil(blocks).next_multiple_of(BLOCK_ALIGN);
         c[..m * n].par_chunks_mut(rows * n).enumerate().for_each(|(i, block)| {
@@ -289,7 +324,7 @@ impl Plan {
             let (oa, ob) = ops(0);
             gemm(m, k, n, alpha, oa, ob, beta, c);
         } else if m * n > 0
-            && nb.saturating_mul(m * k * n) >= PAR_MIN_MACS
+            && nb.saturating_mul(m).saturating_mul(k).saturating_mul(n) >= PAR_MIN_MACS
             && rayon::current_num_threads() > 1
         {
             c.par_chunks_mut(m * n).enumerate().for_each(|(i, c)| {
@@ -328,7 +363,7 @@ impl<T: Element> Tensor<T> {
         let plan = Plan::new("matmul", self, rhs)?;
         let shape = plan.out_shape();
         // beta = 0: the GEMM writes every element without reading the stale buffer.
-        Ok(Tensor::from_fill(&shape, |out| plan.run(T::one(), self.storage(), rhs.storage(), T::zero(), out)))
+        Tensor::try_fill_new(&shape, |out| plan.run(T::one(), self.storage(), rhs.storage(), T::zero(), out))
     }
 
     /// `self = alpha·a·b + beta·self` in place (the GEMM accumulate form that backward
@@ -354,21 +389,24 @@ impl<T: Element> Tensor<T> {
     }
 }
 
-/// A plain `C = alpha·A·B + beta·C` on row-major slices, single-threaded: `a` is `m×k`,
-/// `b` is `k×n`, `c` is `m×n`. Used by benchmarks as the baseline the tensor API is
-/// compared with. Panics if a slice is too short.
-pub fn gemm_rowmajor<T: Element>(
+/// `c = alpha·a·b + beta·c` on slices, single-threaded: `a` is `m×k` with strides
+/// `(rsa, csa)`, `b` is `k×n` with strides `(rsb, csb)`, `c` is row-major `m×n`. The one
+/// GEMM call with nothing of the tensor API around it: benchmarks compare the API with it.
+/// Panics, without touching memory, if a matrix reaches past its slice.
+#[allow(clippy::too_many_arguments)]
+#[cfg_attr(not(feature = "internals"), allow(dead_code))]
+pub fn gemm_slices<T: Element>(
     m: usize,
     k: usize,
     n: usize,
     alpha: T,
-    a: &[T],
-    b: &[T],
+    a: (&[T], usize, usize),
+    b: (&[T], usize, usize),
     beta: T,
     c: &mut [T],
 ) {
-    let oa = Operand { data: a, offset: 0, rs: k, cs: 1 };
-    let ob = Operand { data: b, offset: 0, rs: n, cs: 1 };
+    let oa = Operand { data: a.0, offset: 0, rs: a.1, cs: a.2 };
+    let ob = Operand { data: b.0, offset: 0, rs: b.1, cs: b.2 };
     gemm_serial(m, k, n, alpha, oa, ob, beta, c);
 }
 

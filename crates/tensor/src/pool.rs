@@ -22,6 +22,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::LocalKey;
 
+use crate::error::{ok, Result, TensorError};
+
 /// Elements the list keeps per element type (256 MiB of `f32`, 512 MiB of `f64`): more
 /// than the transient buffers of a convolutional step at batch 128.
 pub const MAX_HELD: usize = 1 << 26;
@@ -92,8 +94,9 @@ fn list<T: Pooled>() -> MutexGuard<'static, FreeList<T>> {
 }
 
 /// Storage of exactly `len` elements that the caller alone owns: recycled when the list has
-/// one of that length (its contents stale), else new (zeros).
-pub fn take<T: Pooled>(len: usize) -> Arc<Vec<T>> {
+/// one of that length (its contents stale), else new (zeros); or, when the allocator cannot
+/// give that much, why not.
+pub fn take<T: Pooled>(len: usize) -> Result<Arc<Vec<T>>> {
     let recycled = {
         let mut f = list::<T>();
         let slot = f.by_len.entry(len).or_default();
@@ -104,7 +107,22 @@ pub fn take<T: Pooled>(len: usize) -> Arc<Vec<T>> {
         }
         arc
     };
-    recycled.unwrap_or_else(|| Arc::new(vec![T::default(); len]))
+    if let Some(arc) = recycled {
+        return Ok(arc);
+    }
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|e| TensorError::Invalid {
+        op: "alloc",
+        msg: format!("cannot allocate {len} elements: {e}"),
+    })?;
+    v.resize(len, T::default());
+    Ok(Arc::new(v))
+}
+
+/// [`take`], panicking with its message when the memory cannot be had.
+#[track_caller]
+pub fn take_or_fail<T: Pooled>(len: usize) -> Arc<Vec<T>> {
+    ok(take(len))
 }
 
 /// Takes `storage` out of its owner (leaving shared empty storage behind) and keeps it for
@@ -146,7 +164,7 @@ pub fn trim<T: Pooled>() {
 /// could: a test then checks no result reads them.
 #[cfg(test)]
 pub fn poison<T: Pooled + num_traits::Float>(len: usize, count: usize) {
-    let mut bufs: Vec<_> = (0..count).map(|_| take::<T>(len)).collect();
+    let mut bufs: Vec<_> = (0..count).map(|_| take_or_fail::<T>(len)).collect();
     for b in &mut bufs {
         Arc::get_mut(b).expect("taken storage has one owner").fill(T::nan());
         give(b);
@@ -162,13 +180,13 @@ mod tests {
 
     #[test]
     fn a_given_buffer_comes_back_for_its_length_only() {
-        let mut a = take::<f32>(1237);
+        let mut a = take_or_fail::<f32>(1237);
         Arc::get_mut(&mut a).unwrap()[0] = 7.0;
         let ptr = Arc::as_ptr(&a);
         give(&mut a);
         assert!(a.is_empty(), "the owner is left with empty storage");
-        assert_ne!(Arc::as_ptr(&take::<f32>(1236)), ptr, "another length is a new buffer");
-        let mut b = take::<f32>(1237);
+        assert_ne!(Arc::as_ptr(&take_or_fail::<f32>(1236)), ptr, "another length is a new buffer");
+        let mut b = take_or_fail::<f32>(1237);
         assert_eq!(Arc::as_ptr(&b), ptr, "the same length gets the buffer back");
         assert_eq!(b[0], 7.0, "stale contents: every caller overwrites them");
 
@@ -180,7 +198,7 @@ mod tests {
         give(&mut extra);
         let count = || list::<f32>().by_len.get(&1237).map_or(0, |s| s.free.len());
         assert_eq!(count(), 2);
-        let mut c = take::<f32>(1237);
+        let mut c = take_or_fail::<f32>(1237);
         give(&mut c);
         trim::<f32>();
         assert_eq!(count(), 1, "one buffer of this length was asked for since the last trim");
@@ -190,7 +208,7 @@ mod tests {
 
     #[test]
     fn shared_or_oversized_storage_is_not_kept() {
-        let mut a = take::<f64>(1231);
+        let mut a = take_or_fail::<f64>(1231);
         let other = Arc::clone(&a);
         give(&mut a);
         assert_eq!(a.len(), 1231, "a shared buffer stays with its owner");

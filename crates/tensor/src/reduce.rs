@@ -121,7 +121,7 @@ fn reduce_axis<T: Element>(
     }
     let c = t.contiguous();
     let src = c.as_slice().expect("contiguous");
-    Ok(Tensor::from_fill(&out_shape, |out| {
+    Tensor::try_fill_new(&out_shape, |out| {
         out.fill(kind.init::<T>());
         if inner == 0 {
             return;
@@ -141,7 +141,7 @@ fn reduce_axis<T: Element>(
         } else {
             out.chunks_mut(inner).enumerate().for_each(|(o, dst)| block(o, dst));
         }
-    }))
+    })
 }
 
 impl<T: Element> Tensor<T> {
@@ -175,7 +175,7 @@ impl<T: Element> Tensor<T> {
             let (oa, ob) = (la.row_offset(r), lb.row_offset(r));
             sum_zip(&sa[oa..oa + inner], &sb[ob..ob + inner], &f)
         };
-        Ok(Tensor::from_fill(out_shape, |out| {
+        Tensor::try_fill_new(out_shape, |out| {
             if inner == 0 {
                 out.fill(T::zero());
             } else if parallel(self.len()) {
@@ -185,7 +185,7 @@ impl<T: Element> Tensor<T> {
                     *o = one(r);
                 }
             }
-        }))
+        })
     }
 
     /// `r` (a one-element result of an all-axes reduction) shaped `[1, 1, …]` with this

@@ -9,7 +9,7 @@ use rand_distr::{Distribution, StandardNormal, Uniform};
 use crate::element::Element;
 use crate::error::{ok, Result, TensorError};
 use crate::kernels;
-use crate::layout::{contiguous_strides, Layout};
+use crate::layout::{try_contiguous_strides, Layout};
 use crate::pool;
 
 /// An n-dimensional array of `f32` or `f64`.
@@ -46,7 +46,8 @@ impl<T: Element> Tensor<T> {
 
     /// A tensor of `shape` from row-major `data`, or an error if the length is wrong.
     pub fn try_from_vec(data: Vec<T>, shape: &[usize]) -> Result<Self> {
-        let expected: usize = shape.iter().product();
+        let layout = Layout::try_contiguous(shape)?;
+        let expected = layout.len();
         if data.len() != expected {
             return Err(TensorError::LengthMismatch {
                 op: "from_vec",
@@ -55,7 +56,7 @@ impl<T: Element> Tensor<T> {
                 got: data.len(),
             });
         }
-        Ok(Self::from_parts(data, Layout::contiguous(shape)))
+        Ok(Tensor { storage: Arc::new(data), layout })
     }
 
     /// A tensor of `shape` from row-major `data`. Panics if the length is wrong.
@@ -66,36 +67,47 @@ impl<T: Element> Tensor<T> {
 
     /// A rank-0 tensor holding `v`.
     pub fn scalar(v: T) -> Self {
-        Self::from_fill(&[], |o| o[0] = v)
+        Self::fill_new(&[], |o| o[0] = v)
     }
 
-    /// A tensor of `shape` filled with `v`.
+    /// A tensor of `shape` filled with `v`. Panics when the element count overflows `isize`
+    /// (or the memory cannot be had); see [`try_full`](Self::try_full).
+    #[track_caller]
     pub fn full(shape: &[usize], v: T) -> Self {
-        Self::from_fill(shape, |o| o.fill(v))
+        ok(Self::try_full(shape, v))
     }
 
-    /// A tensor of zeros.
+    /// A tensor of `shape` filled with `v`, or an error when the element count overflows
+    /// `isize` or the memory cannot be had.
+    pub fn try_full(shape: &[usize], v: T) -> Result<Self> {
+        Self::try_fill_new(shape, |o| o.fill(v))
+    }
+
+    /// A tensor of zeros (panics as [`full`](Self::full) does).
+    #[track_caller]
     pub fn zeros(shape: &[usize]) -> Self {
         Self::full(shape, T::zero())
     }
 
-    /// A tensor of ones.
+    /// A tensor of ones (panics as [`full`](Self::full) does).
+    #[track_caller]
     pub fn ones(shape: &[usize]) -> Self {
         Self::full(shape, T::one())
     }
 
-    /// `[0, 1, …, n-1]`.
+    /// `[0, 1, …, n-1]` (each index rounded to the nearest `T`).
+    #[track_caller]
     pub fn arange(n: usize) -> Self {
-        Self::from_parts((0..n).map(|i| T::from_usize(i).unwrap()).collect(), Layout::contiguous(&[n]))
+        Self::fill_new(&[n], |o| o.iter_mut().enumerate().for_each(|(i, x)| *x = T::from_f64_lossy(i as f64)))
     }
 
     /// The `n×n` identity matrix.
+    #[track_caller]
     pub fn eye(n: usize) -> Self {
-        let mut v = vec![T::zero(); n * n];
-        for i in 0..n {
-            v[i * n + i] = T::one();
-        }
-        Self::from_parts(v, Layout::contiguous(&[n, n]))
+        Self::fill_new(&[n, n], |v| {
+            v.fill(T::zero());
+            v.iter_mut().step_by(n + 1).for_each(|x| *x = T::one());
+        })
     }
 
     /// Independent standard normal draws.
@@ -103,7 +115,7 @@ impl<T: Element> Tensor<T> {
     where
         StandardNormal: Distribution<T>,
     {
-        Self::from_fill(shape, |o| o.iter_mut().for_each(|x| *x = StandardNormal.sample(rng)))
+        Self::fill_new(shape, |o| o.iter_mut().for_each(|x| *x = StandardNormal.sample(rng)))
     }
 
     /// Independent draws, uniform on `[low, high)`. Panics unless `low < high`, both finite.
@@ -119,35 +131,63 @@ impl<T: Element> Tensor<T> {
                 msg: format!("bad range [{low}, {high}): {e}"),
             }),
         };
-        Self::from_fill(shape, |o| o.iter_mut().for_each(|x| *x = dist.sample(rng)))
+        Self::fill_new(shape, |o| o.iter_mut().for_each(|x| *x = dist.sample(rng)))
     }
 
     /// A tensor over `data` with `layout`. Panics if the layout reaches past the data.
     #[track_caller]
     pub fn from_parts(data: Vec<T>, layout: Layout) -> Self {
-        Self::from_shared(Arc::new(data), layout)
+        ok(Self::try_from_parts(data, layout))
     }
 
-    /// A new contiguous tensor of `shape` whose elements `fill` writes, every one of them.
-    /// The buffer it is handed is row-major and comes from the storage pool (`pool.rs`), so
-    /// no heap allocation is made once a buffer of that length has been given back; it
-    /// holds whatever values its last owner left until `fill` overwrites them.
+    /// A tensor over `data` with `layout`, or an error if the layout reaches past the data.
+    pub fn try_from_parts(data: Vec<T>, layout: Layout) -> Result<Self> {
+        Self::try_from_shared(Arc::new(data), layout)
+    }
+
+    /// A new contiguous tensor of `shape` whose elements start as zeros and are then
+    /// written by `fill`, which is handed them as one row-major slice. Panics when the
+    /// element count overflows `isize` (or the memory cannot be had).
+    #[track_caller]
     pub fn from_fill(shape: &[usize], fill: impl FnOnce(&mut [T])) -> Self {
-        let mut storage = pool::take(shape.iter().product());
+        Self::fill_new(shape, |o| {
+            o.fill(T::zero());
+            fill(o)
+        })
+    }
+
+    /// [`from_fill`](Self::from_fill) for the crate's kernels, which write every element:
+    /// the buffer comes from the storage pool (`pool.rs`) as its last owner left it, so no
+    /// heap allocation and no pass of zeros is made once a buffer of that length has been
+    /// given back. Panics as [`from_fill`](Self::from_fill) does.
+    #[track_caller]
+    pub(crate) fn fill_new(shape: &[usize], fill: impl FnOnce(&mut [T])) -> Self {
+        ok(Self::try_fill_new(shape, fill))
+    }
+
+    /// Fallible [`fill_new`](Self::fill_new).
+    pub(crate) fn try_fill_new(shape: &[usize], fill: impl FnOnce(&mut [T])) -> Result<Self> {
+        let layout = Layout::try_contiguous(shape)?;
+        let mut storage = pool::take(layout.len())?;
         fill(Arc::get_mut(&mut storage).expect("taken storage has one owner"));
-        Tensor { storage, layout: Layout::contiguous(shape) }
+        Ok(Tensor { storage, layout })
     }
 
     /// A tensor over shared storage. Panics if the layout reaches past the data.
     #[track_caller]
     pub fn from_shared(storage: Arc<Vec<T>>, layout: Layout) -> Self {
-        assert!(
-            layout.min_storage_len() <= storage.len(),
-            "from_parts: layout {:?} reaches past storage of {} elements",
-            layout,
-            storage.len()
-        );
-        Tensor { storage, layout }
+        ok(Self::try_from_shared(storage, layout))
+    }
+
+    /// A tensor over shared storage, or an error if the layout reaches past the data.
+    pub fn try_from_shared(storage: Arc<Vec<T>>, layout: Layout) -> Result<Self> {
+        if layout.min_storage_len() > storage.len() {
+            return Err(TensorError::Invalid {
+                op: "from_shared",
+                msg: format!("layout {layout:?} reaches past storage of {} elements", storage.len()),
+            });
+        }
+        Ok(Tensor { storage, layout })
     }
 
     // ---------------------------------------------------------------- accessors
@@ -182,9 +222,16 @@ impl<T: Element> Tensor<T> {
         &self.layout
     }
 
-    /// The whole shared storage, which may hold elements outside this view.
-    pub fn storage(&self) -> &Arc<Vec<T>> {
+    /// The whole storage, which may hold elements outside this view (the crate's kernels
+    /// read through it with the layout).
+    pub(crate) fn storage(&self) -> &[T] {
         &self.storage
+    }
+
+    /// True when `self` and `other` are views of the same storage (writing through one,
+    /// after a copy on write, never changes the other).
+    pub fn shares_storage(&self, other: &Tensor<T>) -> bool {
+        Arc::ptr_eq(&self.storage, &other.storage)
     }
 
     /// True when the elements are dense and row-major.
@@ -205,7 +252,7 @@ impl<T: Element> Tensor<T> {
         }
         if Arc::get_mut(&mut self.storage).is_none() {
             // Copy on write, into a pooled buffer (the shared one is left to its other owners).
-            let mut own = pool::take(self.storage.len());
+            let mut own = pool::take_or_fail(self.storage.len());
             Arc::get_mut(&mut own).expect("taken storage has one owner").copy_from_slice(&self.storage);
             self.storage = own;
         }
@@ -240,13 +287,18 @@ impl<T: Element> Tensor<T> {
     /// The only element of a one-element tensor (of any rank). Panics otherwise.
     #[track_caller]
     pub fn item(&self) -> T {
+        ok(self.try_item())
+    }
+
+    /// Fallible [`item`](Self::item).
+    pub fn try_item(&self) -> Result<T> {
         if self.len() != 1 {
-            crate::error::fail(TensorError::Invalid {
+            return Err(TensorError::Invalid {
                 op: "item",
                 msg: format!("tensor of shape {:?} has {} elements, not 1", self.shape(), self.len()),
             });
         }
-        self.storage[self.layout.offset()]
+        Ok(self.storage[self.layout.offset()])
     }
 
     /// The elements in row-major order, copied into a new `Vec`.
@@ -273,19 +325,27 @@ impl<T: Element> Tensor<T> {
     /// (a gather; rows may repeat). Panics on an index out of range or a rank-0 tensor.
     #[track_caller]
     pub fn select_rows(&self, indices: &[usize]) -> Tensor<T> {
-        if self.rank() == 0 || indices.iter().any(|&i| i >= self.shape()[0]) {
-            crate::error::fail(TensorError::Invalid {
+        ok(self.try_select_rows(indices))
+    }
+
+    /// Fallible [`select_rows`](Self::select_rows).
+    pub fn try_select_rows(&self, indices: &[usize]) -> Result<Tensor<T>> {
+        if let Some(bad) = indices.iter().find(|&&i| self.rank() == 0 || i >= self.shape()[0]) {
+            return Err(TensorError::Invalid {
                 op: "select_rows",
-                msg: format!("indices {indices:?} out of range for shape {:?}", self.shape()),
+                msg: format!("index {bad} out of range for shape {:?}", self.shape()),
             });
         }
         let c = self.contiguous();
         let rows = c.as_slice().expect("contiguous");
         let width: usize = self.shape()[1..].iter().product();
-        let data = indices.iter().flat_map(|&i| rows[i * width..(i + 1) * width].iter().copied()).collect();
         let mut shape = self.shape().to_vec();
         shape[0] = indices.len();
-        Tensor::from_vec(data, &shape)
+        Tensor::try_fill_new(&shape, |out| {
+            for (o, &i) in out.chunks_exact_mut(width.max(1)).zip(indices) {
+                o.copy_from_slice(&rows[i * width..(i + 1) * width]);
+            }
+        })
     }
 
     /// Converts every element to another precision.
@@ -296,21 +356,29 @@ impl<T: Element> Tensor<T> {
 
     // ---------------------------------------------------------------- views
 
+    /// A view of the same storage. Every view's elements are elements of `self`, so the
+    /// layout still fits the storage.
     fn with_layout(&self, layout: Layout) -> Self {
+        debug_assert!(layout.min_storage_len() <= self.storage.len());
         Tensor { storage: Arc::clone(&self.storage), layout }
     }
 
     /// The transpose of the last two axes (a view). Panics below rank 2.
     #[track_caller]
     pub fn t(&self) -> Self {
+        ok(self.try_t())
+    }
+
+    /// Fallible [`t`](Self::t).
+    pub fn try_t(&self) -> Result<Self> {
         let r = self.rank();
         if r < 2 {
-            crate::error::fail(TensorError::Invalid {
+            return Err(TensorError::Invalid {
                 op: "t",
                 msg: format!("needs rank 2 or more, got shape {:?}", self.shape()),
             });
         }
-        self.transpose(r - 2, r - 1)
+        self.try_transpose(r - 2, r - 1)
     }
 
     /// Swaps axes `a` and `b` (a view).
@@ -355,7 +423,7 @@ impl<T: Element> Tensor<T> {
 
     /// Fallible [`reshape`](Self::reshape).
     pub fn try_reshape(&self, shape: &[usize]) -> Result<Self> {
-        let n: usize = shape.iter().product();
+        let n = crate::layout::checked_len("reshape", shape)?;
         if n != self.len() {
             return Err(TensorError::ShapeMismatch {
                 op: "reshape",
@@ -373,7 +441,7 @@ impl<T: Element> Tensor<T> {
                 ),
             });
         }
-        Ok(self.with_layout(Layout::new(shape.into(), contiguous_strides(shape), self.layout.offset())))
+        Ok(self.with_layout(Layout::try_new(shape, &try_contiguous_strides(shape)?, self.layout.offset())?))
     }
 
     /// Repeats axes of extent 1, and prepends axes, to reach `shape` (a view, stride 0).
@@ -387,16 +455,27 @@ impl<T: Element> Tensor<T> {
         Ok(self.with_layout(self.layout.broadcast_to(shape)?))
     }
 
-    /// Inserts an axis of extent 1 before `axis` (a view).
+    /// Inserts an axis of extent 1 before `axis` (a view). Panics when `axis` is beyond
+    /// the rank.
     #[track_caller]
     pub fn unsqueeze(&self, axis: usize) -> Self {
-        ok(self.layout.unsqueeze(axis).map(|l| self.with_layout(l)))
+        ok(self.try_unsqueeze(axis))
     }
 
-    /// Removes `axis`, which must have extent 1 (a view).
+    /// Fallible [`unsqueeze`](Self::unsqueeze).
+    pub fn try_unsqueeze(&self, axis: usize) -> Result<Self> {
+        Ok(self.with_layout(self.layout.unsqueeze(axis)?))
+    }
+
+    /// Removes `axis`, which must have extent 1 (a view). Panics otherwise.
     #[track_caller]
     pub fn squeeze(&self, axis: usize) -> Self {
-        ok(self.layout.squeeze(axis).map(|l| self.with_layout(l)))
+        ok(self.try_squeeze(axis))
+    }
+
+    /// Fallible [`squeeze`](Self::squeeze).
+    pub fn try_squeeze(&self, axis: usize) -> Result<Self> {
+        Ok(self.with_layout(self.layout.squeeze(axis)?))
     }
 }
 

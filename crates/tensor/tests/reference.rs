@@ -261,7 +261,7 @@ fn matmul_every_major_combination_body() {
     let sizes =
         [(1, 1, 1), (3, 5, 4), (17, 9, 33), (130, 70, 90), (64, 257, 31), (40, 300, 200), (300, 100, 90)];
     for &(m, k, n) in &sizes[5..] {
-        assert!(m * k * n >= tensor::PAR_MIN_MACS && rayon::current_num_threads() > 1);
+        assert!(m * k * n >= tensor::internals::PAR_MIN_MACS && rayon::current_num_threads() > 1);
     }
     for &(m, k, n) in &sizes {
         for ta in [false, true] {
@@ -315,11 +315,11 @@ fn views_never_copy_and_contiguous_copies_only_when_needed() {
     let mut rng = StdRng::seed_from_u64(1);
     let a = Tensor::<f32>::randn(&[4, 6], &mut rng);
     for v in [a.t(), a.narrow(1, 1, 3), a.reshape(&[2, 12]), a.unsqueeze(0), a.broadcast_to(&[3, 4, 6])] {
-        assert!(std::sync::Arc::ptr_eq(v.storage(), a.storage()));
+        assert!(v.shares_storage(&a));
     }
-    assert!(std::sync::Arc::ptr_eq(a.contiguous().storage(), a.storage()));
+    assert!(a.contiguous().shares_storage(&a));
     let tc = a.t().contiguous();
-    assert!(!std::sync::Arc::ptr_eq(tc.storage(), a.storage()));
+    assert!(!tc.shares_storage(&a));
     assert!(tc.is_contiguous());
     assert_eq!(tc, a.t());
     assert_eq!(a.unsqueeze(1).squeeze(1), a);
@@ -360,8 +360,8 @@ fn large_kernels_take_the_parallel_path_and_agree() {
 
 fn large_kernels_body() {
     let mut rng = StdRng::seed_from_u64(11);
-    let n = tensor::PAR_MIN_LEN * 3 + 5;
-    assert!(tensor::parallel(n), "a four-thread pool splits {n} elements");
+    let n = tensor::internals::PAR_MIN_LEN * 3 + 5;
+    assert!(tensor::internals::parallel(n), "a four-thread pool splits {n} elements");
     let x = Tensor::<f64>::randn(&[n / 5, 5], &mut rng);
     let y = x.t().exp(); // strided, parallel
     for j in [0, 1, n / 10] {
@@ -413,7 +413,7 @@ fn fused_zip_sum_over_long_rows() {
         assert_eq!(x.zip_sum_last(y, |x, y| x * y + 1.0), want);
     }
     // And the plain sum of a long slice.
-    assert_eq!(tensor::sum_slice(&(1..=100).map(f64::from).collect::<Vec<_>>()), 5050.0);
+    assert_eq!(tensor::internals::sum_slice(&(1..=100).map(f64::from).collect::<Vec<_>>()), 5050.0);
 }
 
 #[test]

@@ -10,7 +10,8 @@ use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rayon::{ThreadPool, ThreadPoolBuilder};
-use tensor::{Element, Tensor, PAR_MIN_LEN, PAR_MIN_MACS};
+use tensor::internals::{PAR_MIN_LEN, PAR_MIN_MACS};
+use tensor::{Element, Tensor};
 
 const THREADS: [usize; 6] = [1, 2, 3, 7, 32, 64];
 
@@ -140,10 +141,10 @@ fn the_sizes_drawn_reach_the_parallel_paths() {
     const { assert!(1200 * 1200 * 33 >= PAR_MIN_MACS) };
     const { assert!(700 * 700 >= 4 * PAR_MIN_LEN) };
     pools()[3].install(|| {
-        assert!(tensor::parallel(PAR_MIN_LEN));
-        assert!(!tensor::parallel(PAR_MIN_LEN - 1));
+        assert!(tensor::internals::parallel(PAR_MIN_LEN));
+        assert!(!tensor::internals::parallel(PAR_MIN_LEN - 1));
     });
-    pools()[0].install(|| assert!(!tensor::parallel(PAR_MIN_LEN)));
+    pools()[0].install(|| assert!(!tensor::internals::parallel(PAR_MIN_LEN)));
 }
 
 /// The product that used to write past its output on a 32-thread pool: 305 columns in

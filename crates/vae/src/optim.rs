@@ -7,6 +7,10 @@ use tensor::{Element, Tensor};
 pub use crate::config::{OptimizerConfig, OptimizerKind};
 use crate::nn::ParamSet;
 
+/// Below this many elements a parameter's update stays on the calling thread (the split is
+/// elementwise, so the bits do not depend on it).
+const PAR_MIN_LEN: usize = 1 << 15;
+
 /// An optimizer: its settings, the step count and per-parameter state.
 #[derive(Clone, Debug)]
 pub struct Optimizer<T: Element> {
@@ -81,7 +85,7 @@ impl<T: Element> Optimizer<T> {
                         *v = b2 * *v + c2 * g * g;
                         *p -= step_size * *m / (v.sqrt() * inv_sqrt_bc2 + eps);
                     };
-                    if tensor::parallel(p.len()) {
+                    if p.len() >= PAR_MIN_LEN && rayon::current_num_threads() > 1 {
                         p.par_iter_mut()
                             .zip(m.par_iter_mut())
                             .zip(v.par_iter_mut())
