@@ -192,8 +192,12 @@ impl Geom {
     /// along each spatial axis, the tap offsets and spans that [`span`](Self::span) forms.
     fn check(self, op: &'static str) -> Result<Self> {
         let s = self.spec;
+        // Extents of 0 count as 1, so that every partial product the kernels form (of an
+        // empty batch, say) fits too.
         let count = |dims: &[usize]| {
-            dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).filter(|&n| n <= isize::MAX as usize)
+            dims.iter()
+                .try_fold(1usize, |acc, &d| acc.checked_mul(d.max(1)))
+                .filter(|&n| n <= isize::MAX as usize)
         };
         let axes = [(self.h, self.oh, self.kh), (self.w, self.ow, self.kw)];
         let spatial = axes.iter().enumerate().all(|(a, &(input, out, k))| {
@@ -252,7 +256,9 @@ impl Geom {
 /// `group` items. What an item computes does not depend on the chunking, so neither do the
 /// bits.
 fn for_items<T: Send, F: Fn(usize, &mut [T]) + Sync>(out: &mut [T], item: usize, group: usize, f: F) {
-    if item == 0 {
+    // No items, nothing to do (and `f` is never asked to walk the other axes of an empty
+    // buffer, which may be long).
+    if item == 0 || out.is_empty() {
         return;
     }
     if parallel(out.len()) {

@@ -122,7 +122,12 @@ impl<T: Element> Tensor<T> {
     /// broadcast.
     #[track_caller]
     pub fn zip_with<F: Fn(T, T) -> T + Sync>(&self, rhs: &Tensor<T>, f: F) -> Tensor<T> {
-        ok(zip("zip_with", self, rhs, f))
+        ok(self.try_zip_with(rhs, f))
+    }
+
+    /// Fallible [`zip_with`](Self::zip_with): an error when the shapes do not broadcast.
+    pub fn try_zip_with<F: Fn(T, T) -> T + Sync>(&self, rhs: &Tensor<T>, f: F) -> Result<Tensor<T>> {
+        zip("zip_with", self, rhs, f)
     }
 
     // ------------------------------------------------------------ in place

@@ -32,11 +32,24 @@ fn too_large(op: &'static str, shape: &[usize]) -> TensorError {
 
 /// The number of elements of `shape`, or an error naming `op` when it overflows `isize`.
 pub fn checked_len(op: &'static str, shape: &[usize]) -> Result<usize> {
+    if shape.contains(&0) {
+        return Ok(0);
+    }
     shape
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
         .filter(|&n| n <= MAX_INDEX)
         .ok_or_else(|| too_large(op, shape))
+}
+
+/// The number of elements of axes `dims` of a valid layout: exact when there are any (a
+/// sub-shape's count is at most the whole count), and 0, without multiplying the other
+/// extents (whose product may not fit), when an extent is 0.
+pub(crate) fn count(dims: &[usize]) -> usize {
+    if dims.contains(&0) {
+        return 0;
+    }
+    dims.iter().fold(1usize, |acc, &d| acc.saturating_mul(d))
 }
 
 /// Row-major (C order) strides of `shape`, or an error when its element count overflows
@@ -150,7 +163,7 @@ impl Layout {
 
     /// Number of elements.
     pub fn len(&self) -> usize {
-        self.shape.iter().product()
+        count(&self.shape)
     }
 
     /// True when there are no elements.
@@ -231,7 +244,9 @@ impl Layout {
             });
         }
         let mut l = self.clone();
-        if len > 0 {
+        // Only a view with elements moves: its first element is one of `self`'s, so the
+        // offset stays inside the storage (an empty view keeps the offset it has).
+        if len > 0 && !self.is_empty() {
             l.offset += start * self.strides[axis];
         }
         l.shape[axis] = len;

@@ -301,13 +301,17 @@ impl Plan {
     }
 
     fn nbatch(&self) -> usize {
-        self.batch.iter().product()
+        crate::layout::count(&self.batch)
     }
 
     /// The 2-D operand of batch `i` in layout `l` over `data`.
     fn operand<'a, T>(&self, data: &'a [T], l: &Layout, mut i: usize) -> Operand<'a, T> {
         let r = l.rank();
         let mut offset = l.offset();
+        if l.is_empty() {
+            // Never read (`k` is 0, or there is no output); its strides need not add up.
+            return Operand { data, offset, rs: 0, cs: 0 };
+        }
         for ax in (0..r - 2).rev() {
             offset += (i % l.shape()[ax]) * l.strides()[ax];
             i /= l.shape()[ax];

@@ -6,7 +6,7 @@ use rayon::prelude::*;
 use crate::element::Element;
 use crate::error::{ok, Result, TensorError};
 use crate::kernels::parallel;
-use crate::layout::Dims;
+use crate::layout::{count, Dims};
 use crate::tensor::Tensor;
 
 /// Elements per task of a parallel full sum (fixed, so results do not depend on threads).
@@ -110,9 +110,9 @@ fn reduce_axis<T: Element>(
 ) -> Result<Tensor<T>> {
     t.layout().check_axis(op, axis)?;
     let shape = t.shape();
-    let outer: usize = shape[..axis].iter().product();
+    let outer = count(&shape[..axis]);
     let n = shape[axis];
-    let inner: usize = shape[axis + 1..].iter().product();
+    let inner = count(&shape[axis + 1..]);
     let mut out_shape: Dims = shape.into();
     if keepdim {
         out_shape[axis] = 1;

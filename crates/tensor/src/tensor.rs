@@ -338,7 +338,7 @@ impl<T: Element> Tensor<T> {
         }
         let c = self.contiguous();
         let rows = c.as_slice().expect("contiguous");
-        let width: usize = self.shape()[1..].iter().product();
+        let width = crate::layout::count(&self.shape()[1..]);
         let mut shape = self.shape().to_vec();
         shape[0] = indices.len();
         Tensor::try_fill_new(&shape, |out| {
