@@ -85,70 +85,11 @@ fn cpu_family() -> Option<u32> {
     line.split(':').nth(1)?.trim().parse().ok()
 }
 
-/// GFLOP/s of `threads` threads each running independent f32 FMA chains for a while, at
-/// once: the FMA peak this machine gives (AVX-512 where the CPU has it, else AVX2). `None`
-/// off x86-64 or without FMA.
-fn fma_peak(threads: usize) -> Option<f64> {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::*;
-        const CHAINS: usize = 12;
-        const ROUNDS: usize = 50_000_000;
-        // 12 chains cover the FMA latency (4 cycles) times the FMA pipes (2) with room.
-        #[target_feature(enable = "avx512f")]
-        fn zmm() -> (f32, usize) {
-            let (a, b) = (_mm512_set1_ps(0.999_999), _mm512_set1_ps(1e-7));
-            let mut acc = [_mm512_setzero_ps(); CHAINS];
-            for _ in 0..ROUNDS {
-                for c in &mut acc {
-                    *c = _mm512_fmadd_ps(*c, a, b);
-                }
-            }
-            (acc.iter().map(|&c| _mm512_reduce_add_ps(c)).sum(), ROUNDS * CHAINS * 32)
-        }
-        #[target_feature(enable = "avx2,fma")]
-        fn ymm() -> (f32, usize) {
-            let (a, b) = (_mm256_set1_ps(0.999_999), _mm256_set1_ps(1e-7));
-            let mut acc = [_mm256_setzero_ps(); CHAINS];
-            for _ in 0..ROUNDS {
-                for c in &mut acc {
-                    *c = _mm256_fmadd_ps(*c, a, b);
-                }
-            }
-            let mut lanes = [0f32; 8];
-            let sum = acc.iter().fold(_mm256_setzero_ps(), |s, &c| _mm256_add_ps(s, c));
-            // SAFETY: `lanes` holds the 8 floats the store writes.
-            unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), sum) };
-            (lanes.iter().sum(), ROUNDS * CHAINS * 16)
-        }
-        let run: fn() -> (f32, usize) = if is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F (checked above).
-            || unsafe { zmm() }
-        } else if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU has AVX2 and FMA (checked above).
-            || unsafe { ymm() }
-        } else {
-            return None;
-        };
-        let start = Instant::now();
-        let flops: usize = std::thread::scope(|s| {
-            let workers: Vec<_> = (0..threads).map(|_| s.spawn(|| std::hint::black_box(run()).1)).collect();
-            workers.into_iter().map(|w| w.join().unwrap_or(0)).sum()
-        });
-        Some(flops as f64 / start.elapsed().as_secs_f64() / 1e9)
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = threads;
-        None
-    }
-}
-
 fn main() -> ExitCode {
     let args = Args::parse();
     if args.peak {
         let family = cpu_family().map_or("null".to_string(), |f| f.to_string());
-        return match fma_peak(args.threads as usize) {
+        return match tensor::internals::fma_peak(args.threads as usize) {
             Some(g) => {
                 println!(
                     "{{\"peak_gflops\": {g:.1}, \"threads\": {}, \"cpu_family\": {family}}}",

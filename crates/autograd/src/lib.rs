@@ -27,6 +27,7 @@
 //! assert!(grads.get(x).is_none()); // constants take no gradient
 //! ```
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 // `Var::add` and friends are the named forms of the operators, which are implemented too.
 #![allow(clippy::should_implement_trait)]
 

@@ -63,16 +63,16 @@ pub trait Element:
     fn to_f64_lossless(self) -> f64;
 
     /// `e^x` as the elementwise kernels compute it: for `f32` a vectorizable approximation
-    /// within 2 ulp ([`crate::fastmath::exp_f32`]), for `f64` std's.
+    /// within 2 ulp (`fastmath.rs`), for `f64` std's.
     fn fast_exp(self) -> Self;
 
     /// `ln(1 + e^(−|x|))` (softplus without its `max(x, 0)`) as the kernels compute it: for
     /// `f32` a vectorizable approximation within 2 ulp
-    /// ([`crate::fastmath::softplus_tail_f32`]), for `f64` std's `exp` and `ln_1p`.
+    /// (`fastmath.rs`), for `f64` std's `exp` and `ln_1p`.
     fn fast_softplus_tail(self) -> Self;
 
     /// `tanh x` as the kernels compute it: for `f32` a vectorizable approximation within
-    /// 2 ulp ([`crate::fastmath::tanh_f32`]), for `f64` std's.
+    /// 2 ulp (`fastmath.rs`), for `f64` std's.
     fn fast_tanh(self) -> Self;
 }
 

@@ -95,7 +95,7 @@ impl<T: Element> Tensor<T> {
 
     /// Fallible [`clamp`](Self::clamp).
     pub fn try_clamp(&self, lo: T, hi: T) -> Result<Tensor<T>> {
-        if !(lo <= hi) {
+        if lo.partial_cmp(&hi).is_none_or(|o| o.is_gt()) {
             return Err(TensorError::Invalid {
                 op: "clamp",
                 msg: format!("bounds [{lo}, {hi}] are not ordered"),

@@ -57,7 +57,7 @@ pub use tensor::Tensor;
 pub mod internals {
     pub use crate::fastmath::{exp_f32, softplus_tail_f32, tanh_f32};
     pub use crate::kernels::{parallel, PAR_MIN_LEN};
-    pub use crate::matmul::{gemm_calls, gemm_slices, PAR_MIN_MACS};
+    pub use crate::matmul::{fma_peak, gemm_calls, gemm_slices, PAR_MIN_MACS};
     pub use crate::reduce::sum_slice;
 }
 

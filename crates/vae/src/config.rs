@@ -66,19 +66,8 @@ named_enum!(
     GaussianLearned = "gaussian-learned"
 );
 
-/// The nonlinearity after every hidden layer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Activation {
-    /// `max(x, 0)` (pytorch/examples' VAE).
-    Relu,
-    /// `tanh x` (Burda et al.'s IWAE models).
-    Tanh,
-    /// `ln(1 + eˣ)`.
-    Softplus,
-}
-
-named_enum!(Activation, "activation", Relu = "relu", Tanh = "tanh", Softplus = "softplus");
+/// The nonlinearity after every hidden layer (autograd's one list of them).
+pub use autograd::Activation;
 
 /// How a model's weights start.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -843,7 +832,7 @@ mod tests {
             prop::collection::vec(1usize..2000, 1..4),
             prop::option::of(prop::collection::vec(1usize..2000, 0..4)),
             1usize..500,
-            prop_oneof![Just(Activation::Relu), Just(Activation::Tanh), Just(Activation::Softplus)],
+            prop::sample::select(Activation::ALL.to_vec()),
             prop_oneof![
                 Just(Likelihood::Bernoulli),
                 Just(Likelihood::Gaussian),
@@ -1099,12 +1088,12 @@ mod tests {
 
     #[test]
     fn names_parse_back() {
-        for a in [Activation::Relu, Activation::Tanh, Activation::Softplus] {
+        for a in Activation::ALL {
             assert_eq!(a.as_str().parse::<Activation>().unwrap(), a);
         }
         assert_eq!(
-            "sigmoid".parse::<Activation>().unwrap_err(),
-            "unknown activation 'sigmoid' (expected relu, tanh, softplus)"
+            "gelu".parse::<Activation>().unwrap_err(),
+            "unknown activation 'gelu' (expected relu, tanh, sigmoid, softplus)"
         );
         assert_eq!("gaussian-learned".parse::<Likelihood>().unwrap(), Likelihood::GaussianLearned);
     }

@@ -18,6 +18,7 @@
 //! - [`mixture`]: a mixture of Bernoulli images fit by EM (the discrete-latent
 //!   counterpart of the VAE) and by gradient ascent.
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod checkpoint;
 pub mod config;

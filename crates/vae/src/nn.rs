@@ -172,19 +172,14 @@ impl Linear {
         x.linear(vars[self.weight], Some(vars[self.bias]), None)
     }
 
-    /// `act(x·Wᵀ + b)`: ReLU and tanh fused into the layer's op, softplus after it.
+    /// `act(x·Wᵀ + b)`, the activation fused into the layer's op where it can be.
     pub fn forward_act<'g, T: Element>(
         &self,
         vars: &[Var<'g, T>],
         x: Var<'g, T>,
         act: Activation,
     ) -> Var<'g, T> {
-        let (w, b) = (vars[self.weight], Some(vars[self.bias]));
-        match act {
-            Activation::Relu => x.linear(w, b, Some(autograd::Activation::Relu)),
-            Activation::Tanh => x.linear(w, b, Some(autograd::Activation::Tanh)),
-            Activation::Softplus => x.linear(w, b, None).softplus(),
-        }
+        x.linear(vars[self.weight], Some(vars[self.bias]), Some(act))
     }
 }
 
@@ -244,15 +239,6 @@ impl Conv {
         x: Var<'g, T>,
         act: Activation,
     ) -> Var<'g, T> {
-        activate(act, self.forward(vars, x))
-    }
-}
-
-/// `act(x)` as a separate op (what a layer cannot fuse).
-pub(crate) fn activate<'g, T: Element>(act: Activation, x: Var<'g, T>) -> Var<'g, T> {
-    match act {
-        Activation::Relu => x.relu(),
-        Activation::Tanh => x.tanh(),
-        Activation::Softplus => x.softplus(),
+        self.forward(vars, x).activate(act)
     }
 }

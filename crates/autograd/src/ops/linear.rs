@@ -8,28 +8,77 @@ use tensor::{Element, Result, Tensor, TensorError};
 use super::unary::rows;
 use crate::tape::{Backprop, Op, UnaryRow, Uses, Var};
 
-/// An activation that [`Var::linear`] fuses into the layer: a unary op whose derivative is
-/// written in terms of its output, so the layer need not keep its pre-activation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A layer's nonlinearity: the one list the layers, the models' configurations and the
+/// command line share. [`Var::linear`] fuses those whose derivative is written in terms of
+/// their output (ReLU, tanh, sigmoid: the layer need not keep its pre-activation) and
+/// applies softplus after the layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(rename_all = "kebab-case"))]
 pub enum Activation {
-    /// [`Var::relu`].
+    /// `max(x, 0)`, [`Var::relu`] (pytorch/examples' VAE).
     Relu,
-    /// [`Var::tanh`].
+    /// `tanh x`, [`Var::tanh`] (Burda et al.'s IWAE models).
     Tanh,
-    /// [`Var::sigmoid`].
+    /// `1 / (1 + e⁻ˣ)`, [`Var::sigmoid`].
     Sigmoid,
+    /// `ln(1 + eˣ)`, [`Var::softplus`].
+    Softplus,
 }
 
 impl Activation {
-    /// Its row of the unary table.
-    fn row<T: Element>(self) -> UnaryRow<T> {
+    /// Every activation, in the order of [`as_str`](Self::as_str)'s list.
+    pub const ALL: [Activation; 4] =
+        [Activation::Relu, Activation::Tanh, Activation::Sigmoid, Activation::Softplus];
+
+    /// The name used on the command line and in checkpoints.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Activation::Relu => "relu",
+            Activation::Tanh => "tanh",
+            Activation::Sigmoid => "sigmoid",
+            Activation::Softplus => "softplus",
+        }
+    }
+
+    /// Its row of the unary table, when the layer can fuse it (its derivative reads the
+    /// output).
+    fn fused_row<T: Element>(self) -> Option<UnaryRow<T>> {
         let row = match self {
             Activation::Relu => rows::relu(),
             Activation::Tanh => rows::tanh(),
             Activation::Sigmoid => rows::sigmoid(),
+            Activation::Softplus => return None,
         };
         debug_assert_eq!(row.uses, Uses::Output);
-        row
+        Some(row)
+    }
+}
+
+impl std::fmt::Display for Activation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Activation {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Activation::ALL.into_iter().find(|a| a.as_str() == s).ok_or_else(|| {
+            let names: Vec<_> = Activation::ALL.iter().map(|a| a.as_str()).collect();
+            format!("unknown activation '{s}' (expected {})", names.join(", "))
+        })
+    }
+}
+
+impl<'g, T: Element> Var<'g, T> {
+    /// `act(self)` as an op of its own (what a layer cannot fuse, or a convolution's output).
+    pub fn activate(self, act: Activation) -> Var<'g, T> {
+        match act {
+            Activation::Relu => self.relu(),
+            Activation::Tanh => self.tanh(),
+            Activation::Sigmoid => self.sigmoid(),
+            Activation::Softplus => self.softplus(),
+        }
     }
 }
 
@@ -74,14 +123,24 @@ impl<'g, T: Element> Var<'g, T> {
         };
         let beta = if b.is_some() { T::one() } else { T::zero() };
         y.matmul_acc(T::one(), &x, &wv.t(), beta);
-        let act = act.map(Activation::row);
-        if let Some(row) = act {
+        let row = act.and_then(Activation::fused_row);
+        if let Some(row) = row {
             (row.forward_inplace)(&mut y, T::zero());
         }
         // Without a bias, `x` stands in its place (the record only asks whether any input
         // takes a gradient).
         let inputs = [self.id, w.id, b.map_or(self.id, |b| b.id)];
-        Ok(Var::record(self.graph, y, Op::Linear { x: self.id, w: w.id, b: b.map(|b| b.id), act }, &inputs))
+        let fused = row.is_some();
+        let y = Var::record(
+            self.graph,
+            y,
+            Op::Linear { x: self.id, w: w.id, b: b.map(|b| b.id), act: row },
+            &inputs,
+        );
+        Ok(match act {
+            Some(act) if !fused => y.activate(act),
+            _ => y,
+        })
     }
 }
 
@@ -115,7 +174,7 @@ mod tests {
     use crate::ops::testing::{check, check_with};
     use crate::tape::Graph;
 
-    const ALL: [Activation; 3] = [Activation::Relu, Activation::Tanh, Activation::Sigmoid];
+    const ALL: [Activation; 4] = Activation::ALL;
 
     #[test]
     fn gradcheck_linear() {
@@ -147,7 +206,7 @@ mod tests {
         let w = g.param(tensor::Tensor::randn(&[4, 5], &mut rng));
         let b = g.param(tensor::Tensor::randn(&[4], &mut rng));
         let pre = x.matmul(w.t()) + b;
-        for (act, plain) in ALL.into_iter().zip([pre.relu(), pre.tanh(), pre.sigmoid()]) {
+        for (act, plain) in ALL.into_iter().zip([pre.relu(), pre.tanh(), pre.sigmoid(), pre.softplus()]) {
             let fused = x.linear(w, Some(b), Some(act)).value().to_vec();
             for (f, p) in fused.iter().zip(&plain.value().to_vec()) {
                 assert!((f - p).abs() < 1e-12, "{act:?}");
