@@ -13,17 +13,17 @@ use tensor::Tensor;
 use vae::elbo::{kl_standard_normal, log_normal_diag};
 use vae::info::{cross_entropy, entropy, kl_divergence};
 
-fn main() {
+fn main() -> vae::Result<()> {
     let p = [0.3, 0.5, 0.2];
     let q = [0.1, 0.2, 0.7];
     println!("p = {p:?}, q = {q:?}");
     let info: Vec<String> = p.iter().map(|v: &f64| format!("{:.4}", -v.ln())).collect();
     println!("information -log p(x) of each outcome: {}", info.join(", "));
     println!("H(p) = {:.4}  H(q) = {:.4}  H(uniform) = ln 3 = {:.4}", entropy(&p), entropy(&q), 3f64.ln());
-    println!("H(p, q) = {:.4}", cross_entropy(&p, &q));
-    println!("KL(p || p) = {:.4}", kl_divergence(&p, &p));
-    println!("KL(p || q) = {:.4}", kl_divergence(&p, &q));
-    println!("KL(q || p) = {:.4}", kl_divergence(&q, &p));
+    println!("H(p, q) = {:.4}", cross_entropy(&p, &q)?);
+    println!("KL(p || p) = {:.4}", kl_divergence(&p, &p)?);
+    println!("KL(p || q) = {:.4}", kl_divergence(&p, &q)?);
+    println!("KL(q || p) = {:.4}", kl_divergence(&q, &p)?);
 
     // KL(N(mu, diag sigma^2) || N(0, I)): closed form against the mean of log q - log p.
     let mu = Tensor::<f64>::from_vec(vec![0.3, -1.2, 0.8], &[1, 3]);
@@ -44,4 +44,5 @@ fn main() {
     println!(
         "Gaussian KL: closed form {closed:.4}, Monte Carlo over {n} draws {mc:.4} (standard error {se:.4})"
     );
+    Ok(())
 }

@@ -31,7 +31,7 @@ fn fit_and_print() -> vae::Result<()> {
     let noise = Tensor::<f64>::randn(&[n, d_out], &mut rng).mul_scalar(sigma);
     let y = &(&x.matmul(&w_true.t()) + &b_true) + &noise;
 
-    let (w_ls, b_ls) = least_squares(&x, &y);
+    let (w_ls, b_ls) = least_squares(&x, &y)?;
     let (w_mse, b_mse, mse) = fit_linear_regression(&x, &y, RegressionLoss::Mse, 500, 0.1)?;
     // The NLL's gradient is the MSE's times out/(2σ²): the same steps need a smaller rate.
     let lr_nll = 0.1 * 2.0 * sigma * sigma / d_out as f64;

@@ -82,7 +82,7 @@ fn fit(args: &Args) -> vae::Result<()> {
     let all = |n: usize| (0..n).collect::<Vec<_>>();
     let x = train.intensities::<f32>(&all(train.len()));
     let xt = test.intensities::<f32>(&all(test.len()));
-    let mut model = BernoulliMixture::init(&x, k, &mut StdRng::seed_from_u64(args.seed));
+    let mut model = BernoulliMixture::init(&x, k, &mut StdRng::seed_from_u64(args.seed))?;
     println!("K {k}, prior {}, {} training and {} test images", args.prior, train.len(), test.len());
     let start = Instant::now();
     // Line t describes the model after t updates: EM's E-step computes its training

@@ -64,7 +64,7 @@ fn both_objectives_match_finite_differences() {
             let (vae, x) = model_with(likelihood, sigma, vec![5, 4], 2);
             let eps = Tensor::<f64>::randn(&[3, 4, 3], &mut StdRng::seed_from_u64(5));
             let report = gradcheck(
-                |g, v| log_weight_bound(&vae.attach(v), g.constant(x.clone()), &eps, objective).loss,
+                |g, v| log_weight_bound(&vae.attach(v).unwrap(), g.constant(x.clone()), &eps, objective).loss,
                 vae.params.tensors(),
                 &GradcheckConfig::default(),
             );
@@ -135,7 +135,7 @@ fn two_stochastic_layers_match_finite_differences() {
             // Noise for z₁ (3 units) and z₂ (2 units) side by side.
             let eps = Tensor::<f64>::randn(&[3, 4, 5], &mut StdRng::seed_from_u64(6));
             let report = gradcheck(
-                |g, v| log_weight_bound(&vae.attach(v), g.constant(x.clone()), &eps, objective).loss,
+                |g, v| log_weight_bound(&vae.attach(v).unwrap(), g.constant(x.clone()), &eps, objective).loss,
                 vae.params.tensors(),
                 &GradcheckConfig::default(),
             );

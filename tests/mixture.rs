@@ -25,7 +25,7 @@ fn em_never_decreases_its_objective() {
     let mut rng = StdRng::seed_from_u64(11);
     let x = three_prototypes(300, 12, &mut rng);
     for (prior, k) in [(0.0, 3), (0.0, 6), (1.0, 4), (0.05, 8)] {
-        let mut m = BernoulliMixture::init(&x, k, &mut StdRng::seed_from_u64(k as u64));
+        let mut m = BernoulliMixture::init(&x, k, &mut StdRng::seed_from_u64(k as u64)).unwrap();
         let mut last = f64::NEG_INFINITY;
         let mut first = None;
         for it in 0..60 {
@@ -52,7 +52,7 @@ fn em_and_gradient_ascent_reach_the_same_optimum() {
     let x = three_prototypes(200, 8, &mut rng);
     // The exact log-likelihood alone (maximum likelihood), and with a prior on the means.
     for prior in [0.0, 0.5] {
-        let start = BernoulliMixture::init(&x, 3, &mut StdRng::seed_from_u64(9));
+        let start = BernoulliMixture::init(&x, 3, &mut StdRng::seed_from_u64(9)).unwrap();
         let mut em = start.clone();
         for _ in 0..2000 {
             em.em_step(&x, prior);

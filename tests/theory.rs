@@ -20,7 +20,7 @@ fn gradient_descent_on_mse_and_on_gaussian_nll_find_the_least_squares_fit() {
     let x = Tensor::<f64>::randn(&[400, 3], &mut rng);
     let w = Tensor::from_vec(vec![0.7, -1.3, 2.0, 0.1, 0.4, -0.6], &[2, 3]);
     let y = &x.matmul(&w.t()).add_scalar(0.3) + &Tensor::<f64>::randn(&[400, 2], &mut rng).mul_scalar(0.5);
-    let (w_ls, b_ls) = least_squares(&x, &y);
+    let (w_ls, b_ls) = least_squares(&x, &y).unwrap();
     let (w_mse, b_mse, _) = fit_linear_regression(&x, &y, RegressionLoss::Mse, 400, 0.1).unwrap();
     let sigma = 0.5;
     let (w_nll, b_nll, _) =

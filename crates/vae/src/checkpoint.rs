@@ -111,9 +111,8 @@ fn parse_meta<'b>(path: &Path, bytes: &'b [u8]) -> Result<(SafeTensors<'b>, Meta
     }
     let get = |k: &str| meta.get(k).ok_or_else(|| bad(format!("metadata lacks \"{k}\"")));
     let config = serde_json::from_str::<Value>(get("config")?)
-        .ok()
         .and_then(|v| TrainConfig::from_json(&v))
-        .ok_or_else(|| bad("unreadable \"config\" metadata".into()))?;
+        .map_err(|e| bad(format!("unreadable \"config\" metadata: {e}")))?;
     let epoch = get("epoch")?.parse::<usize>().map_err(|_| bad("bad \"epoch\" metadata".into()))?;
     let steps =
         get("optimizer_steps")?.parse::<u64>().map_err(|_| bad("bad \"optimizer_steps\" metadata".into()))?;
@@ -212,6 +211,14 @@ mod tests {
 
     /// Re-serializes a checkpoint after `edit` changes its list of (name, dtype, shape, bytes).
     fn tampered(edit: impl FnOnce(&mut Vec<(String, Dtype, Vec<usize>, Vec<u8>)>)) -> Vec<u8> {
+        tampered_with_meta(edit, |_| {})
+    }
+
+    /// [`tampered`], and `edit_meta` changes the metadata.
+    fn tampered_with_meta(
+        edit: impl FnOnce(&mut Vec<(String, Dtype, Vec<usize>, Vec<u8>)>),
+        edit_meta: impl FnOnce(&mut HashMap<String, String>),
+    ) -> Vec<u8> {
         let bytes = to_bytes(&Trainer::new(small())).unwrap();
         let st = SafeTensors::deserialize(&bytes).unwrap();
         let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
@@ -224,6 +231,7 @@ mod tests {
         // Drop the checksum, so each test reaches the check it is about.
         let mut meta = header.metadata().clone().unwrap();
         meta.remove("checksum");
+        edit_meta(&mut meta);
         let views: Vec<(String, TensorView<'_>)> = items
             .iter()
             .map(|(n, d, s, b)| (n.clone(), TensorView::new(*d, s.clone(), b).unwrap()))
@@ -293,6 +301,17 @@ mod tests {
             "{}",
             error_of(&flipped)
         );
+        // A configuration serde cannot read: the error says what serde said.
+        let config = tampered_with_meta(
+            |_| {},
+            |m| {
+                let mut c: Value = serde_json::from_str(&m["config"]).unwrap();
+                c["surprise"] = Value::from(1);
+                m.insert("config".into(), c.to_string());
+            },
+        );
+        let err = error_of(&config);
+        assert!(err.contains("unreadable \"config\" metadata: unknown field `surprise`"), "{err}");
         assert!(error_of(b"not a checkpoint")
             .starts_with("checkpoint c.safetensors: not a valid safetensors file"));
     }

@@ -753,8 +753,8 @@ impl TrainConfig {
 
     /// Reads [`to_json`](Self::to_json)'s form back exactly; `None` if anything is missing,
     /// unknown or of the wrong type.
-    pub fn from_json(v: &Value) -> Option<Self> {
-        serde_json::from_value(v.clone()).ok()
+    pub fn from_json(v: &Value) -> std::result::Result<Self, serde_json::Error> {
+        serde_json::from_value(v.clone())
     }
 
     /// The differences from `other`, other than the number of epochs (which a resumed run
@@ -781,14 +781,23 @@ impl TrainConfig {
     /// The one rule for continuing a run: `stored` (a checkpoint's configuration) may be
     /// continued by this run when everything but the number of epochs is the same. The
     /// error names every difference.
-    pub fn check_same_run(&self, stored: &TrainConfig) -> std::result::Result<(), String> {
-        let diffs = stored.differences(self);
-        if diffs.is_empty() {
+    pub fn check_same_run(&self, stored: &TrainConfig) -> std::result::Result<(), ConfigMismatch> {
+        let differences = stored.differences(self);
+        if differences.is_empty() {
             Ok(())
         } else {
-            Err(format!("another configuration (checkpoint vs this run: {})", diffs.join(", ")))
+            Err(ConfigMismatch { differences })
         }
     }
+}
+
+/// A checkpoint's configuration that a run may not continue: every difference, as
+/// [`TrainConfig::differences`] words them (checkpoint first, this run second).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("another configuration (checkpoint vs this run: {})", differences.join(", "))]
+pub struct ConfigMismatch {
+    /// `key: checkpoint's vs this run's` for each setting that differs.
+    pub differences: Vec<String>,
 }
 
 /// A byte count for people: `1.5 GB`.
@@ -939,8 +948,9 @@ mod tests {
             ..a.clone()
         };
         let err = a.check_same_run(&b).unwrap_err();
+        assert_eq!(err.differences.len(), 5);
         assert_eq!(
-            err,
+            err.to_string(),
             "another configuration (checkpoint vs this run: optimizer.kind.beta1: null vs 0.9, optimizer.kind.beta2: null vs 0.999, optimizer.kind.eps: null vs 1e-8, optimizer.kind.momentum: 0.5 vs null, optimizer.kind.rule: \"sgd\" vs \"adam\")"
         );
         let c = TrainConfig { epochs: 3, ..a.clone() };
@@ -948,7 +958,7 @@ mod tests {
         let d =
             TrainConfig { model: VaeConfig { hidden: vec![200, 200], ..VaeConfig::default() }, ..a.clone() };
         assert_eq!(
-            a.check_same_run(&d).unwrap_err(),
+            a.check_same_run(&d).unwrap_err().to_string(),
             "another configuration (checkpoint vs this run: model.hidden: [200,200] vs [400])"
         );
     }
@@ -1073,17 +1083,19 @@ mod tests {
         v["model"].as_object_mut().unwrap().remove("sigma");
         v["elbo"].as_object_mut().unwrap().remove("objective");
         v.as_object_mut().unwrap().remove("lr_stages");
-        assert_eq!(TrainConfig::from_json(&v), Some(TrainConfig::default()));
+        assert_eq!(TrainConfig::from_json(&v).unwrap(), TrainConfig::default());
     }
 
     #[test]
     fn unknown_or_missing_fields_are_refused() {
         let mut v = TrainConfig::default().to_json();
         v["surprise"] = Value::from(1);
-        assert!(TrainConfig::from_json(&v).is_none());
+        let err = TrainConfig::from_json(&v).unwrap_err().to_string();
+        assert!(err.contains("unknown field `surprise`"), "{err}");
         let mut v = TrainConfig::default().to_json();
         v.as_object_mut().unwrap().remove("seed");
-        assert!(TrainConfig::from_json(&v).is_none());
+        let err = TrainConfig::from_json(&v).unwrap_err().to_string();
+        assert!(err.contains("missing field `seed`"), "{err}");
     }
 
     #[test]

@@ -20,6 +20,66 @@ pub struct Idx {
     pub data: Vec<u8>,
 }
 
+/// Why bytes are not an IDX file of unsigned bytes.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum IdxError {
+    /// The gzip stream is broken (the decoder's words).
+    #[error("not a valid gzip file ({0})")]
+    Gzip(String),
+    /// Reading failed (the operating system's words).
+    #[error("read failed ({0})")]
+    Read(String),
+    /// Fewer than the four bytes of the magic number.
+    #[error("too short for an IDX header ({0} bytes)")]
+    ShortHeader(usize),
+    /// A magic number that does not start with two zero bytes.
+    #[error("wrong magic number {:02x}{:02x}{:02x}{:02x}: not an IDX file", .0[0], .0[1], .0[2], .0[3])]
+    Magic([u8; 4]),
+    /// An element type other than unsigned bytes (0x08).
+    #[error("element type 0x{0:02x} is not unsigned bytes (0x08)")]
+    ElementType(u8),
+    /// A header with no dimensions.
+    #[error("IDX rank 0 has no items")]
+    RankZero,
+    /// The dimensions end before the header says.
+    #[error("truncated header: {rank} dimensions need {} bytes, file has {}", 4 + 4 * rank, 4 + got)]
+    TruncatedHeader {
+        /// The rank the magic number announces.
+        rank: usize,
+        /// Header bytes after the magic number.
+        got: usize,
+    },
+    /// Dimensions whose product overflows.
+    #[error("dimensions {0:?} overflow")]
+    Overflow(Vec<usize>),
+    /// Dimensions that need more memory than can be allocated.
+    #[error("dimensions {dims:?} need {len} bytes of memory, more than can be allocated")]
+    OutOfMemory {
+        /// The dimensions.
+        dims: Vec<usize>,
+        /// The data bytes they need.
+        len: usize,
+    },
+    /// Fewer data bytes than the dimensions need.
+    #[error("truncated: dimensions {dims:?} need {len} data bytes, file has {got}")]
+    Truncated {
+        /// The dimensions.
+        dims: Vec<usize>,
+        /// The data bytes they need.
+        len: usize,
+        /// The data bytes there are.
+        got: usize,
+    },
+    /// More bytes after the data.
+    #[error("trailing data after {len} data bytes for dimensions {dims:?}")]
+    Trailing {
+        /// The dimensions.
+        dims: Vec<usize>,
+        /// The data bytes they need.
+        len: usize,
+    },
+}
+
 /// Reads an IDX file of unsigned bytes (type code 0x08), gzip-compressed (`.gz`, any number
 /// of gzip members) or raw. The header is read first and then exactly the bytes it
 /// announces, straight into one buffer that grows as they arrive (a file shorter or longer
@@ -33,12 +93,12 @@ pub fn read_idx(path: &Path) -> Result<Idx> {
     let reader = std::io::BufReader::with_capacity(1 << 16, file);
     let parsed =
         if is_gz { read_idx_from(MultiGzDecoder::new(reader), true) } else { read_idx_from(reader, false) };
-    parsed.map_err(|msg| VaeError::format(path, msg))
+    parsed.map_err(|e| VaeError::format(path, e.to_string()))
 }
 
 /// Decodes the bytes of an IDX file, gunzipping them first when `gzip` is set. Any input
-/// gives an [`Idx`] or a message, never a panic (the fuzz target `idx` checks this).
-pub fn decode_idx(bytes: &[u8], gzip: bool) -> std::result::Result<Idx, String> {
+/// gives an [`Idx`] or an [`IdxError`], never a panic (the fuzz target `idx` checks this).
+pub fn decode_idx(bytes: &[u8], gzip: bool) -> std::result::Result<Idx, IdxError> {
     if gzip {
         read_idx_from(MultiGzDecoder::new(bytes), true)
     } else {
@@ -48,56 +108,51 @@ pub fn decode_idx(bytes: &[u8], gzip: bool) -> std::result::Result<Idx, String> 
 
 /// Parses IDX bytes: a 4-byte magic `0 0 type rank`, `rank` big-endian u32 dimensions, then
 /// the data.
-pub fn parse_idx(bytes: &[u8]) -> std::result::Result<Idx, String> {
+pub fn parse_idx(bytes: &[u8]) -> std::result::Result<Idx, IdxError> {
     read_idx_from(bytes, false)
 }
 
 /// Reads an IDX stream: the header, then exactly the data it announces, then checks that
 /// nothing follows. `gzip` only words the messages about a broken stream.
-fn read_idx_from(mut r: impl Read, gzip: bool) -> std::result::Result<Idx, String> {
+fn read_idx_from(mut r: impl Read, gzip: bool) -> std::result::Result<Idx, IdxError> {
     let stream_err = |e: std::io::Error| {
         if gzip
             && matches!(e.kind(), ErrorKind::InvalidInput | ErrorKind::InvalidData | ErrorKind::UnexpectedEof)
         {
-            format!("not a valid gzip file ({e})")
+            IdxError::Gzip(e.to_string())
         } else {
-            format!("read failed ({e})")
+            IdxError::Read(e.to_string())
         }
     };
     let mut magic = [0u8; 4];
     let got = read_up_to(&mut r, &mut magic).map_err(stream_err)?;
     if got < 4 {
-        return Err(format!("too short for an IDX header ({got} bytes)"));
+        return Err(IdxError::ShortHeader(got));
     }
     if magic[0] != 0 || magic[1] != 0 {
-        return Err(format!(
-            "wrong magic number {:02x}{:02x}{:02x}{:02x}: not an IDX file",
-            magic[0], magic[1], magic[2], magic[3]
-        ));
+        return Err(IdxError::Magic(magic));
     }
     if magic[2] != 0x08 {
-        return Err(format!("element type 0x{:02x} is not unsigned bytes (0x08)", magic[2]));
+        return Err(IdxError::ElementType(magic[2]));
     }
     let rank = magic[3] as usize;
     if rank == 0 {
-        return Err("IDX rank 0 has no items".into());
+        return Err(IdxError::RankZero);
     }
     let mut dims_raw = vec![0u8; 4 * rank];
     let got = read_up_to(&mut r, &mut dims_raw).map_err(stream_err)?;
     if got < dims_raw.len() {
-        return Err(format!(
-            "truncated header: {rank} dimensions need {} bytes, file has {}",
-            4 + 4 * rank,
-            4 + got
-        ));
+        return Err(IdxError::TruncatedHeader { rank, got });
     }
     let dims: Vec<usize> =
         dims_raw.chunks_exact(4).map(|b| u32::from_be_bytes(b.try_into().unwrap()) as usize).collect();
-    let len = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or("dimensions overflow")?;
+    let Some(len) = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) else {
+        return Err(IdxError::Overflow(dims));
+    };
     // Memory is claimed as data arrives (up to UPFRONT at once), so a header that promises
     // more than the file holds costs nothing, and running out of memory is an error, not
     // an abort.
-    let oom = |_| format!("dimensions {dims:?} need {len} bytes of memory, more than can be allocated");
+    let oom = |_| IdxError::OutOfMemory { dims: dims.clone(), len };
     let mut data: Vec<u8> = Vec::new();
     data.try_reserve_exact(len.min(UPFRONT)).map_err(oom)?;
     let mut chunk = vec![0u8; 1 << 16];
@@ -114,11 +169,11 @@ fn read_idx_from(mut r: impl Read, gzip: bool) -> std::result::Result<Idx, Strin
     }
     let got = data.len();
     if got < len {
-        return Err(format!("truncated: dimensions {dims:?} need {len} data bytes, file has {got}"));
+        return Err(IdxError::Truncated { dims, len, got });
     }
     let mut extra = [0u8; 1];
     if read_up_to(&mut r, &mut extra).map_err(stream_err)? > 0 {
-        return Err(format!("trailing data after {len} data bytes for dimensions {dims:?}"));
+        return Err(IdxError::Trailing { dims, len });
     }
     Ok(Idx { dims, data })
 }
@@ -399,7 +454,7 @@ mod tests {
             bytes.extend(d.to_be_bytes());
         }
         bytes.extend([1, 2, 3]);
-        let err = decode_idx(&bytes, false).unwrap_err();
+        let err = decode_idx(&bytes, false).unwrap_err().to_string();
         assert!(
             err.starts_with(
                 "truncated: dimensions [65536, 65536, 4096] need 17592186044416 data bytes, file has 3"
@@ -425,9 +480,13 @@ mod tests {
     fn parses_and_rejects() {
         let ok = parse_idx(&idx(&[2, 1, 2], &[1, 2, 3, 4])).unwrap();
         assert_eq!(ok.dims, vec![2, 1, 2]);
-        assert!(parse_idx(&idx(&[2, 1, 2], &[1, 2, 3])).unwrap_err().contains("truncated"));
-        assert!(parse_idx(&[1, 2, 3, 4]).unwrap_err().contains("magic"));
-        assert!(parse_idx(&[0, 0, 0x0d, 1, 0, 0, 0, 0]).unwrap_err().contains("type"));
+        assert_eq!(
+            parse_idx(&idx(&[2, 1, 2], &[1, 2, 3])).unwrap_err(),
+            IdxError::Truncated { dims: vec![2, 1, 2], len: 4, got: 3 }
+        );
+        assert_eq!(parse_idx(&[1, 2, 3, 4]).unwrap_err(), IdxError::Magic([1, 2, 3, 4]));
+        assert!(parse_idx(&[1, 2, 3, 4]).unwrap_err().to_string().contains("magic"));
+        assert_eq!(parse_idx(&[0, 0, 0x0d, 1, 0, 0, 0, 0]).unwrap_err(), IdxError::ElementType(0x0d));
     }
 
     #[test]

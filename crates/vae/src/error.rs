@@ -50,12 +50,28 @@ pub enum VaeError {
     /// Training produced a non-finite loss.
     #[error("{0}")]
     NonFinite(String),
+    /// A library function given arguments that do not fit it (shapes, lengths, counts), or
+    /// a problem it cannot solve (a singular system).
+    #[error("{op}: {msg}")]
+    Invalid {
+        /// The function.
+        op: &'static str,
+        /// What is wrong.
+        msg: String,
+    },
+    /// A tensor operation refused its operands.
+    #[error(transparent)]
+    Tensor(#[from] tensor::TensorError),
 }
 
 impl VaeError {
     /// An I/O error on `path`.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         VaeError::Io { path: path.into(), source }
+    }
+
+    pub(crate) fn invalid(op: &'static str, msg: impl Into<String>) -> Self {
+        VaeError::Invalid { op, msg: msg.into() }
     }
 
     pub(crate) fn format(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {

@@ -4,11 +4,17 @@
 
 use tensor::Tensor;
 
+use crate::error::{Result, VaeError};
+
 /// Solves `A x = B` for a symmetric positive-definite `A` (`[n, n]`) and `B` (`[n, m]`) by
-/// Cholesky factorization. Returns `None` if `A` is not positive definite.
-pub fn solve_spd(a: &Tensor<f64>, b: &Tensor<f64>) -> Option<Tensor<f64>> {
-    let n = a.shape()[0];
-    let m = b.shape()[1];
+/// Cholesky factorization. An error if the shapes do not fit or `A` is not positive
+/// definite (to working precision).
+pub fn solve_spd(a: &Tensor<f64>, b: &Tensor<f64>) -> Result<Tensor<f64>> {
+    let (sa, sb) = (a.shape(), b.shape());
+    if sa.len() != 2 || sb.len() != 2 || sa[0] != sa[1] || sb[0] != sa[0] {
+        return Err(VaeError::invalid("solve_spd", format!("A {sa:?} must be [n, n] and B {sb:?} [n, m]")));
+    }
+    let (n, m) = (sa[0], sb[1]);
     let a = a.to_vec();
     // A = L Lᵀ.
     let mut l = vec![0.0; n * n];
@@ -16,8 +22,12 @@ pub fn solve_spd(a: &Tensor<f64>, b: &Tensor<f64>) -> Option<Tensor<f64>> {
         for j in 0..=i {
             let s: f64 = a[i * n + j] - (0..j).map(|k| l[i * n + k] * l[j * n + k]).sum::<f64>();
             if i == j {
-                if s <= 0.0 {
-                    return None;
+                // `!(s > 0)`: a NaN pivot is no pivot either.
+                if s.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
+                    return Err(VaeError::invalid(
+                        "solve_spd",
+                        format!("the matrix is not positive definite (pivot {i} is {s})"),
+                    ));
                 }
                 l[i * n + i] = s.sqrt();
             } else {
@@ -37,22 +47,35 @@ pub fn solve_spd(a: &Tensor<f64>, b: &Tensor<f64>) -> Option<Tensor<f64>> {
             x[i * m + c] = (x[i * m + c] - s) / l[i * n + i];
         }
     }
-    Some(Tensor::from_vec(x, &[n, m]))
+    Ok(Tensor::from_vec(x, &[n, m]))
 }
 
 /// The least-squares fit `y ≈ x·Wᵀ + b` by the normal equations: returns `(W [out, in],
-/// b [out])` for `x` `[n, in]` and `y` `[n, out]`.
-pub fn least_squares(x: &Tensor<f64>, y: &Tensor<f64>) -> (Tensor<f64>, Tensor<f64>) {
-    let (n, d) = (x.shape()[0], x.shape()[1]);
+/// b [out])` for `x` `[n, in]` and `y` `[n, out]`. An error if the shapes do not fit or
+/// the design (with its column of ones) is rank-deficient, so that no fit is unique.
+pub fn least_squares(x: &Tensor<f64>, y: &Tensor<f64>) -> Result<(Tensor<f64>, Tensor<f64>)> {
+    let (sx, sy) = (x.shape(), y.shape());
+    if sx.len() != 2 || sy.len() != 2 || sx[0] != sy[0] {
+        return Err(VaeError::invalid(
+            "least_squares",
+            format!("x {sx:?} and y {sy:?} must be [n, in] and [n, out]"),
+        ));
+    }
+    let (n, d) = (sx[0], sx[1]);
     // Augment with a column of ones for the intercept.
     let xa = Tensor::from_vec(
         x.to_vec().chunks(d).flat_map(|r| r.iter().copied().chain([1.0])).collect(),
         &[n, d + 1],
     );
-    let theta = solve_spd(&xa.t().matmul(&xa), &xa.t().matmul(y)).expect("full-rank design");
+    let theta = solve_spd(&xa.t().matmul(&xa), &xa.t().matmul(y)).map_err(|_| {
+        VaeError::invalid(
+            "least_squares",
+            format!("the design of {n} rows, {d} inputs and an intercept is rank-deficient: no unique fit"),
+        )
+    })?;
     let w = theta.narrow(0, 0, d).t().contiguous();
     let b = theta.narrow(0, d, 1).reshape(&[y.shape()[1]]);
-    (w, b)
+    Ok((w, b))
 }
 
 /// Orthonormalizes the columns of `a` (`[n, k]`) by modified Gram–Schmidt.
@@ -147,7 +170,7 @@ mod tests {
         let w = Tensor::from_vec(vec![1.0, -2.0, 0.5, 3.0, 0.0, 1.0], &[2, 3]);
         let b = Tensor::from_vec(vec![0.25, -1.0], &[2]);
         let y = &x.matmul(&w.t()) + &b;
-        let (wf, bf) = least_squares(&x, &y);
+        let (wf, bf) = least_squares(&x, &y).unwrap();
         for (g, e) in wf.to_vec().iter().chain(&bf.to_vec()).zip(w.to_vec().iter().chain(&b.to_vec())) {
             assert!((g - e).abs() < 1e-10);
         }
@@ -166,5 +189,21 @@ mod tests {
         assert!(principal_angles(&top, &want)[0] < 1e-6);
         let other = Tensor::from_vec(vec![1.0, 0.0, 0.0, 0.0, 0.0, 1.0], &[3, 2]);
         assert!((principal_angles(&other, &want)[0] - std::f64::consts::FRAC_PI_4).abs() < 1e-9);
+    }
+
+    #[test]
+    fn bad_shapes_and_singular_systems_are_errors() {
+        let square = Tensor::<f64>::eye(2);
+        assert!(solve_spd(&Tensor::zeros(&[2, 3]), &square).is_err(), "A not square");
+        assert!(solve_spd(&square, &Tensor::zeros(&[3, 1])).is_err(), "B of other rows");
+        let singular = Tensor::from_vec(vec![1.0, 1.0, 1.0, 1.0], &[2, 2]);
+        let err = solve_spd(&singular, &square).unwrap_err().to_string();
+        assert!(err.starts_with("solve_spd: the matrix is not positive definite"), "{err}");
+        // Two equal input columns: no unique fit.
+        let x = Tensor::from_vec(vec![1.0, 1.0, 2.0, 2.0, 3.0, 3.0], &[3, 2]);
+        let y = Tensor::from_vec(vec![1.0, 2.0, 3.0], &[3, 1]);
+        let err = least_squares(&x, &y).unwrap_err().to_string();
+        assert!(err.contains("rank-deficient"), "{err}");
+        assert!(least_squares(&x, &Tensor::zeros(&[2, 1])).is_err(), "rows differ");
     }
 }

@@ -17,6 +17,8 @@ use crate::config::{OptimizerConfig, OptimizerKind};
 use crate::nn::ParamSet;
 use crate::optim::Optimizer;
 
+use crate::error::{Result, VaeError};
+
 /// A mixture of Bernoulli images: mixing weights `π` (`[K]`, as logs) and pixel means
 /// `μ` (`[K, D]`).
 #[derive(Clone, Debug)]
@@ -40,10 +42,17 @@ pub struct EmStep {
 impl<T: Element> BernoulliMixture<T> {
     /// `K` components started at `K` distinct training images blended with the mean image,
     /// `μ = 0.5·x + 0.4·x̄ + 0.05` (within [0.05, 0.95], so no mean starts at 0 or 1), with
-    /// equal weights.
-    pub fn init<R: Rng + ?Sized>(x: &Tensor<T>, k: usize, rng: &mut R) -> Self {
-        let n = x.shape()[0];
-        assert!(k >= 1 && k <= n, "mixture: need 1 ≤ K ≤ N images (K = {k}, N = {n})");
+    /// equal weights. An error unless `x` is `[N, D]` with `1 ≤ K ≤ N`.
+    pub fn init<R: Rng + ?Sized>(x: &Tensor<T>, k: usize, rng: &mut R) -> Result<Self> {
+        let n = match x.shape() {
+            &[n, _] if (1..=n).contains(&k) => n,
+            s => {
+                return Err(VaeError::invalid(
+                    "mixture",
+                    format!("need 1 ≤ K ≤ N images [N, D] (K = {k}, images {s:?})"),
+                ))
+            }
+        };
         let mut rows: Vec<usize> = (0..n).collect();
         rows.shuffle(rng);
         rows.truncate(k);
@@ -51,7 +60,7 @@ impl<T: Element> BernoulliMixture<T> {
         let mean = x.mean_axis(0, true).mul_scalar(c(0.4)).add_scalar(c(0.05));
         let means = &x.select_rows(&rows).mul_scalar(c(0.5)) + &mean;
         let log_weights = Tensor::full(&[k], T::from_f64_lossy(-(k as f64).ln()));
-        BernoulliMixture { log_weights, means }
+        Ok(BernoulliMixture { log_weights, means })
     }
 
     /// Number of components.
@@ -164,7 +173,7 @@ pub fn gradient_ascent(
             vars.iter().map(|&v| grads.get(v).expect("both parameters take part").clone()).collect::<Vec<_>>()
         };
         graph.reset();
-        optimizer.step(&mut params, &grads);
+        optimizer.step(&mut params, &grads).expect("one gradient of its shape per parameter");
     }
     let theta = &params.tensors()[0];
     let a = &params.tensors()[1];
@@ -205,7 +214,7 @@ mod tests {
     fn the_log_likelihood_is_the_sum_over_components() {
         let mut rng = StdRng::seed_from_u64(1);
         let x = Tensor::<f64>::rand_uniform(&[7, 5], 0.0, 1.0, &mut rng).map(|v| v.round());
-        let m = BernoulliMixture::init(&x, 3, &mut rng);
+        let m = BernoulliMixture::init(&x, 3, &mut rng).unwrap();
         let (r, ll) = m.e_step(&x);
         assert!((ll - log_likelihood_by_loops(&m, &x)).abs() < 1e-12);
         assert!((m.log_likelihood(&x) - ll).abs() < 1e-12);
@@ -228,5 +237,16 @@ mod tests {
         assert!(mu.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-12), "{mu:?}");
         let pi: Vec<f64> = m.log_weights.to_vec().iter().map(|l| l.exp()).collect();
         assert!((pi[0] - 0.5).abs() < 1e-12 && (pi[1] - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn more_components_than_images_is_an_error() {
+        let x = Tensor::<f64>::full(&[2, 3], 0.5);
+        let mut rng = StdRng::seed_from_u64(0);
+        let err = BernoulliMixture::init(&x, 3, &mut rng).unwrap_err().to_string();
+        assert_eq!(err, "mixture: need 1 ≤ K ≤ N images [N, D] (K = 3, images [2, 3])");
+        assert!(BernoulliMixture::init(&x, 0, &mut rng).is_err());
+        assert!(BernoulliMixture::init(&Tensor::<f64>::zeros(&[6]), 1, &mut rng).is_err());
+        assert!(BernoulliMixture::init(&x, 2, &mut rng).is_ok());
     }
 }

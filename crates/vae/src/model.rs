@@ -13,6 +13,8 @@ use rand_distr::uniform::SampleUniform;
 use rand_distr::{Distribution, StandardNormal};
 use tensor::{Conv2dSpec, Dims, Element, Tensor};
 
+use crate::error::VaeError;
+
 pub use crate::config::{Activation, ConvNet, Init, Likelihood, SigmaHead, VaeConfig};
 use crate::nn::{Conv, Linear, ParamSet};
 
@@ -224,10 +226,22 @@ impl<T: Element> Vae<T> {
         BoundVae { vae: self, vars: Cow::Owned(self.params.bind(graph).to_vec()) }
     }
 
-    /// The model over parameters already on a tape (`vars` from `self.params.bind`, in order).
-    pub fn attach<'m, 'g>(&'m self, vars: &'m [Var<'g, T>]) -> BoundVae<'m, 'g, T> {
-        assert_eq!(vars.len(), self.params.len(), "attach: one variable per parameter");
-        BoundVae { vae: self, vars: Cow::Borrowed(vars) }
+    /// The model over parameters already on a tape (`vars` from `self.params.bind`, in
+    /// order). An error unless there is one variable per parameter, of its shape.
+    pub fn attach<'m, 'g>(&'m self, vars: &'m [Var<'g, T>]) -> crate::Result<BoundVae<'m, 'g, T>> {
+        let fits = vars.len() == self.params.len()
+            && vars.iter().zip(self.params.tensors()).all(|(v, p)| v.shape().as_slice() == p.shape());
+        if !fits {
+            return Err(VaeError::invalid(
+                "attach",
+                format!(
+                    "{} variables for the model's {} parameters, or of other shapes",
+                    vars.len(),
+                    self.params.len()
+                ),
+            ));
+        }
+        Ok(BoundVae { vae: self, vars: Cow::Borrowed(vars) })
     }
 
     /// The reparameterization `z = mu + exp(½·logvar)·eps`, differentiable in `mu` and
@@ -689,5 +703,23 @@ mod tests {
         let (mu, _) = m.encode(x);
         assert_eq!(mu.shape().as_slice(), &[3, 5]);
         assert_eq!(m.decode(mu).out.shape().as_slice(), &[3, 100]);
+    }
+
+    #[test]
+    fn attach_checks_the_variables_against_the_parameters() {
+        let vae = Vae::<f64>::new(
+            VaeConfig { input: 4, hidden: vec![3], latent: 2, ..VaeConfig::default() },
+            &mut StdRng::seed_from_u64(0),
+        );
+        let g = autograd::Graph::new();
+        let vars = vae.params.bind(&g).to_vec();
+        assert!(vae.attach(&vars).is_ok());
+        assert!(vae.attach(&vars[1..]).is_err(), "one variable short");
+        let mut swapped = vars.clone();
+        swapped.swap(0, 1);
+        match vae.attach(&swapped) {
+            Ok(_) => panic!("variables of other shapes were attached"),
+            Err(e) => assert!(e.to_string().starts_with("attach: "), "{e}"),
+        }
     }
 }

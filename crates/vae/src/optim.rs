@@ -4,6 +4,8 @@
 use rayon::prelude::*;
 use tensor::{Element, Tensor};
 
+use crate::error::{Result, VaeError};
+
 pub use crate::config::{OptimizerConfig, OptimizerKind};
 use crate::nn::ParamSet;
 
@@ -50,15 +52,28 @@ impl<T: Element> Optimizer<T> {
     }
 
     /// Applies one update to every parameter, with `grads[i]` the gradient of parameter `i`.
-    pub fn step(&mut self, params: &mut ParamSet<T>, grads: &[Tensor<T>]) {
-        assert_eq!(grads.len(), params.len(), "optimizer: one gradient per parameter");
+    /// An error, before anything changes, unless there is one gradient per parameter, of its
+    /// shape, and the optimizer's state was made for these parameters.
+    pub fn step(&mut self, params: &mut ParamSet<T>, grads: &[Tensor<T>]) -> Result<()> {
+        let shapes_fit = |ts: &[Tensor<T>]| {
+            ts.len() == params.len() && ts.iter().zip(params.tensors()).all(|(t, p)| t.shape() == p.shape())
+        };
+        if !shapes_fit(grads) || !self.state.iter().all(|slot| shapes_fit(slot)) {
+            return Err(VaeError::invalid(
+                "optimizer step",
+                format!(
+                    "{} gradients (and state) for {} parameters, or of other shapes",
+                    grads.len(),
+                    params.len()
+                ),
+            ));
+        }
         self.steps += 1;
         let OptimizerConfig { kind, lr, weight_decay } = self.config;
         // Bias corrections: β^t with the step count saturated at i32::MAX, where β^t of any
         // β < 1 is long since 0 (no wrap-around, however long the run).
         let t = i32::try_from(self.steps).unwrap_or(i32::MAX);
         for (i, (p, g)) in params.tensors_mut().iter_mut().zip(grads).enumerate() {
-            assert_eq!(p.shape(), g.shape(), "optimizer: gradient shape of parameter {i}");
             // PyTorch's L2 weight decay: the gradient of ½·wd·‖p‖², added to the gradient.
             let g = if weight_decay == 0.0 {
                 g.contiguous()
@@ -119,6 +134,7 @@ impl<T: Element> Optimizer<T> {
                 }
             }
         }
+        Ok(())
     }
 }
 
@@ -133,7 +149,7 @@ mod tests {
         let mut opt = Optimizer::new(OptimizerConfig { kind, lr, weight_decay: 0.0 }, &params);
         for _ in 0..steps {
             let p = params.tensors()[0].item();
-            opt.step(&mut params, &[Tensor::from_vec(vec![2.0 * (p - 3.0)], &[1])]);
+            opt.step(&mut params, &[Tensor::from_vec(vec![2.0 * (p - 3.0)], &[1])]).unwrap();
         }
         params.tensors()[0].item()
     }
@@ -153,7 +169,7 @@ mod tests {
         let config =
             OptimizerConfig { kind: OptimizerKind::Sgd { momentum: 0.0 }, lr: 0.5, weight_decay: 0.25 };
         let mut opt = Optimizer::new(config, &params);
-        opt.step(&mut params, &[Tensor::from_vec(vec![1.0, 0.0], &[2])]);
+        opt.step(&mut params, &[Tensor::from_vec(vec![1.0, 0.0], &[2])]).unwrap();
         // p − lr·(g + wd·p): 2 − 0.5·(1 + 0.5) = 1.25; −1 − 0.5·(0 − 0.25) = −0.875.
         assert_eq!(params.tensors()[0].to_vec(), vec![1.25, -0.875]);
     }
@@ -164,10 +180,27 @@ mod tests {
         let mut params = ParamSet::<f64>::new();
         params.push("p", Tensor::from_vec(vec![1.0, 1.0], &[2]));
         let mut opt = Optimizer::new(OptimizerConfig::default(), &params);
-        opt.step(&mut params, &[Tensor::from_vec(vec![0.5, -20.0], &[2])]);
+        opt.step(&mut params, &[Tensor::from_vec(vec![0.5, -20.0], &[2])]).unwrap();
         let p = params.tensors()[0].to_vec();
         assert!((p[0] - (1.0 - 1e-3)).abs() < 1e-9 && (p[1] - (1.0 + 1e-3)).abs() < 1e-9, "{p:?}");
         let names: Vec<String> = opt.named_state(&params).map(|(n, _)| n).collect();
         assert_eq!(names, vec!["exp_avg.p", "exp_avg_sq.p"]);
+    }
+
+    #[test]
+    fn a_step_with_the_wrong_gradients_changes_nothing() {
+        let mut params = ParamSet::<f64>::new();
+        params.push("a", Tensor::ones(&[2]));
+        params.push("b", Tensor::ones(&[3]));
+        let config =
+            OptimizerConfig { kind: OptimizerKind::Sgd { momentum: 0.0 }, lr: 0.1, weight_decay: 0.0 };
+        let mut opt = Optimizer::new(config, &params);
+        let err = opt.step(&mut params, &[Tensor::ones(&[2])]).unwrap_err().to_string();
+        assert!(err.starts_with("optimizer step: 1 gradients"), "{err}");
+        assert!(opt.step(&mut params, &[Tensor::ones(&[2]), Tensor::ones(&[2])]).is_err(), "a shape differs");
+        assert_eq!(params.tensors()[0].to_vec(), vec![1.0; 2], "nothing moved");
+        assert_eq!(opt.steps, 0, "no step counted");
+        opt.step(&mut params, &[Tensor::ones(&[2]), Tensor::ones(&[3])]).unwrap();
+        assert_eq!(params.tensors()[0].to_vec(), vec![0.9; 2]);
     }
 }

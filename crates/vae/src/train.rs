@@ -126,7 +126,7 @@ where
     if !loss.is_finite() || !reported.is_finite() || bad_param.is_some() {
         return Err(StepFailure { loss, reported, anomaly, bad_param, detecting, updates: optimizer.steps });
     }
-    optimizer.step(model.params_mut(), &grads);
+    optimizer.step(model.params_mut(), &grads).expect("the gradients of the model's own parameters");
     Ok((loss, reported))
 }
 
@@ -223,7 +223,8 @@ impl Trainer {
     fn step_on_pool(&mut self, x: Tensor<f32>, rng: &mut StdRng) -> Result<f64> {
         let config = self.config.elbo;
         let result = train_step(&mut self.graph, &mut self.model, &mut self.optimizer, |g, vae, vars| {
-            let terms = elbo(&vae.attach(vars), g.constant(x), &config, rng);
+            let bound = vae.attach(vars).expect("the variables of the model's own parameters");
+            let terms = elbo(&bound, g.constant(x), &config, rng);
             (terms.loss, terms.neg_elbo())
         });
         result.map(|(_, neg_elbo)| neg_elbo).map_err(|failure| {
