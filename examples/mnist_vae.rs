@@ -81,7 +81,7 @@ struct Args {
     /// image's side, which must be divisible by 2 per convolution.
     #[arg(long, default_value = "32,64", value_delimiter = ',', value_parser = layer_size)]
     conv_channels: Vec<usize>,
-    /// Nonlinearity of every hidden layer: relu, tanh or softplus.
+    /// Nonlinearity of every hidden layer: relu, tanh, sigmoid or softplus.
     #[arg(long, default_value = "relu")]
     activation: Activation,
     /// Stochastic layers: 1, or 2 for Burda et al.'s second layer above the first

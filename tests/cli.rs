@@ -117,7 +117,7 @@ fn bad_flags_exit_with_code_2() {
         (vec!["--latent", "0"], "--latent"),
         (vec!["--hidden", "200,0"], "'0' is not a positive layer size"),
         (vec!["--hidden", "200,x"], "'x' is not a positive layer size"),
-        (vec!["--activation", "sigmoid"], "unknown activation 'sigmoid'"),
+        (vec!["--activation", "gelu"], "unknown activation 'gelu'"),
         (vec!["--betas", "0.9"], "'0.9' is not two numbers"),
         (vec!["--optimizer", "sgd", "--betas", "0.9,0.99"], "--betas applies to adam only"),
         (vec!["--likelihood", "poisson"], "unknown likelihood 'poisson'"),
