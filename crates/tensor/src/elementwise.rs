@@ -137,10 +137,17 @@ impl<T: Element> Tensor<T> {
         map_assign(self, f)
     }
 
-    /// `self[i] = f(self[i], rhs[i])` in place, `rhs` broadcast to `self`'s shape.
+    /// `self[i] = f(self[i], rhs[i])` in place, `rhs` broadcast to `self`'s shape. Panics
+    /// when it does not broadcast.
     #[track_caller]
     pub fn zip_inplace<F: Fn(T, T) -> T + Sync + Send>(&mut self, rhs: &Tensor<T>, f: F) {
-        ok(zip_assign(self, rhs, f))
+        ok(self.try_zip_inplace(rhs, f))
+    }
+
+    /// Fallible [`zip_inplace`](Self::zip_inplace) (and so of [`add_assign_t`](Self::add_assign_t)
+    /// and [`axpy`](Self::axpy), which are two of its functions): `self` is unchanged on error.
+    pub fn try_zip_inplace<F: Fn(T, T) -> T + Sync + Send>(&mut self, rhs: &Tensor<T>, f: F) -> Result<()> {
+        zip_assign(self, rhs, f)
     }
 
     /// `self += rhs` in place, `rhs` broadcast to `self`'s shape.

@@ -6,11 +6,15 @@
 //! through `matrixmultiply` with the operands' strides, split over rayon in blocks of the output.
 //!
 //! A shape mismatch is a programmer error and panics with one line naming the operation and
-//! both shapes. Every operation that can fail on its arguments' shapes, axes or layout
-//! (constructors from parts, views, broadcasting arithmetic through
-//! [`try_zip_with`](Tensor::try_zip_with), products, reductions over an axis,
-//! convolutions, [`item`](Tensor::item), [`clamp`](Tensor::clamp)) also has a `try_` form
-//! returning [`Result`]; the `std::ops` operators (`&a + &b`) panic, as operators must.
+//! both shapes. Every operation that can fail on its arguments' shapes, axes or layout also
+//! has a `try_` form returning [`Result`]: constructors from data or parts, views,
+//! broadcasting arithmetic ([`try_zip_with`](Tensor::try_zip_with),
+//! [`try_zip_inplace`](Tensor::try_zip_inplace); the `std::ops` operators such as `&a + &b`
+//! panic, as operators must), products, reductions over an axis, convolutions,
+//! [`try_item`](Tensor::try_item), [`try_clamp`](Tensor::try_clamp). The constructors of
+//! a new tensor from a shape alone (`zeros`, `randn`, …) panic only when its element count
+//! overflows `isize` or the memory cannot be had; [`try_full`](Tensor::try_full) is their
+//! fallible form.
 //!
 //! Safe code cannot reach memory outside a tensor's storage or get a wrapped size: every
 //! [`Layout`] is checked with checked arithmetic when it is made (element count, strides,

@@ -230,12 +230,17 @@ impl<T: Element> Tensor<T> {
         Tensor::scalar(reduce_all(self, Kind::Sum) / n)
     }
 
-    /// Mean over `axis`.
+    /// Mean over `axis`. Panics when `axis` is out of range.
     #[track_caller]
     pub fn mean_axis(&self, axis: usize, keepdim: bool) -> Tensor<T> {
-        let s = self.sum_axis(axis, keepdim);
-        let n = T::from_usize(self.shape()[axis]).unwrap();
-        s.mul_scalar(T::one() / n)
+        ok(self.try_mean_axis(axis, keepdim))
+    }
+
+    /// Fallible [`mean_axis`](Self::mean_axis).
+    pub fn try_mean_axis(&self, axis: usize, keepdim: bool) -> Result<Tensor<T>> {
+        let s = reduce_axis(self, "mean_axis", axis, keepdim, Kind::Sum)?;
+        let n = T::from_f64_lossy(self.shape()[axis] as f64);
+        Ok(s.mul_scalar(T::one() / n))
     }
 
     /// Largest element, as a rank-0 tensor (−∞ for an empty tensor; NaN if any is NaN).
@@ -243,10 +248,15 @@ impl<T: Element> Tensor<T> {
         Tensor::scalar(reduce_all(self, Kind::Max))
     }
 
-    /// Largest element along `axis`.
+    /// Largest element along `axis`. Panics when `axis` is out of range.
     #[track_caller]
     pub fn max_axis(&self, axis: usize, keepdim: bool) -> Tensor<T> {
-        ok(reduce_axis(self, "max_axis", axis, keepdim, Kind::Max))
+        ok(self.try_max_axis(axis, keepdim))
+    }
+
+    /// Fallible [`max_axis`](Self::max_axis).
+    pub fn try_max_axis(&self, axis: usize, keepdim: bool) -> Result<Tensor<T>> {
+        reduce_axis(self, "max_axis", axis, keepdim, Kind::Max)
     }
 
     /// `ln Σ e^x` over all elements, computed stably (shifted by the maximum).
@@ -257,16 +267,27 @@ impl<T: Element> Tensor<T> {
         Tensor::scalar(shift + s.ln())
     }
 
-    /// `ln Σ e^x` along `axis`, computed stably.
+    /// `ln Σ e^x` along `axis`, computed stably. Panics when `axis` is out of range.
     #[track_caller]
     pub fn logsumexp_axis(&self, axis: usize, keepdim: bool) -> Tensor<T> {
-        let m = self.max_axis(axis, true).map(|m| if m.is_finite() { m } else { T::zero() });
-        let s = self.zip_with(&m, |x, m| (x - m).fast_exp()).sum_axis(axis, true);
-        let out = s.zip_with(&m, |s, m| m + s.ln());
+        ok(self.try_logsumexp_axis(axis, keepdim))
+    }
+
+    /// Fallible [`logsumexp_axis`](Self::logsumexp_axis).
+    pub fn try_logsumexp_axis(&self, axis: usize, keepdim: bool) -> Result<Tensor<T>> {
+        let m = reduce_axis(self, "logsumexp_axis", axis, true, Kind::Max)?.map(|m| {
+            if m.is_finite() {
+                m
+            } else {
+                T::zero()
+            }
+        });
+        let s = self.try_zip_with(&m, |x, m| (x - m).fast_exp())?.try_sum_axis(axis, true)?;
+        let out = s.try_zip_with(&m, |s, m| m + s.ln())?;
         if keepdim {
-            out
+            Ok(out)
         } else {
-            out.squeeze(axis)
+            out.try_squeeze(axis)
         }
     }
 
