@@ -32,7 +32,7 @@ CONFIGS = [
     ("burda 1L IWAE k=5", ["--model", "burda", "--objective", "iwae", "--k", "5"], 300),
     ("burda 1L VAE k=5", ["--model", "burda", "--objective", "elbo", "--k", "5"], 300),
     ("burda 1L IWAE k=50", ["--model", "burda", "--objective", "iwae", "--k", "50"], 60),
-    ("burda 2L VAE", ["--model", "burda", "--layers", "2"], 300),
+    ("burda 2L VAE", ["--model", "burda", "--layers", "2", "--objective", "elbo-mc"], 300),
     ("burda 2L IWAE k=5", ["--model", "burda", "--layers", "2", "--objective", "iwae", "--k", "5"], 200),
     ("burda 1L eval k=5000 (per image)", ["--model", "burda", "--eval-k", "5000", "--warmup", "1"], 6),
 ]
