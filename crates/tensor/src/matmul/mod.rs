@@ -4,6 +4,8 @@
 //! `C` (rows or columns) with each block one single-threaded GEMM call. This file holds the
 //! crate's only `unsafe`.
 
+mod dot;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
@@ -114,20 +116,42 @@ type RawGemm<T> = unsafe fn(
     isize,
 );
 
-/// The raw GEMM of one precision: `matrixmultiply`'s `sgemm` or `dgemm`. A supertrait of
-/// [`Element`], sealed by living in this private module; only `gemm_block` calls it.
+/// A kernel of our own for `C = alpha·A·Bᵀ + beta·C` with both operands read along rows
+/// ([`dot::dot_nt`]'s signature: `m, n, k, alpha, a, lda, b, ldb, beta, c, ldc`).
+type DotKernel<T> = fn(usize, usize, usize, T, &[T], usize, &[T], usize, T, &mut [T], usize);
+
+/// The raw GEMM of one precision: `matrixmultiply`'s `sgemm` or `dgemm`, and the kernels of
+/// our own that precision has. A supertrait of [`Element`], sealed by living in this private
+/// module; only `gemm_block` calls the GEMM.
 pub trait Gemm: Sized {
     /// The routine. Its contract: the pointers and strides describe valid `m×k`, `k×n` and
     /// `m×n` matrices, and `c` aliases neither `a` nor `b`.
     const RAW_GEMM: RawGemm<Self>;
+    /// The dot-product kernel for small row counts, where this precision has one.
+    const DOT: Option<DotKernel<Self>>;
 }
 
 impl Gemm for f32 {
     const RAW_GEMM: RawGemm<f32> = matrixmultiply::sgemm;
+    const DOT: Option<DotKernel<f32>> = Some(dot::dot_nt);
 }
 
 impl Gemm for f64 {
     const RAW_GEMM: RawGemm<f64> = matrixmultiply::dgemm;
+    const DOT: Option<DotKernel<f64>> = None;
+}
+
+/// Products of at most this many rows whose left operand's rows and right operand's columns
+/// are contiguous (a layer's `x·Wᵀ` at a small batch) go to the dot-product kernel
+/// ([`dot`]), which reads both in place; matrixmultiply would pack the whole weight for a
+/// few rows of output.
+const DOT_MAX_ROWS: usize = 32;
+
+/// The dot-product kernel, when it takes this product. The choice depends on the shape and
+/// strides alone, never on the pool, and the kernel computes each element the same way
+/// wherever a block starts, so the bits stay the same at any thread count.
+fn dot_kernel<T: Element>(m: usize, a: &Operand<T>, b: &Operand<T>) -> Option<DotKernel<T>> {
+    T::DOT.filter(|_| m <= DOT_MAX_ROWS && a.cs == 1 && b.rs == 1)
 }
 
 /// The one GEMM call: `c = alpha·a·b + beta·c` for `a` `m×k`, `b` `k×n`, and `c` the `m×n`
@@ -197,7 +221,45 @@ fn assert_holds(len: usize, m: usize, n: usize) {
     }
 }
 
-/// A single-threaded GEMM into the row-major `m×n` buffer `c`.
+/// A single-threaded product of `m` rows (a whole product's, not a block's: the kernel is
+/// chosen by the whole product's shape) into the row-major `m×n` buffer `c`: the dot
+/// kernel where [`dot_kernel`] takes it, else matrixmultiply.
+#[allow(clippy::too_many_arguments)]
+fn product_serial<T: Element>(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: T,
+    a: Operand<T>,
+    b: Operand<T>,
+    beta: T,
+    c: &mut [T],
+) {
+    match dot_kernel(m, &a, &b) {
+        Some(dot) => dot_rows(dot, m, k, n, alpha, a, b, beta, c),
+        None => gemm_serial(m, k, n, alpha, a, b, beta, c),
+    }
+}
+
+/// `m` rows of a product through the dot kernel.
+#[allow(clippy::too_many_arguments)]
+fn dot_rows<T: Element>(
+    dot: DotKernel<T>,
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: T,
+    a: Operand<T>,
+    b: Operand<T>,
+    beta: T,
+    c: &mut [T],
+) {
+    // Offsets are at most their storage's length (a valid layout's first index, or an
+    // empty one's offset), so the slices start inside; `dot` checks the rest.
+    dot(m, n, k, alpha, &a.data[a.offset..], a.rs, &b.data[b.offset..], b.cs, beta, c, n)
+}
+
+/// A single-threaded GEMM (matrixmultiply) into the row-major `m×n` buffer `c`.
 fn gemm_serial<T: Element>(
     m: usize,
     k: usize,
@@ -239,8 +301,23 @@ fn gemm<T: Element>(
     c: &mut [T],
 ) {
     let threads = rayon::current_num_threads();
+    let large = m.saturating_mul(k).saturating_mul(n) >= PAR_MIN_MACS;
+    if let Some(dot) = dot_kernel(m, &a, &b) {
+        // Blocks of rows, as even as the row count allows (the kernel's tiles need no
+        // alignment: an element is computed the same way in any block).
+        let blocks = if large { threads.min(m) } else { 1 };
+        if blocks < 2 {
+            return dot_rows(dot, m, k, n, alpha, a, b, beta, c);
+        }
+        assert_holds(c.len(), m, n);
+        let rows = m.div_ceil(blocks);
+        c[..m * n].par_chunks_mut(rows * n).enumerate().for_each(|(i, block)| {
+            dot_rows(dot, block.len() / n, k, n, alpha, a.down(i * rows), b, beta, block);
+        });
+        return;
+    }
     let blocks = threads.min(m.max(n) / BLOCK_ALIGN);
-    if blocks < 2 || m.saturating_mul(k).saturating_mul(n) < PAR_MIN_MACS {
+    if blocks < 2 || !large {
         return gemm_serial(m, k, n, alpha, a, b, beta, c);
     }
     assert_holds(c.len(), m, n);
@@ -333,7 +410,7 @@ impl Plan {
         {
             c.par_chunks_mut(m * n).enumerate().for_each(|(i, c)| {
                 let (oa, ob) = ops(i);
-                gemm_serial(m, k, n, alpha, oa, ob, beta, c);
+                product_serial(m, k, n, alpha, oa, ob, beta, c);
             });
         } else if m * n > 0 {
             for (i, c) in c.chunks_mut(m * n).enumerate() {

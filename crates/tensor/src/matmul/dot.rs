@@ -1,0 +1,389 @@
+//! A product kernel of our own for `C = alpha·A·Bᵀ + beta·C` in `f32` when both `A`'s rows
+//! and `B`'s rows are contiguous: a layer's forward `x·Wᵀ` with `W` stored `[out, in]`,
+//! where every element of `C` is the dot product of two contiguous runs. No packing: a
+//! register tile of `MR` rows of `A` by `NR` rows of `B` reads each run once per tile,
+//! straight from where it lies (llamafile's tinyBLAS works this way).
+//!
+//! Every path computes every element the same way, so the bits do not depend on the CPU,
+//! the path or the tiling: sixteen lanes, lane `l` accumulating `A[i, p]·B[j, p]` with a
+//! fused multiply-add over `p ≡ l (mod 16)` in increasing `p` (from +0, so a lane is never
+//! −0 and the zero padding of the last, partial chunk adds exactly nothing), then the lanes
+//! summed as the tree `((l + l⁸) + (l + l⁸)⁴)…` (halves added, then halves of that), then
+//! `alpha·s` (and `+ beta·C` when `beta ≠ 0`). The portable path is the reference (and what
+//! Miri runs); AVX-512F and AVX2 + FMA are chosen at run time.
+//!
+//! Part of the `matmul` module, which holds the crate's `unsafe`: the SIMD paths read
+//! through raw pointers inside the bounds [`dot_nt`] checks first.
+
+/// Lanes of one accumulator: the summation order every path follows.
+const LANES: usize = 16;
+
+/// `C = alpha·A·Bᵀ + beta·C` for `A` `m×k` (row `i` at `a[i·lda..][..k]`), `B` `n×k` (row
+/// `j` at `b[j·ldb..][..k]`) and `C` `m×n` (row `i` at `c[i·ldc..][..n]`); `C` is not read
+/// when `beta` is 0. Panics, before touching memory, if a matrix reaches past its slice.
+#[allow(clippy::too_many_arguments)]
+pub fn dot_nt(
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    ldb: usize,
+    beta: f32,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    let fits = |rows: usize, ld: usize, cols: usize, len: usize| {
+        cols == 0
+            || (rows - 1).checked_mul(ld).and_then(|r| r.checked_add(cols)).is_some_and(|end| end <= len)
+    };
+    assert!(
+        fits(m, lda, k, a.len()) && fits(n, ldb, k, b.len()) && fits(m, ldc, n, c.len()),
+        "dot_nt: a {m}x{k} (ld {lda}), b {n}x{k} (ld {ldb}) or c {m}x{n} (ld {ldc}) reaches past its slice"
+    );
+    let path = Path::detect();
+    let mut sums = [[0f32; NR]; MR];
+    for i0 in (0..m).step_by(MR) {
+        let mr = MR.min(m - i0);
+        for j0 in (0..n).step_by(NR) {
+            let nr = NR.min(n - j0);
+            let a0 = &a[i0 * lda..];
+            let b0 = &b[j0 * ldb..];
+            path.tile(mr, nr, k, a0, lda, b0, ldb, &mut sums);
+            for (r, row) in sums.iter().enumerate().take(mr) {
+                let out = &mut c[(i0 + r) * ldc + j0..][..nr];
+                for (o, &s) in out.iter_mut().zip(row) {
+                    *o = if beta == 0.0 { alpha * s } else { alpha * s + beta * *o };
+                }
+            }
+        }
+    }
+}
+
+/// Rows of `A` per register tile.
+const MR: usize = 4;
+/// Rows of `B` per register tile.
+const NR: usize = 3;
+
+/// Which instructions compute a tile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Path {
+    Portable,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
+impl Path {
+    /// The widest path this CPU runs (the portable one under Miri).
+    fn detect() -> Path {
+        #[cfg(all(target_arch = "x86_64", not(miri)))]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                return Path::Avx512;
+            }
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                return Path::Avx2;
+            }
+        }
+        Path::Portable
+    }
+
+    /// Every path this CPU runs, the portable one first.
+    #[cfg(test)]
+    fn available() -> Vec<Path> {
+        #[allow(unused_mut)]
+        let mut paths = vec![Path::Portable];
+        #[cfg(all(target_arch = "x86_64", not(miri)))]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                paths.push(Path::Avx2);
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                paths.push(Path::Avx512);
+            }
+        }
+        paths
+    }
+
+    /// `sums[r][s] = Σ_p a[r·lda + p]·b[s·ldb + p]` over `p < k`, for `r < mr`, `s < nr`,
+    /// in the lane order of the module's doc. The caller has checked that every row read
+    /// lies inside its slice.
+    #[allow(clippy::too_many_arguments)]
+    fn tile(
+        self,
+        mr: usize,
+        nr: usize,
+        k: usize,
+        a: &[f32],
+        lda: usize,
+        b: &[f32],
+        ldb: usize,
+        sums: &mut [[f32; NR]; MR],
+    ) {
+        debug_assert!(
+            mr <= MR
+                && nr <= NR
+                && (k == 0 || ((mr - 1) * lda + k <= a.len() && (nr - 1) * ldb + k <= b.len()))
+        );
+        match self {
+            Path::Portable => portable_tile(mr, nr, k, a, lda, b, ldb, sums),
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `detect` chose this path only on a CPU with AVX2 and FMA, and every
+            // row the tile reads (`mr` rows of `k` from `a`, `nr` rows of `k` from `b`) lies
+            // inside its slice (checked by `dot_nt`, asserted above).
+            Path::Avx2 => unsafe { x86::avx2_tile(mr, nr, k, a.as_ptr(), lda, b.as_ptr(), ldb, sums) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above, on a CPU with AVX-512F.
+            Path::Avx512 => unsafe { x86::avx512_tile(mr, nr, k, a.as_ptr(), lda, b.as_ptr(), ldb, sums) },
+        }
+    }
+}
+
+/// The lanes of one accumulator summed in the module's tree order.
+#[inline(always)]
+fn reduce(acc: &[f32; LANES]) -> f32 {
+    let mut r8 = [0f32; 8];
+    for l in 0..8 {
+        r8[l] = acc[l] + acc[l + 8];
+    }
+    let r4 = [r8[0] + r8[4], r8[1] + r8[5], r8[2] + r8[6], r8[3] + r8[7]];
+    let r2 = [r4[0] + r4[2], r4[1] + r4[3]];
+    r2[0] + r2[1]
+}
+
+/// The reference path: plain loops in the lane order (`mul_add` is the fused operation).
+#[allow(clippy::too_many_arguments)]
+fn portable_tile(
+    mr: usize,
+    nr: usize,
+    k: usize,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    ldb: usize,
+    sums: &mut [[f32; NR]; MR],
+) {
+    for r in 0..mr {
+        let ar = &a[r * lda..][..k];
+        for s in 0..nr {
+            let br = &b[s * ldb..][..k];
+            let mut acc = [0f32; LANES];
+            for (p, (&x, &y)) in ar.iter().zip(br).enumerate() {
+                acc[p % LANES] = x.mul_add(y, acc[p % LANES]);
+            }
+            sums[r][s] = reduce(&acc);
+        }
+    }
+}
+
+// The loops index the register tile by row and column, as the tile is drawn.
+#[allow(clippy::needless_range_loop)]
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    use super::{reduce, LANES, MR, NR};
+
+    /// The AVX-512F tile: one 16-lane register per element of the tile; the last chunk of
+    /// fewer than 16 is loaded masked (the lanes past `k` read as 0, touching no memory).
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F; `a` holds `mr` rows of `k` floats `lda` apart and `b` holds
+    /// `nr` rows of `k` floats `ldb` apart.
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn avx512_tile(
+        mr: usize,
+        nr: usize,
+        k: usize,
+        a: *const f32,
+        lda: usize,
+        b: *const f32,
+        ldb: usize,
+        sums: &mut [[f32; NR]; MR],
+    ) {
+        let mut acc = [[_mm512_setzero_ps(); NR]; MR];
+        let mut p = 0;
+        while p < k {
+            let mask: __mmask16 = if k - p >= LANES { 0xffff } else { (1u16 << (k - p)) - 1 };
+            let mut av = [_mm512_setzero_ps(); MR];
+            for r in 0..mr {
+                // SAFETY: row r of `a` holds k floats and lanes at p + l ≥ k are masked off.
+                av[r] = unsafe { _mm512_maskz_loadu_ps(mask, a.add(r * lda + p)) };
+            }
+            for s in 0..nr {
+                // SAFETY: as for `a`.
+                let bv = unsafe { _mm512_maskz_loadu_ps(mask, b.add(s * ldb + p)) };
+                for r in 0..mr {
+                    acc[r][s] = _mm512_fmadd_ps(av[r], bv, acc[r][s]);
+                }
+            }
+            p += LANES;
+        }
+        for r in 0..mr {
+            for s in 0..nr {
+                let mut lanes = [0f32; LANES];
+                // SAFETY: `lanes` holds the 16 floats the store writes.
+                unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), acc[r][s]) };
+                sums[r][s] = reduce(&lanes);
+            }
+        }
+    }
+
+    /// The AVX2 + FMA tile: each element's 16 lanes as two 8-lane registers (lanes 0–7 and
+    /// 8–15); the last chunk is loaded masked.
+    ///
+    /// # Safety
+    /// The CPU has AVX2 and FMA; `a` and `b` as for [`avx512_tile`].
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn avx2_tile(
+        mr: usize,
+        nr: usize,
+        k: usize,
+        a: *const f32,
+        lda: usize,
+        b: *const f32,
+        ldb: usize,
+        sums: &mut [[f32; NR]; MR],
+    ) {
+        let mut acc = [[[_mm256_setzero_ps(); 2]; NR]; MR];
+        // Lane l of the 16 is loaded when l < k − p: the masks of a partial last chunk.
+        let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        let mut p = 0;
+        while p < k {
+            let left = (k - p).min(LANES) as i32;
+            let masks = [
+                _mm256_cmpgt_epi32(_mm256_set1_epi32(left), lane),
+                _mm256_cmpgt_epi32(_mm256_set1_epi32(left - 8), lane),
+            ];
+            let mut av = [[_mm256_setzero_ps(); 2]; MR];
+            for r in 0..mr {
+                for h in 0..2 {
+                    // SAFETY: row r of `a` holds k floats; lanes at or past k are masked off
+                    // and read nothing.
+                    av[r][h] = unsafe { _mm256_maskload_ps(a.add(r * lda + p + 8 * h), masks[h]) };
+                }
+            }
+            for s in 0..nr {
+                let mut bv = [_mm256_setzero_ps(); 2];
+                for h in 0..2 {
+                    // SAFETY: as for `a`.
+                    bv[h] = unsafe { _mm256_maskload_ps(b.add(s * ldb + p + 8 * h), masks[h]) };
+                }
+                for r in 0..mr {
+                    for h in 0..2 {
+                        acc[r][s][h] = _mm256_fmadd_ps(av[r][h], bv[h], acc[r][s][h]);
+                    }
+                }
+            }
+            p += LANES;
+        }
+        for r in 0..mr {
+            for s in 0..nr {
+                let mut lanes = [0f32; LANES];
+                // SAFETY: `lanes` holds the 16 floats the two stores write.
+                unsafe {
+                    _mm256_storeu_ps(lanes.as_mut_ptr(), acc[r][s][0]);
+                    _mm256_storeu_ps(lanes.as_mut_ptr().add(8), acc[r][s][1]);
+                }
+                sums[r][s] = reduce(&lanes);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::rngs::StdRng;
+    use rand::{RngExt, SeedableRng};
+
+    use super::*;
+
+    /// The product by its definition, in f64 (the tolerance reference).
+    fn direct(m: usize, n: usize, k: usize, a: &[f32], lda: usize, b: &[f32], ldb: usize) -> Vec<f64> {
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] = (0..k).map(|p| a[i * lda + p] as f64 * b[j * ldb + p] as f64).sum();
+            }
+        }
+        c
+    }
+
+    /// Every path on random shapes (tile edges, partial chunks, k = 0), leading dimensions
+    /// past the row length and offsets into the slices: the same bits on every path this CPU
+    /// has, and within rounding of the definition.
+    #[test]
+    fn every_path_gives_the_same_bits_and_the_right_product() {
+        let mut rng = StdRng::seed_from_u64(3);
+        let paths = Path::available();
+        for case in 0..if cfg!(miri) { 4 } else { 300 } {
+            let (m, n, k) = (rng.random_range(1..11), rng.random_range(1..9), rng.random_range(0..70));
+            let (lda, ldb) = (k + rng.random_range(0..3), k + rng.random_range(0..5));
+            let (oa, ob) = (rng.random_range(0..3), rng.random_range(0..3));
+            let a: Vec<f32> = (0..oa + m * lda).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let b: Vec<f32> = (0..ob + n * ldb).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let beta = [0.0, 1.0, -0.5][case % 3];
+            let c0: Vec<f32> = (0..m * n).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let want = direct(m, n, k, &a[oa..], lda, &b[ob..], ldb);
+            let mut first: Option<Vec<u32>> = None;
+            for &path in &paths {
+                let mut c = c0.clone();
+                let mut sums = [[0f32; NR]; MR];
+                for i0 in (0..m).step_by(MR) {
+                    for j0 in (0..n).step_by(NR) {
+                        let (mr, nr) = (MR.min(m - i0), NR.min(n - j0));
+                        path.tile(mr, nr, k, &a[oa + i0 * lda..], lda, &b[ob + j0 * ldb..], ldb, &mut sums);
+                        for r in 0..mr {
+                            for s in 0..nr {
+                                let o = &mut c[(i0 + r) * n + j0 + s];
+                                *o =
+                                    if beta == 0.0 { 2.0 * sums[r][s] } else { 2.0 * sums[r][s] + beta * *o };
+                            }
+                        }
+                    }
+                }
+                let bits: Vec<u32> = c.iter().map(|v| v.to_bits()).collect();
+                match &first {
+                    None => first = Some(bits),
+                    Some(f) => assert_eq!(f, &bits, "{path:?} differs from the portable path at {m}x{n}x{k}"),
+                }
+                for (idx, (&got, &w)) in c.iter().zip(&want).enumerate() {
+                    let w = 2.0 * w + if beta == 0.0 { 0.0 } else { beta as f64 * c0[idx] as f64 };
+                    assert!(
+                        (got as f64 - w).abs() <= 1e-5 * (1.0 + k as f64),
+                        "{path:?} {m}x{n}x{k}: {got} vs {w}"
+                    );
+                }
+            }
+            // The entry point agrees with the tiles.
+            let mut c = c0.clone();
+            dot_nt(m, n, k, 2.0, &a[oa..], lda, &b[ob..], ldb, beta, &mut c, n);
+            assert_eq!(c.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), first.unwrap());
+        }
+    }
+
+    #[test]
+    fn matrices_past_their_slices_are_refused() {
+        let (a, b) = (vec![1f32; 10], vec![1f32; 10]);
+        let mut c = vec![0f32; 4];
+        for (m, n, k, lda, ldb) in
+            [(3, 1, 4, 4, 4), (1, 3, 4, 4, 4), (2, 2, 4, usize::MAX, 4), (1, 1, 11, 11, 11)]
+        {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                dot_nt(m, n, k, 1.0, &a, lda, &b, ldb, 0.0, &mut c, 2)
+            }));
+            assert!(r.is_err(), "{m}x{n}x{k}");
+        }
+        dot_nt(2, 2, 5, 1.0, &a, 5, &b, 5, 0.0, &mut c, 2);
+        assert_eq!(c, vec![5.0; 4]);
+    }
+}
