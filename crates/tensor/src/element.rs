@@ -33,8 +33,8 @@ impl Display for DType {
 /// A floating-point element type: `f32` or `f64`. Sealed: no other type can implement it.
 ///
 /// Besides the arithmetic of [`num_traits::Float`], it carries the GEMM routine of
-/// `matrixmultiply` for its precision (a sealed supertrait implemented in `matmul.rs`, which
-/// holds the crate's only `unsafe` code).
+/// `matrixmultiply` for its precision and the product kernels of our own it has (a sealed
+/// supertrait implemented in the `matmul` module, which holds the crate's only `unsafe` code).
 pub trait Element:
     Float
     + FromPrimitive

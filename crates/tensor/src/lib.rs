@@ -20,7 +20,8 @@
 //! [`Layout`] is checked with checked arithmetic when it is made (element count, strides,
 //! offset and last index within `isize`), every tensor's layout is checked against its
 //! storage, and every size an operation computes from its operands is checked before it is
-//! used. Raw pointers appear only at the GEMM call in one private module.
+//! used. Raw pointers appear only in one private module, `matmul`: the GEMM call and the
+//! SIMD paths of the dot-product kernel.
 //!
 //! ```
 //! use tensor::Tensor;
@@ -31,7 +32,7 @@
 //! assert_eq!(y.sum_axis(0, false).to_vec(), vec![25., 47., 69.]);
 //! ```
 #![warn(missing_docs)]
-// Raw pointers are confined to the GEMM call in `matmul.rs`; the compiler holds us to it.
+// Raw pointers are confined to the `matmul` module; the compiler holds us to it.
 #![deny(unsafe_code)]
 
 mod conv;

@@ -1,7 +1,8 @@
 //! Matrix products through `matrixmultiply`: 2-D and batched (leading batch axes that
 //! broadcast), any operand strides passed straight to the GEMM (a transposed view is never
 //! copied), an accumulate form `C = alpha·A·B + beta·C`, and rayon over disjoint blocks of
-//! `C` (rows or columns) with each block one single-threaded GEMM call. This file holds the
+//! `C` (rows or columns) with each block one single-threaded GEMM call. Small-batch products
+//! `x·Wᵀ` go to a kernel of our own instead ([`dot`]). This module (with `dot.rs`) holds the
 //! crate's only `unsafe`.
 
 mod dot;
