@@ -330,7 +330,8 @@ impl<T: Element> Tensor<T> {
 
     /// Fallible [`select_rows`](Self::select_rows).
     pub fn try_select_rows(&self, indices: &[usize]) -> Result<Tensor<T>> {
-        if let Some(bad) = indices.iter().find(|&&i| self.rank() == 0 || i >= self.shape()[0]) {
+        let rows = self.shape().first().copied().unwrap_or(0);
+        if let Some(bad) = indices.iter().find(|&&i| i >= rows).or((self.rank() == 0).then_some(&0)) {
             return Err(TensorError::Invalid {
                 op: "select_rows",
                 msg: format!("index {bad} out of range for shape {:?}", self.shape()),

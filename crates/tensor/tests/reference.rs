@@ -459,4 +459,6 @@ fn select_rows_gathers_in_order() {
     // Non-contiguous input: rows of a transposed view.
     assert_eq!(a.t().select_rows(&[1]).to_vec(), vec![1., 4., 7., 10.]);
     assert!(std::panic::catch_unwind(|| a.select_rows(&[4])).is_err());
+    assert!(Tensor::<f64>::scalar(1.0).try_select_rows(&[]).is_err(), "a scalar has no rows");
+    assert_eq!(a.select_rows(&[]).shape(), &[0, 3]);
 }
