@@ -21,7 +21,7 @@
 //! offset and last index within `isize`), every tensor's layout is checked against its
 //! storage, and every size an operation computes from its operands is checked before it is
 //! used. Raw pointers appear only in one private module, `matmul`: the GEMM call and the
-//! SIMD paths of the dot-product kernel.
+//! SIMD paths of the product kernels of our own.
 //!
 //! ```
 //! use tensor::Tensor;

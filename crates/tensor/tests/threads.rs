@@ -147,21 +147,25 @@ fn the_sizes_drawn_reach_the_parallel_paths() {
     pools()[0].install(|| assert!(!tensor::internals::parallel(PAR_MIN_LEN)));
 }
 
-/// A layer's forward `x·Wᵀ` at small batches, which the dot-product kernel computes in row
-/// blocks as even as the rows allow (1 to 32 rows, split among up to 64 threads), and the
-/// same product at 33 rows (matrixmultiply): the same bits on every pool.
+/// A layer's forward `x·Wᵀ` and input gradient `G·W` at small batches, which the kernels of
+/// our own compute in row blocks as even as the rows allow (1 to 32 rows, split among up to
+/// 64 threads), and the same products at 33 rows (matrixmultiply): the same bits on every
+/// pool.
 #[test]
-fn small_batch_forward_products_same_bits_at_any_thread_count() {
+fn small_batch_layer_products_same_bits_at_any_thread_count() {
     let mut rng = StdRng::seed_from_u64(11);
     let w = randn::<f32>(&[200, 784], &mut rng);
     for m in [1, 2, 5, 20, 31, 32, 33] {
         let x = randn::<f32>(&[m, 784], &mut rng);
         let bias = randn::<f32>(&[m, 200], &mut rng);
-        same_bits_on_every_pool(&format!("{m}x784·(200x784)ᵀ"), || {
+        let g = randn::<f32>(&[m, 200], &mut rng);
+        same_bits_on_every_pool(&format!("{m}x784·(200x784)ᵀ and {m}x200·200x784"), || {
             let mut acc = bias.clone();
             acc.matmul_acc(1.0, &x, &w.t(), 1.0);
             let batched = x.unsqueeze(0).broadcast_to(&[3, m, 784]).matmul(&w.t());
-            vec![x.matmul(&w.t()), acc, batched]
+            let mut grad = x.clone();
+            grad.matmul_acc(1.0, &g, &w, 1.0);
+            vec![x.matmul(&w.t()), acc, batched, g.matmul(&w), grad]
         });
     }
 }

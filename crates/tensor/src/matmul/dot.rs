@@ -52,8 +52,9 @@ pub fn dot_nt(
         let mr = MR.min(m - i0);
         for j0 in (0..n).step_by(NR) {
             let nr = NR.min(n - j0);
-            let a0 = &a[i0 * lda..];
-            let b0 = &b[j0 * ldb..];
+            // With k = 0 the slices may end before these starts; nothing is read then.
+            let a0 = a.get(i0 * lda..).unwrap_or(&[]);
+            let b0 = b.get(j0 * ldb..).unwrap_or(&[]);
             path.tile(mr, nr, k, a0, lda, b0, ldb, &mut sums);
             for (r, row) in sums.iter().enumerate().take(mr) {
                 let out = &mut c[(i0 + r) * ldc + j0..][..nr];
@@ -70,9 +71,9 @@ const MR: usize = 4;
 /// Rows of `B` per register tile.
 const NR: usize = 3;
 
-/// Which instructions compute a tile.
+/// Which instructions compute a tile (of this kernel or of `axpy.rs`'s).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Path {
+pub(super) enum Path {
     Portable,
     #[cfg(target_arch = "x86_64")]
     Avx2,
@@ -82,7 +83,7 @@ enum Path {
 
 impl Path {
     /// The widest path this CPU runs (the portable one under Miri).
-    fn detect() -> Path {
+    pub(super) fn detect() -> Path {
         #[cfg(all(target_arch = "x86_64", not(miri)))]
         {
             if std::arch::is_x86_feature_detected!("avx512f") {
@@ -97,7 +98,7 @@ impl Path {
 
     /// Every path this CPU runs, the portable one first.
     #[cfg(test)]
-    fn available() -> Vec<Path> {
+    pub(super) fn available() -> Vec<Path> {
         #[allow(unused_mut)]
         let mut paths = vec![Path::Portable];
         #[cfg(all(target_arch = "x86_64", not(miri)))]

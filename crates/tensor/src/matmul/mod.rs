@@ -2,9 +2,11 @@
 //! broadcast), any operand strides passed straight to the GEMM (a transposed view is never
 //! copied), an accumulate form `C = alpha·A·B + beta·C`, and rayon over disjoint blocks of
 //! `C` (rows or columns) with each block one single-threaded GEMM call. Small-batch products
-//! `x·Wᵀ` go to a kernel of our own instead ([`dot`]). This module (with `dot.rs`) holds the
-//! crate's only `unsafe`.
+//! go to kernels of our own instead: a layer's forward `x·Wᵀ` to [`dot`], its input
+//! gradient `G·W` to [`axpy`]. This module (with those two files) holds the crate's only
+//! `unsafe`.
 
+mod axpy;
 mod dot;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -121,6 +123,10 @@ type RawGemm<T> = unsafe fn(
 /// ([`dot::dot_nt`]'s signature: `m, n, k, alpha, a, lda, b, ldb, beta, c, ldc`).
 type DotKernel<T> = fn(usize, usize, usize, T, &[T], usize, &[T], usize, T, &mut [T], usize);
 
+/// A kernel of our own for `C = alpha·A·B + beta·C` with `B`'s rows contiguous
+/// ([`axpy::axpy_nn`]'s signature: `m, n, k, alpha, (a, rsa, csa), b, ldb, beta, c, ldc`).
+type AxpyKernel<T> = fn(usize, usize, usize, T, (&[T], usize, usize), &[T], usize, T, &mut [T], usize);
+
 /// The raw GEMM of one precision: `matrixmultiply`'s `sgemm` or `dgemm`, and the kernels of
 /// our own that precision has. A supertrait of [`Element`], sealed by living in this private
 /// module; only `gemm_block` calls the GEMM.
@@ -130,16 +136,20 @@ pub trait Gemm: Sized {
     const RAW_GEMM: RawGemm<Self>;
     /// The dot-product kernel for small row counts, where this precision has one.
     const DOT: Option<DotKernel<Self>>;
+    /// The row-axpy kernel for small row counts, where this precision has one.
+    const AXPY: Option<AxpyKernel<Self>>;
 }
 
 impl Gemm for f32 {
     const RAW_GEMM: RawGemm<f32> = matrixmultiply::sgemm;
     const DOT: Option<DotKernel<f32>> = Some(dot::dot_nt);
+    const AXPY: Option<AxpyKernel<f32>> = Some(axpy::axpy_nn);
 }
 
 impl Gemm for f64 {
     const RAW_GEMM: RawGemm<f64> = matrixmultiply::dgemm;
     const DOT: Option<DotKernel<f64>> = None;
+    const AXPY: Option<AxpyKernel<f64>> = None;
 }
 
 /// Products of at most this many rows whose left operand's rows and right operand's columns
@@ -148,11 +158,28 @@ impl Gemm for f64 {
 /// few rows of output.
 const DOT_MAX_ROWS: usize = 32;
 
-/// The dot-product kernel, when it takes this product. The choice depends on the shape and
-/// strides alone, never on the pool, and the kernel computes each element the same way
-/// wherever a block starts, so the bits stay the same at any thread count.
-fn dot_kernel<T: Element>(m: usize, a: &Operand<T>, b: &Operand<T>) -> Option<DotKernel<T>> {
-    T::DOT.filter(|_| m <= DOT_MAX_ROWS && a.cs == 1 && b.rs == 1)
+/// Products of at most this many rows whose right operand's rows are contiguous (a layer's
+/// input gradient `G·W` at a small batch) go to the row-axpy kernel ([`axpy`]), which reads
+/// both operands in place. (Its weight gradient `Gᵀ·X` has many rows; there matrixmultiply,
+/// which packs `X` once where the kernel would read it once per tile of rows, is faster.)
+const AXPY_MAX_ROWS: usize = 32;
+
+/// A kernel of our own that takes a whole product.
+#[derive(Clone, Copy)]
+enum Own<T> {
+    Dot(DotKernel<T>),
+    Axpy(AxpyKernel<T>),
+}
+
+/// The kernel of our own that takes this product, if one does. The choice depends on the
+/// whole product's shape and strides alone, never on the pool or a block, and each kernel
+/// computes an element the same way wherever a block starts, so the bits stay the same at
+/// any thread count.
+fn own_kernel<T: Element>(m: usize, a: &Operand<T>, b: &Operand<T>) -> Option<Own<T>> {
+    if let Some(dot) = T::DOT.filter(|_| m <= DOT_MAX_ROWS && a.cs == 1 && b.rs == 1) {
+        return Some(Own::Dot(dot));
+    }
+    T::AXPY.filter(|_| m <= AXPY_MAX_ROWS && b.cs == 1).map(Own::Axpy)
 }
 
 /// The one GEMM call: `c = alpha·a·b + beta·c` for `a` `m×k`, `b` `k×n`, and `c` the `m×n`
@@ -223,8 +250,8 @@ fn assert_holds(len: usize, m: usize, n: usize) {
 }
 
 /// A single-threaded product of `m` rows (a whole product's, not a block's: the kernel is
-/// chosen by the whole product's shape) into the row-major `m×n` buffer `c`: the dot
-/// kernel where [`dot_kernel`] takes it, else matrixmultiply.
+/// chosen by the whole product's shape) into the row-major `m×n` buffer `c`: a kernel of
+/// our own where [`own_kernel`] finds one, else matrixmultiply.
 #[allow(clippy::too_many_arguments)]
 fn product_serial<T: Element>(
     m: usize,
@@ -236,16 +263,16 @@ fn product_serial<T: Element>(
     beta: T,
     c: &mut [T],
 ) {
-    match dot_kernel(m, &a, &b) {
-        Some(dot) => dot_rows(dot, m, k, n, alpha, a, b, beta, c),
+    match own_kernel(m, &a, &b) {
+        Some(own) => own_rows(own, m, k, n, alpha, a, b, beta, c),
         None => gemm_serial(m, k, n, alpha, a, b, beta, c),
     }
 }
 
-/// `m` rows of a product through the dot kernel.
+/// `m` rows of a product (`c` row-major, row stride `n`) through a kernel of our own.
 #[allow(clippy::too_many_arguments)]
-fn dot_rows<T: Element>(
-    dot: DotKernel<T>,
+fn own_rows<T: Element>(
+    own: Own<T>,
     m: usize,
     k: usize,
     n: usize,
@@ -256,8 +283,12 @@ fn dot_rows<T: Element>(
     c: &mut [T],
 ) {
     // Offsets are at most their storage's length (a valid layout's first index, or an
-    // empty one's offset), so the slices start inside; `dot` checks the rest.
-    dot(m, n, k, alpha, &a.data[a.offset..], a.rs, &b.data[b.offset..], b.cs, beta, c, n)
+    // empty one's offset), so the slices start inside; the kernels check the rest.
+    let (ad, bd) = (&a.data[a.offset..], &b.data[b.offset..]);
+    match own {
+        Own::Dot(dot) => dot(m, n, k, alpha, ad, a.rs, bd, b.cs, beta, c, n),
+        Own::Axpy(axpy) => axpy(m, n, k, alpha, (ad, a.rs, a.cs), bd, b.rs, beta, c, n),
+    }
 }
 
 /// A single-threaded GEMM (matrixmultiply) into the row-major `m×n` buffer `c`.
@@ -303,17 +334,17 @@ fn gemm<T: Element>(
 ) {
     let threads = rayon::current_num_threads();
     let large = m.saturating_mul(k).saturating_mul(n) >= PAR_MIN_MACS;
-    if let Some(dot) = dot_kernel(m, &a, &b) {
-        // Blocks of rows, as even as the row count allows (the kernel's tiles need no
+    if let Some(own) = own_kernel(m, &a, &b) {
+        // Blocks of rows, as even as the row count allows (the kernels' tiles need no
         // alignment: an element is computed the same way in any block).
         let blocks = if large { threads.min(m) } else { 1 };
         if blocks < 2 {
-            return dot_rows(dot, m, k, n, alpha, a, b, beta, c);
+            return own_rows(own, m, k, n, alpha, a, b, beta, c);
         }
         assert_holds(c.len(), m, n);
         let rows = m.div_ceil(blocks);
         c[..m * n].par_chunks_mut(rows * n).enumerate().for_each(|(i, block)| {
-            dot_rows(dot, block.len() / n, k, n, alpha, a.down(i * rows), b, beta, block);
+            own_rows(own, block.len() / n, k, n, alpha, a.down(i * rows), b, beta, block);
         });
         return;
     }

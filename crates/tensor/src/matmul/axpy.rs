@@ -1,0 +1,297 @@
+//! A product kernel of our own for `C = alpha·A·B + beta·C` in `f32` when `B`'s rows are
+//! contiguous and `C` has few rows: a layer's input gradient `G·W` at a small batch. Each
+//! row of `C` is a sum of rows of `B` scaled by elements of `A` (read at any strides): a
+//! register tile of `MR` rows of `C` by up to 48 columns takes one element of `A` per row
+//! (broadcast) and one run of `B`'s row per step, straight from where they lie. No packing.
+//!
+//! Every element is one chain of fused multiply-adds over `p` in increasing order from +0,
+//! on every path and in any tile, then `alpha·s` (and `+ beta·C` when `beta ≠ 0`): the bits
+//! depend on neither the CPU nor the tiling. The portable path is the reference (and what
+//! Miri runs); AVX-512F and AVX2 + FMA are chosen at run time.
+
+use super::dot::Path;
+
+/// Rows of `C` per register tile.
+const MR: usize = 4;
+/// Columns of `C` per register tile (three 16-lane vectors).
+const NC: usize = 48;
+
+/// `C = alpha·A·B + beta·C` for `A` `m×k` with strides `(rsa, csa)`, `B` `k×n` whose row
+/// `p` is `b[p·ldb..][..n]`, and `C` `m×n` whose row `i` is `c[i·ldc..][..n]`; `C` is not
+/// read when `beta` is 0. Panics, before touching memory, if a matrix reaches past its slice.
+#[allow(clippy::too_many_arguments)]
+pub fn axpy_nn(
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: (&[f32], usize, usize),
+    b: &[f32],
+    ldb: usize,
+    beta: f32,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    let (a, rsa, csa) = a;
+    // With k = 0 nothing of `a` is read.
+    let last_a = || (m - 1).checked_mul(rsa)?.checked_add((k - 1).checked_mul(csa)?);
+    let a_fits = k == 0 || last_a().is_some_and(|end| end < a.len());
+    let fits = |rows: usize, ld: usize, cols: usize, len: usize| {
+        rows == 0
+            || (rows - 1).checked_mul(ld).and_then(|r| r.checked_add(cols)).is_some_and(|end| end <= len)
+    };
+    assert!(
+        a_fits && fits(k, ldb, n, b.len()) && fits(m, ldc, n, c.len()),
+        "axpy_nn: a {m}x{k} (strides {rsa}, {csa}), b {k}x{n} (ld {ldb}) or c {m}x{n} (ld {ldc}) reaches past its slice"
+    );
+    let path = Path::detect();
+    let mut sums = [[0f32; NC]; MR];
+    for i0 in (0..m).step_by(MR) {
+        let mr = MR.min(m - i0);
+        for j0 in (0..n).step_by(NC) {
+            let nc = NC.min(n - j0);
+            // With k = 0 the slices may end before these starts; nothing is read then.
+            let (at, bt) = (a.get(i0 * rsa..).unwrap_or(&[]), b.get(j0..).unwrap_or(&[]));
+            tile(path, mr, nc, k, (at, rsa, csa), bt, ldb, &mut sums);
+            for (r, row) in sums.iter().enumerate().take(mr) {
+                let out = &mut c[(i0 + r) * ldc + j0..][..nc];
+                for (o, &s) in out.iter_mut().zip(row) {
+                    *o = if beta == 0.0 { alpha * s } else { alpha * s + beta * *o };
+                }
+            }
+        }
+    }
+}
+
+/// `sums[r][j] = Σ_p a[r·rsa + p·csa]·b[p·ldb + j]` for `r < mr`, `j < nc`, each one chain
+/// of fused multiply-adds in increasing `p`. The caller has checked the bounds.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn tile(
+    path: Path,
+    mr: usize,
+    nc: usize,
+    k: usize,
+    a: (&[f32], usize, usize),
+    b: &[f32],
+    ldb: usize,
+    sums: &mut [[f32; NC]; MR],
+) {
+    let (a, rsa, csa) = a;
+    debug_assert!(mr <= MR && nc <= NC);
+    debug_assert!(k == 0 || ((mr - 1) * rsa + (k - 1) * csa < a.len() && (k - 1) * ldb + nc <= b.len()));
+    match path {
+        Path::Portable => {
+            for (r, row) in sums.iter_mut().enumerate().take(mr) {
+                for (j, s) in row.iter_mut().enumerate().take(nc) {
+                    let mut acc = 0f32;
+                    for p in 0..k {
+                        acc = a[r * rsa + p * csa].mul_add(b[p * ldb + j], acc);
+                    }
+                    *s = acc;
+                }
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `detect` chose this path only on a CPU with AVX2 and FMA; every element the
+        // tile reads (`a` at r·rsa + p·csa, `b` at p·ldb + j for r < mr, p < k, j < nc) lies
+        // inside its slice (checked by `axpy_nn`, asserted above).
+        Path::Avx2 => unsafe { x86::avx2_tile(mr, nc, k, a.as_ptr(), rsa, csa, b.as_ptr(), ldb, sums) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above, on a CPU with AVX-512F.
+        Path::Avx512 => unsafe { x86::avx512_tile(mr, nc, k, a.as_ptr(), rsa, csa, b.as_ptr(), ldb, sums) },
+    }
+}
+
+// The loops index the register tile by row and vector, as the tile is drawn.
+#[allow(clippy::needless_range_loop)]
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    use super::{MR, NC};
+
+    /// The AVX-512F tile: three 16-lane vectors of columns per row; a partial last vector is
+    /// loaded masked (lanes past `nc` read nothing and are not used).
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F; `a` holds the `mr×k` elements at `r·rsa + p·csa` and `b` the
+    /// `k` runs of `nc` floats `ldb` apart.
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn avx512_tile(
+        mr: usize,
+        nc: usize,
+        k: usize,
+        a: *const f32,
+        rsa: usize,
+        csa: usize,
+        b: *const f32,
+        ldb: usize,
+        sums: &mut [[f32; NC]; MR],
+    ) {
+        const V: usize = NC / 16;
+        let nv = nc.div_ceil(16);
+        let mut masks = [0 as __mmask16; V];
+        for v in 0..nv {
+            let left = nc - 16 * v;
+            masks[v] = if left >= 16 { 0xffff } else { (1u16 << left) - 1 };
+        }
+        let mut acc = [[_mm512_setzero_ps(); V]; MR];
+        for p in 0..k {
+            let mut bv = [_mm512_setzero_ps(); V];
+            for v in 0..nv {
+                // SAFETY: the run of row p holds nc floats; lanes past nc are masked off.
+                bv[v] = unsafe { _mm512_maskz_loadu_ps(masks[v], b.add(p * ldb + 16 * v)) };
+            }
+            for r in 0..mr {
+                // SAFETY: element (r, p) of `a` lies inside it.
+                let x = _mm512_set1_ps(unsafe { *a.add(r * rsa + p * csa) });
+                for v in 0..nv {
+                    acc[r][v] = _mm512_fmadd_ps(x, bv[v], acc[r][v]);
+                }
+            }
+        }
+        for r in 0..mr {
+            for v in 0..nv {
+                // SAFETY: `sums[r]` holds 48 floats, and 16·v + 16 ≤ 48.
+                unsafe { _mm512_storeu_ps(sums[r].as_mut_ptr().add(16 * v), acc[r][v]) };
+            }
+        }
+    }
+
+    /// The AVX2 + FMA tile: six 8-lane vectors of columns per row, two rows at a time (the
+    /// register file is half as large); partial vectors are loaded masked.
+    ///
+    /// # Safety
+    /// The CPU has AVX2 and FMA; `a` and `b` as for [`avx512_tile`].
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn avx2_tile(
+        mr: usize,
+        nc: usize,
+        k: usize,
+        a: *const f32,
+        rsa: usize,
+        csa: usize,
+        b: *const f32,
+        ldb: usize,
+        sums: &mut [[f32; NC]; MR],
+    ) {
+        const V: usize = NC / 8;
+        let nv = nc.div_ceil(8);
+        let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        let mut masks = [_mm256_setzero_si256(); V];
+        for v in 0..nv {
+            masks[v] = _mm256_cmpgt_epi32(_mm256_set1_epi32((nc - 8 * v).min(8) as i32), lane);
+        }
+        for r0 in (0..mr).step_by(2) {
+            let rows = 2.min(mr - r0);
+            let mut acc = [[_mm256_setzero_ps(); V]; 2];
+            for p in 0..k {
+                let mut bv = [_mm256_setzero_ps(); V];
+                for v in 0..nv {
+                    // SAFETY: the run of row p holds nc floats; lanes past nc are masked off.
+                    bv[v] = unsafe { _mm256_maskload_ps(b.add(p * ldb + 8 * v), masks[v]) };
+                }
+                for r in 0..rows {
+                    // SAFETY: element (r0 + r, p) of `a` lies inside it.
+                    let x = _mm256_set1_ps(unsafe { *a.add((r0 + r) * rsa + p * csa) });
+                    for v in 0..nv {
+                        acc[r][v] = _mm256_fmadd_ps(x, bv[v], acc[r][v]);
+                    }
+                }
+            }
+            for r in 0..rows {
+                for v in 0..nv {
+                    // SAFETY: `sums[r0 + r]` holds 48 floats, and 8·v + 8 ≤ 48.
+                    unsafe { _mm256_storeu_ps(sums[r0 + r].as_mut_ptr().add(8 * v), acc[r][v]) };
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::rngs::StdRng;
+    use rand::{RngExt, SeedableRng};
+
+    use super::*;
+
+    /// Every path on random shapes (tile edges, partial vectors, k = 0), `A` read by rows or
+    /// by columns, leading dimensions past the row length: the same bits on every path this
+    /// CPU has, and within rounding of an f64 loop.
+    #[test]
+    fn every_path_gives_the_same_bits_and_the_right_product() {
+        let mut rng = StdRng::seed_from_u64(5);
+        for case in 0..if cfg!(miri) { 4 } else { 300 } {
+            let (m, n, k) = (rng.random_range(1..11), rng.random_range(1..120), rng.random_range(0..40));
+            // A stored [m, k] (rows) or [k, m] (a transposed view).
+            let (rsa, csa) = if case % 2 == 0 { (k.max(1), 1) } else { (1, m) };
+            let ldb = n + rng.random_range(0..4);
+            let a: Vec<f32> = (0..m * k.max(1)).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let b: Vec<f32> = (0..k * ldb).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let beta = [0.0, 1.0, -0.5][case % 3];
+            let c0: Vec<f32> = (0..m * n).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let mut first: Option<Vec<u32>> = None;
+            for path in Path::available() {
+                let mut c = c0.clone();
+                let mut sums = [[0f32; NC]; MR];
+                for i0 in (0..m).step_by(MR) {
+                    for j0 in (0..n).step_by(NC) {
+                        let (mr, nc) = (MR.min(m - i0), NC.min(n - j0));
+                        let (at, bt) = (a.get(i0 * rsa..).unwrap_or(&[]), b.get(j0..).unwrap_or(&[]));
+                        tile(path, mr, nc, k, (at, rsa, csa), bt, ldb, &mut sums);
+                        for r in 0..mr {
+                            for j in 0..nc {
+                                let o = &mut c[(i0 + r) * n + j0 + j];
+                                let s = sums[r][j];
+                                *o = if beta == 0.0 { 2.0 * s } else { 2.0 * s + beta * *o };
+                            }
+                        }
+                    }
+                }
+                for i in 0..m {
+                    for j in 0..n {
+                        let dot: f64 =
+                            (0..k).map(|p| a[i * rsa + p * csa] as f64 * b[p * ldb + j] as f64).sum();
+                        let want =
+                            2.0 * dot + if beta == 0.0 { 0.0 } else { beta as f64 * c0[i * n + j] as f64 };
+                        let got = c[i * n + j] as f64;
+                        assert!(
+                            (got - want).abs() <= 1e-5 * (1.0 + k as f64),
+                            "{path:?} {m}x{k}x{n}: {got} vs {want}"
+                        );
+                    }
+                }
+                let bits: Vec<u32> = c.iter().map(|v| v.to_bits()).collect();
+                match &first {
+                    None => first = Some(bits),
+                    Some(f) => assert_eq!(f, &bits, "{path:?} differs from the portable path at {m}x{k}x{n}"),
+                }
+            }
+            let mut c = c0.clone();
+            axpy_nn(m, n, k, 2.0, (&a, rsa, csa), &b, ldb, beta, &mut c, n);
+            assert_eq!(c.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), first.unwrap());
+        }
+    }
+
+    #[test]
+    fn matrices_past_their_slices_are_refused() {
+        let (a, b) = (vec![1f32; 8], vec![1f32; 8]);
+        let mut c = vec![0f32; 4];
+        for (m, n, k, rsa, csa, ldb) in
+            [(3, 2, 4, 4, 1, 2), (2, 2, 5, 4, 1, 2), (2, 2, 4, usize::MAX, 1, 2), (2, 3, 4, 4, 1, 2)]
+        {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                axpy_nn(m, n, k, 1.0, (&a, rsa, csa), &b, ldb, 0.0, &mut c, 2)
+            }));
+            assert!(r.is_err(), "{m}x{k}x{n}");
+        }
+        axpy_nn(2, 2, 4, 1.0, (&a, 4, 1), &b, 2, 0.0, &mut c, 2);
+        assert_eq!(c, vec![4.0; 4]);
+    }
+}
