@@ -80,6 +80,13 @@ impl<T> Operand<'_, T> {
     }
 }
 
+impl<'a, T> From<(&'a [T], usize, usize)> for Operand<'a, T> {
+    /// A slice with its row and column strides, from its start.
+    fn from((data, rs, cs): (&'a [T], usize, usize)) -> Self {
+        Operand { data, offset: 0, rs, cs }
+    }
+}
+
 /// Where a GEMM writes: the first element of its `m×n` block and the row stride.
 #[derive(Clone, Copy)]
 struct Out<T> {
@@ -518,9 +525,7 @@ pub fn gemm_slices<T: Element>(
     beta: T,
     c: &mut [T],
 ) {
-    let oa = Operand { data: a.0, offset: 0, rs: a.1, cs: a.2 };
-    let ob = Operand { data: b.0, offset: 0, rs: b.1, cs: b.2 };
-    gemm_serial(m, k, n, alpha, oa, ob, beta, c);
+    gemm_serial(m, k, n, alpha, a.into(), b.into(), beta, c);
 }
 
 /// `c = alpha·a·b + beta·c` on slices for the convolutions: `a` is `m×k` with strides
@@ -535,9 +540,7 @@ pub(crate) fn gemm_strided<T: Element>(
     beta: T,
     c: &mut [T],
 ) {
-    let oa = Operand { data: a.0, offset: 0, rs: a.1, cs: a.2 };
-    let ob = Operand { data: b.0, offset: 0, rs: b.1, cs: b.2 };
-    gemm(m, k, n, T::one(), oa, ob, beta, c);
+    gemm(m, k, n, T::one(), a.into(), b.into(), beta, c);
 }
 
 // ------------------------------------------------------------------ the host's FMA peak
