@@ -5,11 +5,11 @@
 //! (broadcast) and one run of `B`'s row per step, straight from where they lie. No packing.
 //!
 //! Every element is one chain of fused multiply-adds over `p` in increasing order from +0,
-//! on every path and in any tile, then `alpha·s` (and `+ beta·C` when `beta ≠ 0`): the bits
-//! depend on neither the CPU nor the tiling. The portable path is the reference (and what
+//! on every path and in any tile, then [`write_scaled`]: the bits depend on neither the CPU
+//! nor the tiling. The portable path is the reference (and what
 //! Miri runs); AVX-512F and AVX2 + FMA are chosen at run time.
 
-use super::dot::Path;
+use super::{write_scaled, Path};
 
 /// Rows of `C` per register tile.
 const MR: usize = 4;
@@ -21,6 +21,24 @@ const NC: usize = 48;
 /// read when `beta` is 0. Panics, before touching memory, if a matrix reaches past its slice.
 #[allow(clippy::too_many_arguments)]
 pub fn axpy_nn(
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: (&[f32], usize, usize),
+    b: &[f32],
+    ldb: usize,
+    beta: f32,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    axpy_nn_on(Path::detect(), m, n, k, alpha, a, b, ldb, beta, c, ldc)
+}
+
+/// [`axpy_nn`] on the given path.
+#[allow(clippy::too_many_arguments)]
+fn axpy_nn_on(
+    path: Path,
     m: usize,
     n: usize,
     k: usize,
@@ -47,7 +65,6 @@ pub fn axpy_nn(
         a_fits && fits(k, ldb, n, b.len()) && fits(m, ldc, n, c.len()),
         "axpy_nn: a {m}x{k} (strides {rsa}, {csa}), b {k}x{n} (ld {ldb}) or c {m}x{n} (ld {ldc}) reaches past its slice"
     );
-    let path = Path::detect();
     let mut sums = [[0f32; NC]; MR];
     for i0 in (0..m).step_by(MR) {
         let mr = MR.min(m - i0);
@@ -57,10 +74,7 @@ pub fn axpy_nn(
             let (at, bt) = (a.get(i0 * rsa..).unwrap_or(&[]), b.get(j0..).unwrap_or(&[]));
             tile(path, mr, nc, k, (at, rsa, csa), bt, ldb, &mut sums);
             for (r, row) in sums.iter().enumerate().take(mr) {
-                let out = &mut c[(i0 + r) * ldc + j0..][..nc];
-                for (o, &s) in out.iter_mut().zip(row) {
-                    *o = if beta == 0.0 { alpha * s } else { alpha * s + beta * *o };
-                }
+                write_scaled(&mut c[(i0 + r) * ldc + j0..][..nc], row, alpha, beta);
             }
         }
     }
@@ -69,7 +83,7 @@ pub fn axpy_nn(
 /// `sums[r][j] = Σ_p a[r·rsa + p·csa]·b[p·ldb + j]` for `r < mr`, `j < nc`, each one chain
 /// of fused multiply-adds in increasing `p`. The caller has checked the bounds.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn tile(
+fn tile(
     path: Path,
     mr: usize,
     nc: usize,
@@ -239,21 +253,7 @@ mod tests {
             let mut first: Option<Vec<u32>> = None;
             for path in Path::available() {
                 let mut c = c0.clone();
-                let mut sums = [[0f32; NC]; MR];
-                for i0 in (0..m).step_by(MR) {
-                    for j0 in (0..n).step_by(NC) {
-                        let (mr, nc) = (MR.min(m - i0), NC.min(n - j0));
-                        let (at, bt) = (a.get(i0 * rsa..).unwrap_or(&[]), b.get(j0..).unwrap_or(&[]));
-                        tile(path, mr, nc, k, (at, rsa, csa), bt, ldb, &mut sums);
-                        for r in 0..mr {
-                            for j in 0..nc {
-                                let o = &mut c[(i0 + r) * n + j0 + j];
-                                let s = sums[r][j];
-                                *o = if beta == 0.0 { 2.0 * s } else { 2.0 * s + beta * *o };
-                            }
-                        }
-                    }
-                }
+                axpy_nn_on(path, m, n, k, 2.0, (&a, rsa, csa), &b, ldb, beta, &mut c, n);
                 for i in 0..m {
                     for j in 0..n {
                         let dot: f64 =

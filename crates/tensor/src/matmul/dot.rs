@@ -9,11 +9,13 @@
 //! fused multiply-add over `p ≡ l (mod 16)` in increasing `p` (from +0, so a lane is never
 //! −0 and the zero padding of the last, partial chunk adds exactly nothing), then the lanes
 //! summed as the tree `((l + l⁸) + (l + l⁸)⁴)…` (halves added, then halves of that), then
-//! `alpha·s` (and `+ beta·C` when `beta ≠ 0`). The portable path is the reference (and what
+//! [`write_scaled`]. The portable path is the reference (and what
 //! Miri runs); AVX-512F and AVX2 + FMA are chosen at run time.
 //!
 //! Part of the `matmul` module, which holds the crate's `unsafe`: the SIMD paths read
 //! through raw pointers inside the bounds [`dot_nt`] checks first.
+
+use super::{write_scaled, Path};
 
 /// Lanes of one accumulator: the summation order every path follows.
 const LANES: usize = 16;
@@ -23,6 +25,25 @@ const LANES: usize = 16;
 /// when `beta` is 0. Panics, before touching memory, if a matrix reaches past its slice.
 #[allow(clippy::too_many_arguments)]
 pub fn dot_nt(
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    ldb: usize,
+    beta: f32,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    dot_nt_on(Path::detect(), m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+/// [`dot_nt`] on the given path.
+#[allow(clippy::too_many_arguments)]
+fn dot_nt_on(
+    path: Path,
     m: usize,
     n: usize,
     k: usize,
@@ -46,7 +67,6 @@ pub fn dot_nt(
         fits(m, lda, k, a.len()) && fits(n, ldb, k, b.len()) && fits(m, ldc, n, c.len()),
         "dot_nt: a {m}x{k} (ld {lda}), b {n}x{k} (ld {ldb}) or c {m}x{n} (ld {ldc}) reaches past its slice"
     );
-    let path = Path::detect();
     let mut sums = [[0f32; NR]; MR];
     for i0 in (0..m).step_by(MR) {
         let mr = MR.min(m - i0);
@@ -55,12 +75,9 @@ pub fn dot_nt(
             // With k = 0 the slices may end before these starts; nothing is read then.
             let a0 = a.get(i0 * lda..).unwrap_or(&[]);
             let b0 = b.get(j0 * ldb..).unwrap_or(&[]);
-            path.tile(mr, nr, k, a0, lda, b0, ldb, &mut sums);
+            path.dot_tile(mr, nr, k, a0, lda, b0, ldb, &mut sums);
             for (r, row) in sums.iter().enumerate().take(mr) {
-                let out = &mut c[(i0 + r) * ldc + j0..][..nr];
-                for (o, &s) in out.iter_mut().zip(row) {
-                    *o = if beta == 0.0 { alpha * s } else { alpha * s + beta * *o };
-                }
+                write_scaled(&mut c[(i0 + r) * ldc + j0..][..nr], row, alpha, beta);
             }
         }
     }
@@ -71,53 +88,12 @@ const MR: usize = 4;
 /// Rows of `B` per register tile.
 const NR: usize = 3;
 
-/// Which instructions compute a tile (of this kernel or of `axpy.rs`'s).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Path {
-    Portable,
-    #[cfg(target_arch = "x86_64")]
-    Avx2,
-    #[cfg(target_arch = "x86_64")]
-    Avx512,
-}
-
 impl Path {
-    /// The widest path this CPU runs (the portable one under Miri).
-    pub(super) fn detect() -> Path {
-        #[cfg(all(target_arch = "x86_64", not(miri)))]
-        {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                return Path::Avx512;
-            }
-            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-                return Path::Avx2;
-            }
-        }
-        Path::Portable
-    }
-
-    /// Every path this CPU runs, the portable one first.
-    #[cfg(test)]
-    pub(super) fn available() -> Vec<Path> {
-        #[allow(unused_mut)]
-        let mut paths = vec![Path::Portable];
-        #[cfg(all(target_arch = "x86_64", not(miri)))]
-        {
-            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-                paths.push(Path::Avx2);
-            }
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                paths.push(Path::Avx512);
-            }
-        }
-        paths
-    }
-
     /// `sums[r][s] = Σ_p a[r·lda + p]·b[s·ldb + p]` over `p < k`, for `r < mr`, `s < nr`,
     /// in the lane order of the module's doc. The caller has checked that every row read
     /// lies inside its slice.
     #[allow(clippy::too_many_arguments)]
-    fn tile(
+    fn dot_tile(
         self,
         mr: usize,
         nr: usize,
@@ -338,20 +314,7 @@ mod tests {
             let mut first: Option<Vec<u32>> = None;
             for &path in &paths {
                 let mut c = c0.clone();
-                let mut sums = [[0f32; NR]; MR];
-                for i0 in (0..m).step_by(MR) {
-                    for j0 in (0..n).step_by(NR) {
-                        let (mr, nr) = (MR.min(m - i0), NR.min(n - j0));
-                        path.tile(mr, nr, k, &a[oa + i0 * lda..], lda, &b[ob + j0 * ldb..], ldb, &mut sums);
-                        for r in 0..mr {
-                            for s in 0..nr {
-                                let o = &mut c[(i0 + r) * n + j0 + s];
-                                *o =
-                                    if beta == 0.0 { 2.0 * sums[r][s] } else { 2.0 * sums[r][s] + beta * *o };
-                            }
-                        }
-                    }
-                }
+                dot_nt_on(path, m, n, k, 2.0, &a[oa..], lda, &b[ob..], ldb, beta, &mut c, n);
                 let bits: Vec<u32> = c.iter().map(|v| v.to_bits()).collect();
                 match &first {
                     None => first = Some(bits),
@@ -365,7 +328,7 @@ mod tests {
                     );
                 }
             }
-            // The entry point agrees with the tiles.
+            // The entry point takes one of them.
             let mut c = c0.clone();
             dot_nt(m, n, k, 2.0, &a[oa..], lda, &b[ob..], ldb, beta, &mut c, n);
             assert_eq!(c.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), first.unwrap());

@@ -159,6 +159,62 @@ impl Gemm for f64 {
     const AXPY: Option<AxpyKernel<f64>> = None;
 }
 
+/// Which instructions a kernel of our own computes its tiles with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Path {
+    Portable,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
+impl Path {
+    /// Every path, the widest first.
+    const ALL: &[Path] = &[
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx512,
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx2,
+        Path::Portable,
+    ];
+
+    /// Whether this CPU runs the path (under Miri, only the portable one).
+    fn runs(self) -> bool {
+        match self {
+            Path::Portable => true,
+            #[cfg(target_arch = "x86_64")]
+            Path::Avx2 => {
+                !cfg!(miri)
+                    && std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+            }
+            #[cfg(target_arch = "x86_64")]
+            Path::Avx512 => !cfg!(miri) && std::arch::is_x86_feature_detected!("avx512f"),
+        }
+    }
+
+    /// The widest path this CPU runs.
+    fn detect() -> Path {
+        Path::ALL.iter().copied().find(|p| p.runs()).unwrap_or(Path::Portable)
+    }
+
+    /// Every path this CPU runs, the portable one (the reference) first.
+    #[cfg(test)]
+    fn available() -> Vec<Path> {
+        Path::ALL.iter().rev().copied().filter(|p| p.runs()).collect()
+    }
+}
+
+/// `out[j] = alpha·sums[j]`, or `alpha·sums[j] + beta·out[j]` when `beta ≠ 0` (`out` is not
+/// read when it is 0, as the GEMM's contract has it): the last step of every element of the
+/// kernels of our own, the same on every path.
+fn write_scaled(out: &mut [f32], sums: &[f32], alpha: f32, beta: f32) {
+    for (o, &s) in out.iter_mut().zip(sums) {
+        *o = if beta == 0.0 { alpha * s } else { alpha * s + beta * *o };
+    }
+}
+
 /// Products of at most this many rows whose left operand's rows and right operand's columns
 /// are contiguous (a layer's `x·Wᵀ` at a small batch) go to the dot-product kernel
 /// ([`dot`]), which reads both in place; matrixmultiply would pack the whole weight for a
@@ -256,26 +312,6 @@ fn assert_holds(len: usize, m: usize, n: usize) {
     }
 }
 
-/// A single-threaded product of `m` rows (a whole product's, not a block's: the kernel is
-/// chosen by the whole product's shape) into the row-major `m×n` buffer `c`: a kernel of
-/// our own where [`own_kernel`] finds one, else matrixmultiply.
-#[allow(clippy::too_many_arguments)]
-fn product_serial<T: Element>(
-    m: usize,
-    k: usize,
-    n: usize,
-    alpha: T,
-    a: Operand<T>,
-    b: Operand<T>,
-    beta: T,
-    c: &mut [T],
-) {
-    match own_kernel(m, &a, &b) {
-        Some(own) => own_rows(own, m, k, n, alpha, a, b, beta, c),
-        None => gemm_serial(m, k, n, alpha, a, b, beta, c),
-    }
-}
-
 /// `m` rows of a product (`c` row-major, row stride `n`) through a kernel of our own.
 #[allow(clippy::too_many_arguments)]
 fn own_rows<T: Element>(
@@ -315,8 +351,10 @@ fn gemm_serial<T: Element>(
     unsafe { gemm_block(m, k, n, alpha, a, b, beta, Out { ptr: c.as_mut_ptr(), rs: n }) }
 }
 
-/// [`gemm_serial`], split into disjoint blocks of `c` on the rayon pool when the product is
-/// large enough to pay for it, each block one single-threaded GEMM call. Each block packs
+/// The product `c = alpha·a·b + beta·c` into the row-major `m×n` buffer `c`: through a kernel
+/// of our own where [`own_kernel`] finds one for the whole product, else matrixmultiply's
+/// [`gemm_serial`]; split into disjoint blocks of `c` on the rayon pool when `split` allows
+/// it and the product is large enough to pay for it, each block one single-threaded call. Each block packs
 /// the whole of the operand it shares with the others, so the split runs along the longer
 /// side of `c`: row blocks share `b` (`k×n`), column blocks share `a` (`m×k`).
 ///
@@ -338,8 +376,9 @@ fn gemm<T: Element>(
     b: Operand<T>,
     beta: T,
     c: &mut [T],
+    split: bool,
 ) {
-    let threads = rayon::current_num_threads();
+    let threads = if split { rayon::current_num_threads() } else { 1 };
     let large = m.saturating_mul(k).saturating_mul(n) >= PAR_MIN_MACS;
     if let Some(own) = own_kernel(m, &a, &b) {
         // Blocks of rows, as even as the row count allows (the kernels' tiles need no
@@ -442,19 +481,19 @@ impl Plan {
         let ops = |i: usize| (self.operand(a, &self.la, i), self.operand(b, &self.lb, i));
         if nb == 1 {
             let (oa, ob) = ops(0);
-            gemm(m, k, n, alpha, oa, ob, beta, c);
+            gemm(m, k, n, alpha, oa, ob, beta, c, true);
         } else if m * n > 0
             && nb.saturating_mul(m).saturating_mul(k).saturating_mul(n) >= PAR_MIN_MACS
             && rayon::current_num_threads() > 1
         {
             c.par_chunks_mut(m * n).enumerate().for_each(|(i, c)| {
                 let (oa, ob) = ops(i);
-                product_serial(m, k, n, alpha, oa, ob, beta, c);
+                gemm(m, k, n, alpha, oa, ob, beta, c, false);
             });
         } else if m * n > 0 {
             for (i, c) in c.chunks_mut(m * n).enumerate() {
                 let (oa, ob) = ops(i);
-                gemm(m, k, n, alpha, oa, ob, beta, c);
+                gemm(m, k, n, alpha, oa, ob, beta, c, true);
             }
         }
     }
@@ -540,7 +579,7 @@ pub(crate) fn gemm_strided<T: Element>(
     beta: T,
     c: &mut [T],
 ) {
-    gemm(m, k, n, T::one(), a.into(), b.into(), beta, c);
+    gemm(m, k, n, T::one(), a.into(), b.into(), beta, c, true);
 }
 
 // ------------------------------------------------------------------ the host's FMA peak
