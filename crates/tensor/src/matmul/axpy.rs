@@ -127,12 +127,13 @@ mod x86 {
 
     use super::{MR, NC};
 
-    /// The AVX-512F tile: three 16-lane vectors of columns per row; a partial last vector is
-    /// loaded masked (lanes past `nc` read nothing and are not used).
+    /// The AVX-512F tile: `NC / 16` vectors of columns per row; vectors past `nc` are
+    /// loaded masked (lanes past `nc` read nothing and are not used). One instantiation per
+    /// row count, whose loops the compiler unrolls into registers.
     ///
     /// # Safety
     /// The CPU has AVX-512F; `a` holds the `mr×k` elements at `r·rsa + p·csa` and `b` the
-    /// `k` runs of `nc` floats `ldb` apart.
+    /// `k` runs of `nc` floats `ldb` apart; `1 ≤ mr ≤ MR`, `nc ≤ NC`.
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn avx512_tile(
@@ -146,31 +147,58 @@ mod x86 {
         ldb: usize,
         sums: &mut [[f32; NC]; MR],
     ) {
-        const V: usize = NC / 16;
-        let nv = nc.div_ceil(16);
-        let mut masks = [0 as __mmask16; V];
-        for v in 0..nv {
-            let left = nc - 16 * v;
-            masks[v] = if left >= 16 { 0xffff } else { (1u16 << left) - 1 };
+        let mut masks = [0 as __mmask16; NC / 16];
+        for (v, mask) in masks.iter_mut().enumerate() {
+            let left = nc.saturating_sub(16 * v);
+            *mask = if left >= 16 { 0xffff } else { (1u16 << left) - 1 };
         }
-        let mut acc = [[_mm512_setzero_ps(); V]; MR];
+        // SAFETY (all four): the caller's contract, with `R = mr`.
+        unsafe {
+            match mr {
+                4 => avx512_rows::<4>(k, a, rsa, csa, b, ldb, masks, sums),
+                3 => avx512_rows::<3>(k, a, rsa, csa, b, ldb, masks, sums),
+                2 => avx512_rows::<2>(k, a, rsa, csa, b, ldb, masks, sums),
+                _ => avx512_rows::<1>(k, a, rsa, csa, b, ldb, masks, sums),
+            }
+        }
+    }
+
+    /// [`avx512_tile`] for `R` rows (the first `R` rows of `sums`).
+    ///
+    /// # Safety
+    /// As for [`avx512_tile`] with `mr = R`; `masks` cover no lane past the run of `b`.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn avx512_rows<const R: usize>(
+        k: usize,
+        a: *const f32,
+        rsa: usize,
+        csa: usize,
+        b: *const f32,
+        ldb: usize,
+        masks: [__mmask16; NC / 16],
+        sums: &mut [[f32; NC]; MR],
+    ) {
+        const V: usize = NC / 16;
+        let mut acc = [[_mm512_setzero_ps(); V]; R];
         for p in 0..k {
             let mut bv = [_mm512_setzero_ps(); V];
-            for v in 0..nv {
-                // SAFETY: the run of row p holds nc floats; lanes past nc are masked off.
+            for v in 0..V {
+                // SAFETY: lanes of the run of row p past nc are masked off.
                 bv[v] = unsafe { _mm512_maskz_loadu_ps(masks[v], b.add(p * ldb + 16 * v)) };
             }
-            for r in 0..mr {
+            for r in 0..R {
                 // SAFETY: element (r, p) of `a` lies inside it.
                 let x = _mm512_set1_ps(unsafe { *a.add(r * rsa + p * csa) });
-                for v in 0..nv {
+                for v in 0..V {
                     acc[r][v] = _mm512_fmadd_ps(x, bv[v], acc[r][v]);
                 }
             }
         }
-        for r in 0..mr {
-            for v in 0..nv {
-                // SAFETY: `sums[r]` holds 48 floats, and 16·v + 16 ≤ 48.
+        for r in 0..R {
+            for v in 0..V {
+                // SAFETY: `sums[r]` holds NC floats, and 16·v + 16 ≤ NC.
                 unsafe { _mm512_storeu_ps(sums[r].as_mut_ptr().add(16 * v), acc[r][v]) };
             }
         }

@@ -86,7 +86,7 @@ fn dot_nt_on(
 /// Rows of `A` per register tile.
 const MR: usize = 4;
 /// Rows of `B` per register tile.
-const NR: usize = 3;
+const NR: usize = 4;
 
 impl Path {
     /// `sums[r][s] = Σ_p a[r·lda + p]·b[s·ldb + p]` over `p < k`, for `r < mr`, `s < nr`,
@@ -166,14 +166,50 @@ fn portable_tile(
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{reduce, LANES, MR, NR};
+    use super::{LANES, MR, NR};
 
-    /// The AVX-512F tile: one 16-lane register per element of the tile; the last chunk of
-    /// fewer than 16 is loaded masked (the lanes past `k` read as 0, touching no memory).
+    /// `B`'s `NR` row starts for a tile of `nr ≥ 1` rows: rows past `nr` repeat the last
+    /// one, so every tile computes `NR` columns (the caller writes only `nr` of them) and
+    /// each row count of `A` needs one instantiation, whose loops the compiler unrolls into
+    /// registers.
+    ///
+    /// # Safety
+    /// `b` holds `nr` rows `ldb` apart.
+    unsafe fn b_rows(nr: usize, b: *const f32, ldb: usize) -> [*const f32; NR] {
+        debug_assert!(nr >= 1);
+        let mut rows = [b; NR];
+        for (s, row) in rows.iter_mut().enumerate() {
+            // SAFETY: min(s, nr − 1) < nr, a row `b` holds.
+            *row = unsafe { b.add(s.min(nr - 1) * ldb) };
+        }
+        rows
+    }
+
+    /// The sixteen lanes of `v` summed in the module's tree order (lane `l` with lane
+    /// `l + 8`, then halves of that), as [`super::reduce`] does.
+    #[target_feature(enable = "avx512f")]
+    fn reduce512(v: __m512) -> f32 {
+        let lo = _mm512_castps512_ps256(v);
+        let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v)));
+        reduce256(_mm256_add_ps(lo, hi))
+    }
+
+    /// The eight lanes `r8` summed as `(r8[0..4] + r8[4..8])`, then its halves, then the
+    /// last pair: the tail of the module's tree order.
+    #[target_feature(enable = "avx2")]
+    fn reduce256(r8: __m256) -> f32 {
+        let r4 = _mm_add_ps(_mm256_castps256_ps128(r8), _mm256_extractf128_ps::<1>(r8));
+        let r2 = _mm_add_ps(r4, _mm_movehl_ps(r4, r4));
+        _mm_cvtss_f32(_mm_add_ss(r2, _mm_shuffle_ps::<1>(r2, r2)))
+    }
+
+    /// The AVX-512F tile: one 16-lane register per element of the tile, whole chunks of
+    /// sixteen loaded plainly and the last, partial one masked (the lanes past `k` read as
+    /// 0, touching no memory).
     ///
     /// # Safety
     /// The CPU has AVX-512F; `a` holds `mr` rows of `k` floats `lda` apart and `b` holds
-    /// `nr` rows of `k` floats `ldb` apart.
+    /// `nr` rows of `k` floats `ldb` apart; `1 ≤ mr ≤ MR`, `1 ≤ nr ≤ NR`.
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn avx512_tile(
@@ -186,39 +222,69 @@ mod x86 {
         ldb: usize,
         sums: &mut [[f32; NR]; MR],
     ) {
-        let mut acc = [[_mm512_setzero_ps(); NR]; MR];
-        let mut p = 0;
-        while p < k {
-            let mask: __mmask16 = if k - p >= LANES { 0xffff } else { (1u16 << (k - p)) - 1 };
-            let mut av = [_mm512_setzero_ps(); MR];
-            for r in 0..mr {
+        // SAFETY (all four): the caller's contract, with `R = mr`.
+        unsafe {
+            let bs = b_rows(nr, b, ldb);
+            match mr {
+                4 => avx512_rows::<4>(k, a, lda, bs, sums),
+                3 => avx512_rows::<3>(k, a, lda, bs, sums),
+                2 => avx512_rows::<2>(k, a, lda, bs, sums),
+                _ => avx512_rows::<1>(k, a, lda, bs, sums),
+            }
+        }
+    }
+
+    /// [`avx512_tile`] for `R` rows of `A` (the first `R` rows of `sums`).
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F; `a` holds `R` rows of `k` floats `lda` apart, each of `bs`
+    /// a row of `k` floats.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn avx512_rows<const R: usize>(
+        k: usize,
+        a: *const f32,
+        lda: usize,
+        bs: [*const f32; NR],
+        sums: &mut [[f32; NR]; MR],
+    ) {
+        let mut acc = [[_mm512_setzero_ps(); NR]; R];
+        let mut step = |p: usize, mask: __mmask16| {
+            let mut av = [_mm512_setzero_ps(); R];
+            for r in 0..R {
                 // SAFETY: row r of `a` holds k floats and lanes at p + l ≥ k are masked off.
                 av[r] = unsafe { _mm512_maskz_loadu_ps(mask, a.add(r * lda + p)) };
             }
-            for s in 0..nr {
+            for s in 0..NR {
                 // SAFETY: as for `a`.
-                let bv = unsafe { _mm512_maskz_loadu_ps(mask, b.add(s * ldb + p)) };
-                for r in 0..mr {
+                let bv = unsafe { _mm512_maskz_loadu_ps(mask, bs[s].add(p)) };
+                for r in 0..R {
                     acc[r][s] = _mm512_fmadd_ps(av[r], bv, acc[r][s]);
                 }
             }
+        };
+        let whole = k - k % LANES;
+        let mut p = 0;
+        while p < whole {
+            step(p, 0xffff);
             p += LANES;
         }
-        for r in 0..mr {
-            for s in 0..nr {
-                let mut lanes = [0f32; LANES];
-                // SAFETY: `lanes` holds the 16 floats the store writes.
-                unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), acc[r][s]) };
-                sums[r][s] = reduce(&lanes);
+        if p < k {
+            step(p, (1u16 << (k - p)) - 1);
+        }
+        for r in 0..R {
+            for s in 0..NR {
+                sums[r][s] = reduce512(acc[r][s]);
             }
         }
     }
 
     /// The AVX2 + FMA tile: each element's 16 lanes as two 8-lane registers (lanes 0–7 and
-    /// 8–15); the last chunk is loaded masked.
+    /// 8–15), one row of `A` at a time (the register file holds a row's `2·NR`
+    /// accumulators, not two rows'); the last, partial chunk is loaded masked.
     ///
     /// # Safety
-    /// The CPU has AVX2 and FMA; `a` and `b` as for [`avx512_tile`].
+    /// The CPU has AVX2 and FMA; `a`, `b`, `mr` and `nr` as for [`avx512_tile`].
     #[target_feature(enable = "avx2,fma")]
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn avx2_tile(
@@ -231,48 +297,51 @@ mod x86 {
         ldb: usize,
         sums: &mut [[f32; NR]; MR],
     ) {
-        let mut acc = [[[_mm256_setzero_ps(); 2]; NR]; MR];
-        // Lane l of the 16 is loaded when l < k − p: the masks of a partial last chunk.
+        // SAFETY: the caller's contract: `b` holds `nr` rows, `a` holds row r < mr.
+        let bs = unsafe { b_rows(nr, b, ldb) };
+        for (r, row) in sums.iter_mut().enumerate().take(mr) {
+            // SAFETY: as above.
+            unsafe { avx2_row(k, a.add(r * lda), bs, row) };
+        }
+    }
+
+    /// [`avx2_tile`] for one row of `A`.
+    ///
+    /// # Safety
+    /// The CPU has AVX2 and FMA; `a` and each of `bs` hold `k` floats.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn avx2_row(k: usize, a: *const f32, bs: [*const f32; NR], sums: &mut [f32; NR]) {
+        let mut acc = [[_mm256_setzero_ps(); 2]; NR];
+        // Lane l of the 16 is loaded when l < k − p: the masks of a chunk.
         let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-        let mut p = 0;
-        while p < k {
-            let left = (k - p).min(LANES) as i32;
+        let mut step = |p: usize, left: i32| {
             let masks = [
                 _mm256_cmpgt_epi32(_mm256_set1_epi32(left), lane),
                 _mm256_cmpgt_epi32(_mm256_set1_epi32(left - 8), lane),
             ];
-            let mut av = [[_mm256_setzero_ps(); 2]; MR];
-            for r in 0..mr {
-                for h in 0..2 {
-                    // SAFETY: row r of `a` holds k floats; lanes at or past k are masked off
-                    // and read nothing.
-                    av[r][h] = unsafe { _mm256_maskload_ps(a.add(r * lda + p + 8 * h), masks[h]) };
-                }
-            }
-            for s in 0..nr {
-                let mut bv = [_mm256_setzero_ps(); 2];
-                for h in 0..2 {
+            for h in 0..2 {
+                // SAFETY: `a` holds k floats; lanes at or past k are masked off and read
+                // nothing.
+                let av = unsafe { _mm256_maskload_ps(a.add(p + 8 * h), masks[h]) };
+                for s in 0..NR {
                     // SAFETY: as for `a`.
-                    bv[h] = unsafe { _mm256_maskload_ps(b.add(s * ldb + p + 8 * h), masks[h]) };
-                }
-                for r in 0..mr {
-                    for h in 0..2 {
-                        acc[r][s][h] = _mm256_fmadd_ps(av[r][h], bv[h], acc[r][s][h]);
-                    }
+                    let bv = unsafe { _mm256_maskload_ps(bs[s].add(p + 8 * h), masks[h]) };
+                    acc[s][h] = _mm256_fmadd_ps(av, bv, acc[s][h]);
                 }
             }
+        };
+        let whole = k - k % LANES;
+        let mut p = 0;
+        while p < whole {
+            step(p, LANES as i32);
             p += LANES;
         }
-        for r in 0..mr {
-            for s in 0..nr {
-                let mut lanes = [0f32; LANES];
-                // SAFETY: `lanes` holds the 16 floats the two stores write.
-                unsafe {
-                    _mm256_storeu_ps(lanes.as_mut_ptr(), acc[r][s][0]);
-                    _mm256_storeu_ps(lanes.as_mut_ptr().add(8), acc[r][s][1]);
-                }
-                sums[r][s] = reduce(&lanes);
-            }
+        if p < k {
+            step(p, (k - p) as i32);
+        }
+        for s in 0..NR {
+            sums[s] = reduce256(_mm256_add_ps(acc[s][0], acc[s][1]));
         }
     }
 }
