@@ -67,25 +67,35 @@ fn dot_nt_on(
         fits(m, lda, k, a.len()) && fits(n, ldb, k, b.len()) && fits(m, ldc, n, c.len()),
         "dot_nt: a {m}x{k} (ld {lda}), b {n}x{k} (ld {ldb}) or c {m}x{n} (ld {ldc}) reaches past its slice"
     );
+    // A block of A's rows stays in L1 while every tile of B's rows passes it, so B is read
+    // from farther once per block rather than once per tile of A.
+    let block = (L1_FLOATS / k.max(1)).max(MR) / MR * MR;
     let mut sums = [[0f32; NR]; MR];
-    for i0 in (0..m).step_by(MR) {
-        let mr = MR.min(m - i0);
+    for ib in (0..m).step_by(block) {
         for j0 in (0..n).step_by(NR) {
             let nr = NR.min(n - j0);
-            // With k = 0 the slices may end before these starts; nothing is read then.
-            let a0 = a.get(i0 * lda..).unwrap_or(&[]);
-            let b0 = b.get(j0 * ldb..).unwrap_or(&[]);
-            path.dot_tile(mr, nr, k, a0, lda, b0, ldb, &mut sums);
-            for (r, row) in sums.iter().enumerate().take(mr) {
-                write_scaled(&mut c[(i0 + r) * ldc + j0..][..nr], row, alpha, beta);
+            for i0 in (ib..m.min(ib + block)).step_by(MR) {
+                let mr = MR.min(m - i0);
+                // With k = 0 the slices may end before these starts; nothing is read then.
+                let a0 = a.get(i0 * lda..).unwrap_or(&[]);
+                let b0 = b.get(j0 * ldb..).unwrap_or(&[]);
+                path.dot_tile(mr, nr, k, a0, lda, b0, ldb, &mut sums);
+                for (r, row) in sums.iter().enumerate().take(mr) {
+                    write_scaled(&mut c[(i0 + r) * ldc + j0..][..nr], row, alpha, beta);
+                }
             }
         }
     }
 }
 
+/// Floats of `A` kept in L1 while `B` streams past: half of a 32 KiB L1 data cache, the
+/// rest left to the tile of `B` and to `C`.
+const L1_FLOATS: usize = 4096;
+
 /// Rows of `A` per register tile.
 const MR: usize = 4;
-/// Rows of `B` per register tile.
+/// Rows of `B` per register tile (`MR·NR` = 16 accumulators, which the AVX-512 path
+/// reduces together).
 const NR: usize = 4;
 
 impl Path {
@@ -185,13 +195,42 @@ mod x86 {
         rows
     }
 
-    /// The sixteen lanes of `v` summed in the module's tree order (lane `l` with lane
-    /// `l + 8`, then halves of that), as [`super::reduce`] does.
+    /// The sixteen sums of a 4×4 tile's accumulators (`acc[r][s]`, rows past `R` zero),
+    /// each in the module's tree order, reduced together: at each level of the tree, two
+    /// registers' halves are gathered by a shuffle and added, so one add does a level for
+    /// several accumulators. Lane `4s + r` of the result is `acc[r][s]`'s sum.
     #[target_feature(enable = "avx512f")]
-    fn reduce512(v: __m512) -> f32 {
-        let lo = _mm512_castps512_ps256(v);
-        let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v)));
-        reduce256(_mm256_add_ps(lo, hi))
+    fn reduce16<const R: usize>(acc: &[[__m512; NR]; R]) -> [f32; 16] {
+        let mut v = [_mm512_setzero_ps(); 16];
+        for r in 0..R {
+            for s in 0..NR {
+                v[4 * r + s] = acc[r][s];
+            }
+        }
+        // Lane l plus lane l + 8: 128-bit blocks 0, 1 plus blocks 2, 3, two accumulators
+        // a register.
+        let mut z = [_mm512_setzero_ps(); 8];
+        for i in 0..8 {
+            let (x, y) = (v[2 * i], v[2 * i + 1]);
+            z[i] = _mm512_add_ps(_mm512_shuffle_f32x4::<0x44>(x, y), _mm512_shuffle_f32x4::<0xEE>(x, y));
+        }
+        // Block 0 plus block 1 of each half: four accumulators a register, one a block.
+        let mut u = [_mm512_setzero_ps(); 4];
+        for j in 0..4 {
+            let (x, y) = (z[2 * j], z[2 * j + 1]);
+            u[j] = _mm512_add_ps(_mm512_shuffle_f32x4::<0x88>(x, y), _mm512_shuffle_f32x4::<0xDD>(x, y));
+        }
+        // Within each block, lanes 0, 1 plus lanes 2, 3, then lane 0 plus lane 1.
+        let mut t = [_mm512_setzero_ps(); 2];
+        for q in 0..2 {
+            let (x, y) = (u[2 * q], u[2 * q + 1]);
+            t[q] = _mm512_add_ps(_mm512_shuffle_ps::<0x44>(x, y), _mm512_shuffle_ps::<0xEE>(x, y));
+        }
+        let f = _mm512_add_ps(_mm512_shuffle_ps::<0x88>(t[0], t[1]), _mm512_shuffle_ps::<0xDD>(t[0], t[1]));
+        let mut out = [0f32; 16];
+        // SAFETY: `out` holds the 16 floats the store writes.
+        unsafe { _mm512_storeu_ps(out.as_mut_ptr(), f) };
+        out
     }
 
     /// The eight lanes `r8` summed as `(r8[0..4] + r8[4..8])`, then its halves, then the
@@ -272,9 +311,10 @@ mod x86 {
         if p < k {
             step(p, (1u16 << (k - p)) - 1);
         }
+        let sum = reduce16(&acc);
         for r in 0..R {
             for s in 0..NR {
-                sums[r][s] = reduce512(acc[r][s]);
+                sums[r][s] = sum[4 * s + r];
             }
         }
     }
