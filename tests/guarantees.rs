@@ -282,3 +282,38 @@ fn damaged_checkpoints_and_left_overs() {
     assert!(!stale.exists());
     std::fs::remove_dir_all(&base).unwrap();
 }
+
+/// A symbolic link where the run writes a file of its own is never followed: a `.lock`
+/// that links to a user's file is refused, naming it, and the user's file is untouched.
+#[cfg(unix)]
+#[test]
+fn links_where_the_run_writes_are_not_followed() {
+    let (base, data) = with_data("g-links", 20);
+    let (d, out) = (data.to_str().unwrap(), base.join("out"));
+    std::fs::create_dir_all(&out).unwrap();
+    let precious = base.join("precious.txt");
+    std::fs::write(&precious, b"the user's own words").unwrap();
+    std::os::unix::fs::symlink(&precious, out.join(".lock")).unwrap();
+    assert_error(&run(&quick(d, out.to_str().unwrap())), 1, &[".lock", "symbolic link"]);
+    assert_eq!(std::fs::read(&precious).unwrap(), b"the user's own words");
+    assert!(!out.join("checkpoint.safetensors").exists());
+    std::fs::remove_dir_all(&base).unwrap();
+}
+
+/// An atomic write replaces a link planted at its temporary name instead of writing
+/// through it.
+#[cfg(unix)]
+#[test]
+fn an_atomic_write_does_not_follow_a_link_at_its_temporary_name() {
+    let base = temp("g-tmp-link");
+    let precious = base.join("precious.txt");
+    std::fs::write(&precious, b"the user's own words").unwrap();
+    let target = base.join("metrics.csv");
+    let tmp = base.join(format!(".metrics.csv.tmp-{}", std::process::id()));
+    std::os::unix::fs::symlink(&precious, &tmp).unwrap();
+    vae::io::atomic_write(&target, b"epoch\n").unwrap();
+    assert_eq!(std::fs::read(&precious).unwrap(), b"the user's own words");
+    assert_eq!(std::fs::read(&target).unwrap(), b"epoch\n");
+    assert!(std::fs::symlink_metadata(&tmp).is_err(), "the link is gone");
+    std::fs::remove_dir_all(&base).unwrap();
+}

@@ -95,13 +95,11 @@ struct OutLock {
 /// or says which process holds it.
 fn lock_out_dir(dir: &Path) -> Result<OutLock> {
     let path = dir.join(LOCK);
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(|e| VaeError::io(&path, e))?;
+    refuse_symlink(&path)?;
+    let mut file =
+        crate::io::no_follow(OpenOptions::new().read(true).write(true).create(true).truncate(false))
+            .open(&path)
+            .map_err(|e| VaeError::io(&path, e))?;
     match file.try_lock() {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {
@@ -122,6 +120,18 @@ fn lock_out_dir(dir: &Path) -> Result<OutLock> {
     let record = file.set_len(0).and_then(|_| file.write_all(pid.as_bytes())).and_then(|_| file.flush());
     record.map_err(|e| VaeError::io(&path, e))?;
     Ok(OutLock { _file: file })
+}
+
+/// Refuses a symbolic link where the run writes a file of its own: following it would
+/// overwrite whatever it points to.
+fn refuse_symlink(path: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => Err(VaeError::io(
+            path,
+            std::io::Error::other("a symbolic link, where the run keeps a file of its own; remove it"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Removes the temporary files of writers that died mid-write (`.NAME.tmp-PID`); only
