@@ -317,3 +317,20 @@ fn an_atomic_write_does_not_follow_a_link_at_its_temporary_name() {
     assert!(std::fs::symlink_metadata(&tmp).is_err(), "the link is gone");
     std::fs::remove_dir_all(&base).unwrap();
 }
+
+/// An optimizer state that overflows is not saved: the run stops naming the tensor, and
+/// the directory holds no checkpoint that every later command would refuse, so a sane
+/// rerun goes ahead.
+#[test]
+fn an_overflowing_optimizer_state_is_not_saved() {
+    let (base, data) = with_data("g-adam-inf", 20);
+    let (d, out) = (data.to_str().unwrap(), base.join("out"));
+    let o = out.to_str().unwrap();
+    let mut wild = quick(d, o);
+    wild.extend(["--weight-decay", "1e30"]);
+    assert_error(&run(&wild), 1, &["optimizer.exp_avg_sq.", "non-finite", "no checkpoint was written"]);
+    assert!(!out.join("checkpoint.safetensors").exists());
+    ok(&quick(d, o));
+    assert_eq!(epochs_in(&out), 1);
+    std::fs::remove_dir_all(&base).unwrap();
+}

@@ -23,19 +23,28 @@ const FORMAT: &str = "vae-from-scratch checkpoint v2";
 /// The format before the configuration moved into one serialized struct.
 const FORMAT_V1: &str = "vae-from-scratch checkpoint v1";
 
-fn bytes_of(t: &Tensor<f32>) -> Vec<u8> {
-    t.to_vec().iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-
-/// Serializes a trainer's state to safetensors bytes.
+/// Serializes a trainer's state to safetensors bytes. A state holding a non-finite value
+/// (a parameter or the optimizer's state) is an error naming the tensor: loading refuses
+/// such a checkpoint, so saving one would leave a run that can neither continue nor be
+/// evaluated.
 pub fn to_bytes(trainer: &Trainer) -> Result<Vec<u8>> {
     let params = &trainer.model.params;
+    let named = params
+        .names()
+        .iter()
+        .cloned()
+        .zip(params.tensors().iter())
+        .chain(trainer.optimizer.named_state(params).map(|(name, t)| (format!("optimizer.{name}"), t)));
     let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
-    for (name, t) in params.names().iter().zip(params.tensors()) {
-        owned.push((name.clone(), t.shape().to_vec(), bytes_of(t)));
-    }
-    for (name, t) in trainer.optimizer.named_state(params) {
-        owned.push((format!("optimizer.{name}"), t.shape().to_vec(), bytes_of(t)));
+    for (name, t) in named {
+        let values = t.to_vec();
+        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+            return Err(VaeError::NonFinite(format!(
+                "tensor \"{name}\" holds a non-finite value ({}) at element {i}",
+                values[i]
+            )));
+        }
+        owned.push((name, t.shape().to_vec(), values.iter().flat_map(|x| x.to_le_bytes()).collect()));
     }
     let views: Vec<(String, TensorView<'_>)> = owned
         .iter()

@@ -122,6 +122,15 @@ fn lock_out_dir(dir: &Path) -> Result<OutLock> {
     Ok(OutLock { _file: file })
 }
 
+/// What a stopped run left in place: the checkpoint of the last good epoch, or nothing.
+fn still_holds(ckpt: &Path, epoch: usize) -> String {
+    if epoch == 0 {
+        "no checkpoint was written".to_string()
+    } else {
+        format!("{} still holds epoch {epoch}", ckpt.display())
+    }
+}
+
 /// Refuses a symbolic link where the run writes a file of its own: following it would
 /// overwrite whatever it points to.
 fn refuse_symlink(path: &Path) -> Result<()> {
@@ -333,15 +342,22 @@ pub fn run(opts: &RunOptions, mut log: impl FnMut(&str)) -> Result<Value> {
         // Nothing non-finite goes into a checkpoint: the last good one stays in place.
         if !(m.train_neg_elbo.is_finite() && m.test_neg_elbo.is_finite()) {
             return Err(VaeError::NonFinite(format!(
-                "epoch {} gave a non-finite negative ELBO (train {}, test {}); stopped, and {} still holds epoch {}",
+                "epoch {} gave a non-finite negative ELBO (train {}, test {}); stopped, and {}",
                 m.epoch,
                 m.train_neg_elbo,
                 m.test_neg_elbo,
-                ckpt.display(),
-                m.epoch - 1
+                still_holds(&ckpt, m.epoch - 1)
             )));
         }
-        checkpoint::save(&ckpt, &trainer)?;
+        checkpoint::save(&ckpt, &trainer).map_err(|e| match e {
+            VaeError::NonFinite(what) => VaeError::NonFinite(format!(
+                "after epoch {}, {what} (a learning rate or weight decay too large for this model?); \
+                 stopped, and {}",
+                m.epoch,
+                still_holds(&ckpt, m.epoch - 1)
+            )),
+            e => e,
+        })?;
         // The end of a learning-rate stage keeps a checkpoint of its own, to evaluate later.
         if let Some(stage) = opts.train.stage_ending_at(trainer.epoch) {
             checkpoint::save(&opts.out_dir.join(stage_checkpoint(stage)), &trainer)?;
