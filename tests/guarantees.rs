@@ -334,3 +334,30 @@ fn an_overflowing_optimizer_state_is_not_saved() {
     assert_eq!(epochs_in(&out), 1);
     std::fs::remove_dir_all(&base).unwrap();
 }
+
+/// A run stopped between its checkpoint and the files that follow it (the stage checkpoint,
+/// `metrics.csv`, `curves.png`) has them written again by the next run, even when nothing
+/// is left to train.
+#[test]
+fn files_that_follow_a_checkpoint_are_completed_by_the_next_run() {
+    let (base, data) = with_data("g-complete", 20);
+    let (d, out) = (data.to_str().unwrap(), base.join("out"));
+    let mut args = quick(d, out.to_str().unwrap());
+    args.extend(["--lr-schedule", "burda"]);
+    ok(&args);
+    let stage = out.join("checkpoint-stage0.safetensors");
+    let (ckpt, metrics) = (std::fs::read(&stage).unwrap(), std::fs::read(out.join("metrics.csv")).unwrap());
+    // As a kill right after the checkpoint's rename leaves them.
+    std::fs::remove_file(&stage).unwrap();
+    std::fs::remove_file(out.join("curves.png")).unwrap();
+    let header = String::from_utf8_lossy(&metrics).lines().next().unwrap().to_string() + "\n";
+    std::fs::write(out.join("metrics.csv"), header).unwrap();
+    let said = ok(&args);
+    assert!(said.contains("nothing left to train"), "{said}");
+    // The same tensors (the header's metadata may list its keys in another order).
+    let tensors = |b: &[u8]| b[8 + u64::from_le_bytes(b[..8].try_into().unwrap()) as usize..].to_vec();
+    assert!(tensors(&std::fs::read(&stage).unwrap()) == tensors(&ckpt), "another stage checkpoint");
+    assert_eq!(std::fs::read(out.join("metrics.csv")).unwrap(), metrics);
+    assert!(out.join("curves.png").exists());
+    std::fs::remove_dir_all(&base).unwrap();
+}

@@ -235,6 +235,20 @@ fn write_metrics(path: &Path, trainer: &Trainer) -> Result<()> {
     atomic_write(path, csv.as_bytes())
 }
 
+/// The files that follow an epoch's checkpoint, from the trainer's state: the stage
+/// checkpoint at the end of a learning-rate stage (kept to evaluate later), `metrics.csv`
+/// and `curves.png`. With `only_missing`, an existing stage checkpoint is left alone.
+fn write_after_checkpoint(opts: &RunOptions, trainer: &Trainer, only_missing: bool) -> Result<()> {
+    if let Some(stage) = opts.train.stage_ending_at(trainer.epoch) {
+        let path = opts.out_dir.join(stage_checkpoint(stage));
+        if !(only_missing && path.exists()) {
+            checkpoint::save(&path, trainer)?;
+        }
+    }
+    write_metrics(&opts.out_dir.join(METRICS), trainer)?;
+    write_curves(&opts.out_dir.join(CURVES), &trainer.history)
+}
+
 /// Writes the reconstructions, samples and (for a 2-D latent space) the manifold and the
 /// scatter of test means.
 fn write_images(out: &Path, trainer: &Trainer, test: &Dataset) -> Result<()> {
@@ -326,6 +340,11 @@ pub fn run(opts: &RunOptions, mut log: impl FnMut(&str)) -> Result<Value> {
         log(&format!("removed {removed} temporary file(s) left by an interrupted write"));
     }
     let mut trainer = start(opts, &mut log)?;
+    if trainer.epoch > 0 {
+        // A run stopped between its checkpoint and the files that follow it left them
+        // behind; they are written again from the checkpoint before anything else.
+        write_after_checkpoint(opts, &trainer, true)?;
+    }
     if trainer.epoch == 0 && opts.train.model.init == Init::Glorot {
         trainer.model.set_output_bias_to_logit(&train.mean_image());
     }
@@ -358,12 +377,7 @@ pub fn run(opts: &RunOptions, mut log: impl FnMut(&str)) -> Result<Value> {
             )),
             e => e,
         })?;
-        // The end of a learning-rate stage keeps a checkpoint of its own, to evaluate later.
-        if let Some(stage) = opts.train.stage_ending_at(trainer.epoch) {
-            checkpoint::save(&opts.out_dir.join(stage_checkpoint(stage)), &trainer)?;
-        }
-        write_metrics(&opts.out_dir.join(METRICS), &trainer)?;
-        write_curves(&opts.out_dir.join(CURVES), &trainer.history)?;
+        write_after_checkpoint(opts, &trainer, false)?;
     }
     write_images(&opts.out_dir, &trainer, &test)?;
     let layers = trainer.model.active_units(&test.intensities(&(0..test.len()).collect::<Vec<_>>()));
