@@ -64,6 +64,10 @@ pub fn write_lines(path: &Path, caption: &str, x_desc: &str, series: &[Series]) 
     atomic_write(path, &encode_png(path, w as usize, h as usize, true, &px)?)
 }
 
+/// The largest magnitude of a coordinate that is drawn; a point beyond it (or not finite)
+/// is left out of the plot.
+const DRAWN: f64 = 1e12;
+
 fn draw(
     px: &mut [u8],
     w: u32,
@@ -75,8 +79,13 @@ fn draw(
     let root = BitMapBackend::with_buffer(px, (w, h)).into_drawing_area();
     let e = |e: DrawingAreaErrorKind<_>| e.to_string();
     root.fill(&WHITE).map_err(e)?;
+    // Only points within ±DRAWN are drawn: the axes' span stays finite and the plotting
+    // crate's search for tick marks ends (a span near f64::MAX would not).
+    let drawn = |p: &&(f64, f64)| p.0.abs() <= DRAWN && p.1.abs() <= DRAWN;
+    let series: Vec<(&Series, Vec<(f64, f64)>)> =
+        series.iter().map(|s| (s, s.points.iter().filter(drawn).copied().collect())).collect();
     let span = |f: fn(&(f64, f64)) -> f64| {
-        let values = series.iter().flat_map(|s| s.points.iter().map(f)).filter(|v| v.is_finite());
+        let values = series.iter().flat_map(|(_, points)| points.iter().map(f));
         let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
         if lo.is_finite() {
             (lo, hi)
@@ -88,7 +97,7 @@ fn draw(
     let pad = ((hi - lo) * 0.05).max(0.5);
     let (x0, x1) = span(|p| p.0);
     let x1 = x1.max(x0 + 1.0);
-    let longest = series.iter().map(|s| s.points.len()).max().unwrap_or(0);
+    let longest = series.iter().map(|(_, points)| points.len()).max().unwrap_or(0);
     let mut chart = ChartBuilder::on(&root)
         .caption(caption, ("sans-serif", 22))
         .margin(12)
@@ -105,14 +114,14 @@ fn draw(
         .light_line_style(WHITE.mix(0.0))
         .draw()
         .map_err(e)?;
-    for s in series {
+    for (s, points) in &series {
         let color = RGBColor(s.color.0, s.color.1, s.color.2);
         chart
-            .draw_series(LineSeries::new(s.points.iter().copied(), color.stroke_width(2)))
+            .draw_series(LineSeries::new(points.iter().copied(), color.stroke_width(2)))
             .map_err(e)?
             .label(s.name.as_str())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
-        chart.draw_series(s.points.iter().map(|&p| Circle::new(p, 3, color.filled()))).map_err(e)?;
+        chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled()))).map_err(e)?;
     }
     chart.configure_series_labels().border_style(BLACK).background_style(WHITE).draw().map_err(e)?;
     root.present().map_err(e)
@@ -147,5 +156,32 @@ mod tests {
         write_curves(&dir.join("curves.png"), &history).unwrap();
         assert!(std::fs::read(dir.join("curves.png")).unwrap().starts_with(b"\x89PNG"));
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// Values near the ends of f64's range (as an edited checkpoint's history may hold) are
+    /// left out and the plot is drawn; handed to the plotting crate they hang it.
+    #[test]
+    fn huge_values_are_left_out_and_the_plot_ends() {
+        let history: Vec<EpochMetrics> = (1..=4)
+            .map(|e| EpochMetrics {
+                epoch: e,
+                train_neg_elbo: [100.0, 1e308, 99.0, f64::NAN][e - 1],
+                test_neg_elbo: [101.0, -1e308, 98.0, f64::INFINITY][e - 1],
+                epoch_seconds: 1.0,
+            })
+            .collect();
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            register();
+            let (w, h) = (720u32, 440u32);
+            let mut px = vec![255u8; (w * h * 3) as usize];
+            let drawn = draw(&mut px, w, h, CURVES_CAPTION, "epoch", &curve_series(&history));
+            let _ = done.send(drawn.map(|_| px.chunks_exact(3).filter(|p| *p == [31, 119, 180]).count()));
+        });
+        let train_pixels = finished
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("drawing did not end within a minute")
+            .unwrap();
+        assert!(train_pixels > 100, "the train line's finite points are drawn");
     }
 }
