@@ -285,6 +285,29 @@ fn optimizer(args: &Args) -> Result<OptimizerConfig, String> {
     Ok(OptimizerConfig { kind, lr: args.lr, weight_decay: args.weight_decay })
 }
 
+/// A flag given on the command line that the chosen configuration would not use is an
+/// error: a flag is honoured or refused, never dropped.
+fn no_flag_without_effect(args: &Args, matches: &ArgMatches) -> Result<(), String> {
+    let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
+    let refuse = |flag: &str, id: &str, unused: bool, why: &str| {
+        if given(id) && unused {
+            Err(format!("{flag} has no effect {why}"))
+        } else {
+            Ok(())
+        }
+    };
+    let burda = args.lr_schedule == Schedule::Burda;
+    refuse(
+        "--lr",
+        "lr",
+        burda,
+        "with --lr-schedule burda (the preset's schedule), whose stages set the rate; leave it out, or add --lr-schedule none",
+    )?;
+    refuse("--conv-channels", "conv_channels", args.arch != Arch::Conv, "without --arch conv")?;
+    refuse("--upper-hidden", "upper_hidden", args.stochastic_layers != 2, "without --stochastic-layers 2")?;
+    refuse("--upper-latent", "upper_latent", args.stochastic_layers != 2, "without --stochastic-layers 2")
+}
+
 fn readable_file(s: &str) -> Result<PathBuf, String> {
     let p = PathBuf::from(s);
     // Look before opening: opening a FIFO would block.
@@ -310,7 +333,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    let optimizer = match optimizer(&args) {
+    let optimizer = match no_flag_without_effect(&args, &matches).and_then(|_| optimizer(&args)) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("error: {e}");

@@ -122,6 +122,12 @@ fn bad_flags_exit_with_code_2() {
         (vec!["--optimizer", "sgd", "--betas", "0.9,0.99"], "--betas applies to adam only"),
         (vec!["--likelihood", "poisson"], "unknown likelihood 'poisson'"),
         (vec!["--lr", "-1"], "--lr"),
+        // A flag the configuration would not use is refused, not dropped.
+        (vec!["--preset", "burda", "--lr", "0.05"], "--lr has no effect with --lr-schedule burda"),
+        (vec!["--lr-schedule", "burda", "--lr", "0.5"], "--lr has no effect with --lr-schedule burda"),
+        (vec!["--conv-channels", "8,16"], "--conv-channels has no effect without --arch conv"),
+        (vec!["--upper-hidden", "50"], "--upper-hidden has no effect without --stochastic-layers 2"),
+        (vec!["--upper-latent", "5"], "--upper-latent has no effect without --stochastic-layers 2"),
         (vec!["--resume", "/definitely/not/here.safetensors"], "cannot read"),
         (vec!["--no-such-flag"], "--no-such-flag"),
     ] {
