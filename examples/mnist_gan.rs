@@ -54,6 +54,10 @@ fn main() -> ExitCode {
         eprintln!("error: --lr must be a positive number, not {}", args.lr);
         return ExitCode::from(2);
     }
+    if let Err(e) = vae::config::in_f32("--lr", args.lr) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     match train(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -438,6 +438,22 @@ impl Default for TrainConfig {
     }
 }
 
+/// Refuses a hyper-parameter that the optimizer's arithmetic, in `f32` as the parameters
+/// are, would turn into 0 (a non-zero value) or infinity: the run would then not move the
+/// parameters at all (a learning rate of 0, an eps that swamps every update) and say
+/// nothing.
+pub fn in_f32(what: &str, v: f64) -> Result<()> {
+    let f = v as f32;
+    let became = if f.is_infinite() {
+        "infinite"
+    } else if v != 0.0 && f == 0.0 {
+        "0"
+    } else {
+        return Ok(());
+    };
+    Err(VaeError::Config(format!("{what} {v:e} is {became} in f32, the precision of the parameters")))
+}
+
 impl TrainConfig {
     /// Burda et al.'s recipe with `objective`, `k` samples per image and `layers` (1 or 2)
     /// stochastic layers: 784-200-200-50 tanh (two layers: 784-200-200-100-100-100-50),
@@ -599,14 +615,15 @@ impl TrainConfig {
         if !(o.lr.is_finite() && o.lr > 0.0) {
             return bad("learning rate must be a positive number");
         }
-        if o.lr as f32 == 0.0 {
-            return Err(VaeError::Config(format!(
-                "learning rate {:e} is 0 in f32, the precision of the parameters",
-                o.lr
-            )));
-        }
         if !(o.weight_decay.is_finite() && o.weight_decay >= 0.0) {
             return bad("weight decay must be a non-negative number");
+        }
+        let eps = match o.kind {
+            OptimizerKind::Adam { eps, .. } | OptimizerKind::Adagrad { eps } => eps,
+            OptimizerKind::Sgd { .. } => 1.0,
+        };
+        for (what, v) in [("learning rate", o.lr), ("weight decay", o.weight_decay), ("eps", eps)] {
+            in_f32(what, v)?;
         }
         let rule_ok = match o.kind {
             OptimizerKind::Adam { beta1, beta2, eps } => {
@@ -1073,6 +1090,33 @@ mod tests {
             c.validate().unwrap_err().to_string(),
             "invalid configuration: learning rate 1e-50 is 0 in f32, the precision of the parameters"
         );
+    }
+
+    /// Every hyper-parameter the optimizer uses in f32 is refused where f32 makes it 0 or
+    /// infinite: an eps of 1e39 would swamp every update, and nothing would move.
+    #[test]
+    fn hyper_parameters_that_f32_turns_to_zero_or_infinity_are_refused() {
+        let with = |lr: f64, weight_decay: f64, eps: f64| TrainConfig {
+            optimizer: OptimizerConfig {
+                lr,
+                weight_decay,
+                kind: OptimizerKind::Adam { beta1: 0.9, beta2: 0.999, eps },
+            },
+            ..TrainConfig::default()
+        };
+        for (c, says) in [
+            (with(1e39, 0.0, 1e-8), "learning rate 1e39 is infinite in f32"),
+            (with(1e-3, 1e300, 1e-8), "weight decay 1e300 is infinite in f32"),
+            (with(1e-3, 0.0, 1e39), "eps 1e39 is infinite in f32"),
+            (with(1e-3, 0.0, 1e-50), "eps 1e-50 is 0 in f32"),
+        ] {
+            let err = c.validate().unwrap_err().to_string();
+            assert!(err.contains(says), "{err}");
+        }
+        with(1e-3, 0.0, 1e-8).validate().unwrap();
+        let sgd =
+            OptimizerConfig { kind: OptimizerKind::Sgd { momentum: 0.0 }, ..OptimizerConfig::default() };
+        TrainConfig { optimizer: sgd, ..TrainConfig::default() }.validate().unwrap();
     }
 
     /// Fields added later have defaults, so checkpoints written before them still load.
