@@ -361,3 +361,37 @@ fn files_that_follow_a_checkpoint_are_completed_by_the_next_run() {
     assert!(out.join("curves.png").exists());
     std::fs::remove_dir_all(&base).unwrap();
 }
+
+/// `--force` starts over: no file of the previous run (its 2-D latent images, its stage
+/// checkpoints) stays beside the new run's, and files that are not the run's stay.
+#[test]
+fn force_leaves_no_file_of_the_previous_run() {
+    let (base, data) = with_data("g-force-clean", 20);
+    let (d, out) = (data.to_str().unwrap(), base.join("out"));
+    let o = out.to_str().unwrap();
+    let mut first = quick(d, o);
+    first.extend(["--lr-schedule", "burda"]);
+    ok(&first);
+    for f in ["manifold.png", "latent_scatter.png", "checkpoint-stage0.safetensors"] {
+        assert!(out.join(f).exists(), "{f}");
+    }
+    std::fs::write(out.join("notes.txt"), b"mine").unwrap();
+    let mut other = quick(d, o);
+    other[9] = "3"; // --latent 3: no manifold or scatter
+    other.push("--force");
+    let said = ok(&other);
+    assert!(said.contains("removed"), "{said}");
+    for f in ["manifold.png", "latent_scatter.png", "checkpoint-stage0.safetensors"] {
+        assert!(!out.join(f).exists(), "{f} of the previous run is still there");
+    }
+    assert!(out.join("checkpoint.safetensors").exists() && out.join("samples.png").exists());
+    assert_eq!(std::fs::read(out.join("notes.txt")).unwrap(), b"mine");
+    // --force resuming from the directory's own checkpoint, nothing left to train: the
+    // checkpoint is the run's state and stays.
+    let ckpt = out.join("checkpoint.safetensors");
+    other.extend(["--resume", ckpt.to_str().unwrap()]);
+    let said = ok(&other);
+    assert!(said.contains("nothing left to train"), "{said}");
+    assert!(ckpt.exists() && out.join("metrics.csv").exists());
+    std::fs::remove_dir_all(&base).unwrap();
+}

@@ -122,6 +122,40 @@ fn lock_out_dir(dir: &Path) -> Result<OutLock> {
     Ok(OutLock { _file: file })
 }
 
+/// Test images above their reconstructions, drawn at the end of a run.
+const RECONSTRUCTIONS: &str = "reconstructions.png";
+/// Decoded draws from the prior.
+const SAMPLES: &str = "samples.png";
+/// The decoded grid over a 2-D latent space.
+const MANIFOLD: &str = "manifold.png";
+/// The test set's encoded means in a 2-D latent space.
+const LATENT_SCATTER: &str = "latent_scatter.png";
+/// The images a run writes at its end (the last two for a 2-D latent space only).
+const IMAGES: [&str; 4] = [RECONSTRUCTIONS, SAMPLES, MANIFOLD, LATENT_SCATTER];
+
+/// Removes the files a run writes (checkpoints, stage checkpoints, metrics, curves, images,
+/// summary) from `dir`, and nothing else; returns how many there were.
+fn remove_outputs(dir: &Path) -> Result<usize> {
+    let ours = |name: &str| {
+        [CHECKPOINT, METRICS, SUMMARY, CURVES].contains(&name)
+            || IMAGES.contains(&name)
+            || name
+                .strip_prefix("checkpoint-stage")
+                .and_then(|rest| rest.strip_suffix(".safetensors"))
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let entries = std::fs::read_dir(dir).map_err(|e| VaeError::io(dir, e))?;
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if ours(&name) && entry.file_type().is_ok_and(|t| !t.is_dir()) {
+            std::fs::remove_file(entry.path()).map_err(|e| VaeError::io(&entry.path(), e))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 /// What a stopped run left in place: the checkpoint of the last good epoch, or nothing.
 fn still_holds(ckpt: &Path, epoch: usize) -> String {
     if epoch == 0 {
@@ -267,12 +301,12 @@ fn write_images(out: &Path, trainer: &Trainer, test: &Dataset) -> Result<()> {
         rows.push(recon.narrow(0, r * 8, len));
     }
     let stacked: Vec<f32> = rows.iter().flat_map(Tensor::to_vec).collect();
-    write_grid(&out.join("reconstructions.png"), &Tensor::from_vec(stacked, &[2 * n, h * w]), h, w, 8)?;
+    write_grid(&out.join(RECONSTRUCTIONS), &Tensor::from_vec(stacked, &[2 * n, h * w]), h, w, 8)?;
     let z = model.sample_prior(64, &mut rng);
-    write_grid(&out.join("samples.png"), &model.decode_mean(&z), h, w, 8)?;
+    write_grid(&out.join(SAMPLES), &model.decode_mean(&z), h, w, 8)?;
     if model.config.latent == 2 {
         let grid = 20;
-        write_grid(&out.join("manifold.png"), &model.decode_mean(&manifold_grid(grid)), h, w, grid)?;
+        write_grid(&out.join(MANIFOLD), &model.decode_mean(&manifold_grid(grid)), h, w, grid)?;
         let all: Vec<usize> = (0..test.len()).collect();
         let mut means = Vec::with_capacity(test.len() * 2);
         for chunk in all.chunks(1000) {
@@ -285,7 +319,7 @@ fn write_images(out: &Path, trainer: &Trainer, test: &Dataset) -> Result<()> {
             .map(|i| (labels[i], test.intensities::<f32>(&[i]).to_vec(), h, w))
             .collect();
         let means = Tensor::from_vec(means, &[test.len(), 2]);
-        write_scatter(&out.join("latent_scatter.png"), &means, &labels, &legend, 600, 4.0)?;
+        write_scatter(&out.join(LATENT_SCATTER), &means, &labels, &legend, 600, 4.0)?;
     }
     Ok(())
 }
@@ -340,9 +374,21 @@ pub fn run(opts: &RunOptions, mut log: impl FnMut(&str)) -> Result<Value> {
         log(&format!("removed {removed} temporary file(s) left by an interrupted write"));
     }
     let mut trainer = start(opts, &mut log)?;
+    if opts.force {
+        // Starting over: no file of the previous run stays beside this one's.
+        let removed = remove_outputs(&opts.out_dir)?;
+        if removed > 0 {
+            log(&format!("removed {removed} file(s) of the previous run (--force)"));
+        }
+    }
     if trainer.epoch > 0 {
         // A run stopped between its checkpoint and the files that follow it left them
-        // behind; they are written again from the checkpoint before anything else.
+        // behind; they are written again from the checkpoint before anything else. After
+        // --force, the checkpoint resumed from (which may have been the directory's own)
+        // is the run's state and is written too.
+        if opts.force {
+            checkpoint::save(&opts.out_dir.join(CHECKPOINT), &trainer)?;
+        }
         write_after_checkpoint(opts, &trainer, true)?;
     }
     if trainer.epoch == 0 && opts.train.model.init == Init::Glorot {
