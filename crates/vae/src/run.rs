@@ -149,7 +149,7 @@ fn remove_outputs(dir: &Path) -> Result<usize> {
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         if ours(&name) && entry.file_type().is_ok_and(|t| !t.is_dir()) {
-            std::fs::remove_file(entry.path()).map_err(|e| VaeError::io(&entry.path(), e))?;
+            std::fs::remove_file(entry.path()).map_err(|e| VaeError::io(entry.path(), e))?;
             removed += 1;
         }
     }
