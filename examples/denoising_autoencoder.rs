@@ -51,6 +51,10 @@ fn main() -> ExitCode {
         eprintln!("error: --mask must be in [0, 1)");
         return ExitCode::from(2);
     }
+    if let Err(e) = vae::io::prepare_out_file(&args.out) {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     let mnist = match Mnist::load(&args.data) {
         Ok(m) => m,
         Err(e) => {
@@ -97,12 +101,6 @@ fn main() -> ExitCode {
     // Rows of ten: clean, noisy, denoised by the plain model, denoised by the denoising model.
     let rows: Vec<f32> =
         [&clean, &noisy, &by_plain, &by_dae].iter().flat_map(|t| t.narrow(0, 0, 10).to_vec()).collect();
-    if let Some(dir) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        if let Err(e) = std::fs::create_dir_all(dir) {
-            eprintln!("error: {}: {e}", dir.display());
-            return ExitCode::FAILURE;
-        }
-    }
     let (ih, iw) = test.image_shape();
     if let Err(e) = write_grid(&args.out, &Tensor::from_vec(rows, &[40, d]), ih, iw, 10) {
         eprintln!("error: {e}");

@@ -85,6 +85,7 @@ fn main() -> ExitCode {
 }
 
 fn measure(args: &Args) -> vae::Result<()> {
+    vae::io::prepare_out_dir(&args.out)?;
     let mnist = Mnist::load(&args.data)?;
     let x = mnist.test.intensities::<f64>(&[0]);
     let mut rng = StdRng::seed_from_u64(1);
@@ -113,7 +114,6 @@ fn measure(args: &Args) -> vae::Result<()> {
         println!("{l} {r:.4e} {s:.4e} {:.0}", s / r);
         rows.push((l, r, s));
     }
-    std::fs::create_dir_all(&args.out).map_err(|e| vae::VaeError::io(&args.out, e))?;
     let line = |name: &str, color, f: fn(&(usize, f64, f64)) -> f64| Series {
         name: name.into(),
         color,

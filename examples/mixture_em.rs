@@ -65,6 +65,7 @@ fn main() -> ExitCode {
 }
 
 fn fit(args: &Args) -> vae::Result<()> {
+    vae::io::prepare_out_dir(&args.out)?;
     let mnist = Mnist::load(&args.data)?;
     let mut train = mnist.train;
     if let Some(n) = args.train_limit {
@@ -100,7 +101,6 @@ fn fit(args: &Args) -> vae::Result<()> {
             start.elapsed().as_secs_f64()
         );
     }
-    std::fs::create_dir_all(&args.out).map_err(|e| vae::VaeError::io(&args.out, e))?;
     let (h, w) = train.image_shape();
     let path = args.out.join("means.png");
     write_grid(&path, &model.means, h, w, 10.min(k))?;

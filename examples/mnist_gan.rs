@@ -68,11 +68,11 @@ fn main() -> ExitCode {
 }
 
 fn train(args: &Args) -> vae::Result<()> {
+    vae::io::prepare_out_dir(&args.out)?;
     let mut data = Mnist::load(&args.data)?.train;
     if let Some(n) = args.train_limit {
         data.truncate(n as usize);
     }
-    std::fs::create_dir_all(&args.out).map_err(|e| vae::VaeError::io(&args.out, e))?;
     let mut rng = StdRng::seed_from_u64(args.seed);
     let mut gan = Gan::new(data.dim(), args.noise as usize, args.lr, &mut rng);
     let fixed = Tensor::<f32>::randn(&[64, args.noise as usize], &mut rng);

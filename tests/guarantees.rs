@@ -395,3 +395,28 @@ fn force_leaves_no_file_of_the_previous_run() {
     assert!(ckpt.exists() && out.join("metrics.csv").exists());
     std::fs::remove_dir_all(&base).unwrap();
 }
+
+/// The other examples check where their outputs go before any work: a file where a
+/// directory goes, or a directory where a file goes, is one error line naming it, and
+/// nothing is computed first.
+#[test]
+fn examples_check_their_destination_before_the_work() {
+    let (base, data) = with_data("g-dest", 20);
+    let d = data.to_str().unwrap();
+    let file = base.join("a-file");
+    std::fs::write(&file, b"mine").unwrap();
+    let f = file.to_str().unwrap();
+    let b = base.to_str().unwrap();
+    for (name, args, says) in [
+        ("mixture_em", vec!["--data", d, "--out", f], "not a directory"),
+        ("mnist_gan", vec!["--data", d, "--out", f], "not a directory"),
+        ("gradient_variance", vec!["--data", d, "--out", f], "not a directory"),
+        ("denoising_autoencoder", vec!["--data", d, "--out", b], "a directory, where the output file goes"),
+    ] {
+        let out = Command::new(common::example(name)).args(&args).output().unwrap();
+        assert_error(&out, 1, &[says]);
+        assert!(out.stdout.is_empty(), "{name} worked first: {}", String::from_utf8_lossy(&out.stdout));
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), b"mine");
+    std::fs::remove_dir_all(&base).unwrap();
+}

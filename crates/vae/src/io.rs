@@ -37,6 +37,37 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
     })
 }
 
+/// Makes `dir` ready for a program's outputs before any work starts: creates it (and its
+/// parents) and checks, by creating and removing a probe file, that files can be written
+/// there. A path that is a file, a directory that cannot be written or a full disk is an
+/// error naming the path now, not after the work. (The probe is named as a temporary file
+/// is, so a run there removes one left by a kill.)
+pub fn prepare_out_dir(dir: &Path) -> Result<()> {
+    if fs::metadata(dir).is_ok_and(|m| !m.is_dir()) {
+        let msg = "not a directory, where the outputs go";
+        return Err(VaeError::io(dir, std::io::Error::other(msg)));
+    }
+    fs::create_dir_all(dir).map_err(|e| VaeError::io(dir, e))?;
+    let probe = dir.join(format!(".probe.tmp-{}", std::process::id()));
+    let wrote = no_follow(fs::OpenOptions::new().write(true).create_new(true))
+        .open(&probe)
+        .and_then(|mut f| f.write_all(b"probe").and_then(|_| f.sync_all()));
+    let _ = fs::remove_file(&probe);
+    wrote.map_err(|e| VaeError::io(dir, e))
+}
+
+/// Makes `path` ready to be written as a program's output file before any work starts: its
+/// directory as [`prepare_out_dir`] does, and `path` itself not a directory.
+pub fn prepare_out_file(path: &Path) -> Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    prepare_out_dir(dir)?;
+    if path.is_dir() {
+        let msg = "a directory, where the output file goes";
+        return Err(VaeError::io(path, std::io::Error::other(msg)));
+    }
+    Ok(())
+}
+
 /// `options` set not to follow a symbolic link at the last component of the path (where the
 /// platform can say so): opening one fails instead.
 pub fn no_follow(options: &mut fs::OpenOptions) -> &mut fs::OpenOptions {

@@ -367,7 +367,7 @@ pub fn run(opts: &RunOptions, mut log: impl FnMut(&str)) -> Result<Value> {
         train.truncate(n);
     }
     opts.train.check_memory(train.len(), memory_bytes())?;
-    std::fs::create_dir_all(&opts.out_dir).map_err(|e| VaeError::io(&opts.out_dir, e))?;
+    crate::io::prepare_out_dir(&opts.out_dir)?;
     let _lock = lock_out_dir(&opts.out_dir)?;
     let removed = remove_left_overs(&opts.out_dir);
     if removed > 0 {
