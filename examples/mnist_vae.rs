@@ -69,17 +69,17 @@ struct Args {
     batch_size: u64,
     /// Hidden layers of the encoder, input side first, as a list (`200,200`); the decoder
     /// mirrors them unless --decoder-hidden says otherwise.
-    #[arg(long, default_value = "400", value_delimiter = ',', value_parser = layer_size)]
+    #[arg(long, default_value = "400", value_delimiter = ',', value_parser = layer_size, allow_hyphen_values = true)]
     hidden: Vec<usize>,
     /// Hidden layers of the decoder, latent side first (default: the encoder's, reversed).
-    #[arg(long, value_delimiter = ',', value_parser = layer_size)]
+    #[arg(long, value_delimiter = ',', value_parser = layer_size, allow_hyphen_values = true)]
     decoder_hidden: Option<Vec<usize>>,
     /// Encoder and decoder: mlp, or conv (convolutions, then a dense layer to the latent).
     #[arg(long, default_value = "mlp")]
     arch: Arch,
     /// Channels of the convolutions with --arch conv, image side first; each halves the
     /// image's side, which must be divisible by 2 per convolution.
-    #[arg(long, default_value = "32,64", value_delimiter = ',', value_parser = layer_size)]
+    #[arg(long, default_value = "32,64", value_delimiter = ',', value_parser = layer_size, allow_hyphen_values = true)]
     conv_channels: Vec<usize>,
     /// Nonlinearity of every hidden layer: relu, tanh, sigmoid or softplus.
     #[arg(long, default_value = "relu")]
@@ -91,7 +91,7 @@ struct Args {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=2))]
     stochastic_layers: u64,
     /// Hidden layers of the second stochastic layer's networks, as a list.
-    #[arg(long, default_value = "100,100", value_delimiter = ',', value_parser = layer_size)]
+    #[arg(long, default_value = "100,100", value_delimiter = ',', value_parser = layer_size, allow_hyphen_values = true)]
     upper_hidden: Vec<usize>,
     /// Units of the second stochastic layer.
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..))]
@@ -128,7 +128,7 @@ struct Args {
     #[arg(long, default_value = "adam")]
     optimizer: OptimizerKind,
     /// Adam's betas, as `beta1,beta2` (default 0.9,0.999).
-    #[arg(long, value_parser = betas)]
+    #[arg(long, value_parser = betas, allow_hyphen_values = true)]
     betas: Option<(f64, f64)>,
     /// The eps of Adam (default 1e-8) or Adagrad (default 1e-10).
     #[arg(long, value_parser = positive_f64)]

@@ -119,6 +119,9 @@ fn bad_flags_exit_with_code_2() {
         (vec!["--hidden", "200,x"], "'x' is not a positive layer size"),
         (vec!["--activation", "gelu"], "unknown activation 'gelu'"),
         (vec!["--betas", "0.9"], "'0.9' is not two numbers"),
+        // A negative value is read as a value, not as a flag.
+        (vec!["--betas", "-0.1,0.999"], "'-0.1,0.999' is not two numbers"),
+        (vec!["--hidden", "-3,4"], "'-3' is not a positive layer size"),
         (vec!["--optimizer", "sgd", "--betas", "0.9,0.99"], "--betas applies to adam only"),
         (vec!["--likelihood", "poisson"], "unknown likelihood 'poisson'"),
         (vec!["--lr", "-1"], "--lr"),
