@@ -10,7 +10,6 @@ mod axpy;
 mod dot;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 use rayon::prelude::*;
 
@@ -387,9 +386,8 @@ fn gemm<T: Element>(
     let large = m.saturating_mul(k).saturating_mul(n) >= PAR_MIN_MACS;
     if let Some(own) = own_kernel(m, &a, &b) {
         // The kernels take products of few rows, so the blocks are of columns: each thread
-        // reads its share of `b` (a layer's weight) and all of the small `a`. Block `i`'s
-        // `alpha·a·b` goes to its own stretch of one pooled buffer (`m` rows of its width,
-        // so the stretches are disjoint slices), then into `c` with `beta·c` added: the
+        // reads its share of `b` (a layer's weight) and all of the small `a`. A block's
+        // `alpha·a·b` goes to a buffer of its own, then into `c` with `beta·c` added: the
         // same two roundings as the kernel's epilogue, and an element is computed the same
         // way in any block, so the bits do not depend on the split.
         let blocks = if large { threads.min(n / OWN_MIN_COLS) } else { 1 };
@@ -398,21 +396,24 @@ fn gemm<T: Element>(
         }
         assert_holds(c.len(), m, n);
         let cols = n.div_ceil(blocks).next_multiple_of(16);
-        let mut scratch = crate::pool::take_or_fail::<T>(m * n);
-        let parts = Arc::get_mut(&mut scratch).expect("taken storage has one owner");
-        parts.par_chunks_mut(m * cols).enumerate().for_each(|(i, part)| {
+        let parts: Vec<(usize, Vec<T>)> = (0..n)
+            .into_par_iter()
+            .step_by(cols)
+            .map(|first| {
+                let width = cols.min(n - first);
+                let mut part = vec![T::zero(); m * width];
+                own_rows(own, m, k, width, alpha, a, b.right(first), T::zero(), &mut part);
+                (first, part)
+            })
+            .collect();
+        for (first, part) in parts {
             let width = part.len() / m;
-            own_rows(own, m, k, width, alpha, a, b.right(i * cols), T::zero(), part);
-        });
-        for (i, part) in parts.chunks(m * cols).enumerate() {
-            let (first, width) = (i * cols, part.len() / m);
             for (row, got) in c.chunks_mut(n).zip(part.chunks(width)) {
                 for (o, &p) in row[first..first + width].iter_mut().zip(got) {
                     *o = if beta == T::zero() { p } else { p + beta * *o };
                 }
             }
         }
-        crate::pool::give(&mut scratch);
         return;
     }
     let blocks = threads.min(m.max(n) / BLOCK_ALIGN);
