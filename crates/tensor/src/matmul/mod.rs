@@ -227,10 +227,6 @@ const DOT_MAX_ROWS: usize = 32;
 /// which packs `X` once where the kernel would read it once per tile of rows, is faster.)
 const AXPY_MAX_ROWS: usize = 32;
 
-/// The fewest columns of a block when a product through a kernel of our own is split
-/// between threads (blocks start at multiples of 16, a vector of floats).
-const OWN_MIN_COLS: usize = 64;
-
 /// A kernel of our own that takes a whole product.
 #[derive(Clone, Copy)]
 enum Own<T> {
@@ -385,35 +381,17 @@ fn gemm<T: Element>(
     let threads = if split { rayon::current_num_threads() } else { 1 };
     let large = m.saturating_mul(k).saturating_mul(n) >= PAR_MIN_MACS;
     if let Some(own) = own_kernel(m, &a, &b) {
-        // The kernels take products of few rows, so the blocks are of columns: each thread
-        // reads its share of `b` (a layer's weight) and all of the small `a`. A block's
-        // `alpha·a·b` goes to a buffer of its own, then into `c` with `beta·c` added: the
-        // same two roundings as the kernel's epilogue, and an element is computed the same
-        // way in any block, so the bits do not depend on the split.
-        let blocks = if large { threads.min(n / OWN_MIN_COLS) } else { 1 };
+        // Blocks of rows, as even as the row count allows (the kernels' tiles need no
+        // alignment: an element is computed the same way in any block).
+        let blocks = if large { threads.min(m) } else { 1 };
         if blocks < 2 {
             return own_rows(own, m, k, n, alpha, a, b, beta, c);
         }
         assert_holds(c.len(), m, n);
-        let cols = n.div_ceil(blocks).next_multiple_of(16);
-        let parts: Vec<(usize, Vec<T>)> = (0..n)
-            .into_par_iter()
-            .step_by(cols)
-            .map(|first| {
-                let width = cols.min(n - first);
-                let mut part = vec![T::zero(); m * width];
-                own_rows(own, m, k, width, alpha, a, b.right(first), T::zero(), &mut part);
-                (first, part)
-            })
-            .collect();
-        for (first, part) in parts {
-            let width = part.len() / m;
-            for (row, got) in c.chunks_mut(n).zip(part.chunks(width)) {
-                for (o, &p) in row[first..first + width].iter_mut().zip(got) {
-                    *o = if beta == T::zero() { p } else { p + beta * *o };
-                }
-            }
-        }
+        let rows = m.div_ceil(blocks);
+        c[..m * n].par_chunks_mut(rows * n).enumerate().for_each(|(i, block)| {
+            own_rows(own, block.len() / n, k, n, alpha, a.down(i * rows), b, beta, block);
+        });
         return;
     }
     let blocks = threads.min(m.max(n) / BLOCK_ALIGN);
