@@ -619,11 +619,12 @@ impl TrainConfig {
             return bad("weight decay must be a non-negative number");
         }
         let eps = match o.kind {
-            OptimizerKind::Adam { eps, .. } | OptimizerKind::Adagrad { eps } => eps,
-            OptimizerKind::Sgd { .. } => 1.0,
+            OptimizerKind::Adam { eps, .. } | OptimizerKind::Adagrad { eps } => Some(eps),
+            OptimizerKind::Sgd { .. } => None,
         };
-        for (what, v) in [("learning rate", o.lr), ("weight decay", o.weight_decay), ("eps", eps)] {
-            in_f32(what, v)?;
+        for (what, v) in [("learning rate", Some(o.lr)), ("weight decay", Some(o.weight_decay)), ("eps", eps)]
+        {
+            v.map_or(Ok(()), |v| in_f32(what, v))?;
         }
         let rule_ok = match o.kind {
             OptimizerKind::Adam { beta1, beta2, eps } => {

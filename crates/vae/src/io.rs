@@ -10,7 +10,7 @@ use crate::error::{Result, VaeError};
 /// renamed over `path`. A reader (or a crash) sees the old file or the new one, never a
 /// mixture.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = parent_dir(path);
     let not_a_file = || std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file path");
     let name = path.file_name().ok_or_else(|| VaeError::io(path, not_a_file()))?;
     let tmp: PathBuf = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
@@ -59,13 +59,17 @@ pub fn prepare_out_dir(dir: &Path) -> Result<()> {
 /// Makes `path` ready to be written as a program's output file before any work starts: its
 /// directory as [`prepare_out_dir`] does, and `path` itself not a directory.
 pub fn prepare_out_file(path: &Path) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    prepare_out_dir(dir)?;
+    prepare_out_dir(parent_dir(path))?;
     if path.is_dir() {
         let msg = "a directory, where the output file goes";
         return Err(VaeError::io(path, std::io::Error::other(msg)));
     }
     Ok(())
+}
+
+/// The directory `path` lies in (`.` for a bare file name).
+fn parent_dir(path: &Path) -> &Path {
+    path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
 }
 
 /// `options` set not to follow a symbolic link at the last component of the path (where the

@@ -127,6 +127,9 @@ mod x86 {
 
     use super::{MR, NC};
 
+    // The AVX-512 tile is dispatched by row count up to 4, in whole 16-lane vectors.
+    const _: () = assert!(MR == 4 && NC.is_multiple_of(16));
+
     /// The AVX-512F tile: `NC / 16` vectors of columns per row; vectors past `nc` are
     /// loaded masked (lanes past `nc` read nothing and are not used). One instantiation per
     /// row count, whose loops the compiler unrolls into registers.

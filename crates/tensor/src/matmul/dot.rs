@@ -178,6 +178,9 @@ mod x86 {
 
     use super::{LANES, MR, NR};
 
+    // The AVX-512 tile is dispatched by row count up to 4 and reduces 4×4 accumulators.
+    const _: () = assert!(MR == 4 && NR == 4);
+
     /// `B`'s `NR` row starts for a tile of `nr ≥ 1` rows: rows past `nr` repeat the last
     /// one, so every tile computes `NR` columns (the caller writes only `nr` of them) and
     /// each row count of `A` needs one instantiation, whose loops the compiler unrolls into
