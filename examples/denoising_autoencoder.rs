@@ -52,14 +52,12 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     if let Err(e) = vae::io::prepare_out_file(&args.out) {
-        eprintln!("error: {e}");
-        return ExitCode::FAILURE;
+        return e.report();
     }
     let mnist = match Mnist::load(&args.data) {
         Ok(m) => m,
         Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
+            return e.report();
         }
     };
     let (mut train, test) = (mnist.train, mnist.test);
@@ -78,8 +76,7 @@ fn main() -> ExitCode {
         .train(&x, Corruption::None, epochs, 128, 1e-3, &mut rng)
         .and_then(|_| denoising.train(&x, noise, epochs, 128, 1e-3, &mut rng));
     if let Err(e) = trained {
-        eprintln!("error: {e}");
-        return ExitCode::FAILURE;
+        return e.report();
     }
 
     let (by_plain, by_dae) = (plain.reconstruct(&noisy), denoising.reconstruct(&noisy));
@@ -103,8 +100,7 @@ fn main() -> ExitCode {
         [&clean, &noisy, &by_plain, &by_dae].iter().flat_map(|t| t.narrow(0, 0, 10).to_vec()).collect();
     let (ih, iw) = test.image_shape();
     if let Err(e) = write_grid(&args.out, &Tensor::from_vec(rows, &[40, d]), ih, iw, 10) {
-        eprintln!("error: {e}");
-        return ExitCode::FAILURE;
+        return e.report();
     }
     println!("wrote {} (rows: clean, noisy, plain model, denoising model)", args.out.display());
     ExitCode::SUCCESS

@@ -77,10 +77,7 @@ fn main() -> ExitCode {
     let args = Args::parse();
     match measure(&args) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
+        Err(e) => e.report(),
     }
 }
 

@@ -15,10 +15,7 @@ use vae::theory::{fit_linear_regression, RegressionLoss};
 fn main() -> std::process::ExitCode {
     match fit_and_print() {
         Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::ExitCode::FAILURE
-        }
+        Err(e) => e.report(),
     }
 }
 

@@ -60,10 +60,7 @@ fn main() -> ExitCode {
     }
     match train(&args) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
+        Err(e) => e.report(),
     }
 }
 

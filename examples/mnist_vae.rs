@@ -397,9 +397,6 @@ fn main() -> ExitCode {
     };
     match run(&opts, say) {
         Ok(_) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
+        Err(e) => e.report(),
     }
 }

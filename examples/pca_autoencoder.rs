@@ -43,8 +43,7 @@ fn main() -> ExitCode {
     let mut train = match Mnist::load(&args.data) {
         Ok(m) => m.train,
         Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
+            return e.report();
         }
     };
     train.truncate(args.train_limit as usize);
@@ -59,8 +58,7 @@ fn main() -> ExitCode {
         match train_linear_autoencoder(&centered, k, args.epochs as usize, 128, 1e-3, &mut rng) {
             Ok(r) => r,
             Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::FAILURE;
+                return e.report();
             }
         };
     let angles = principal_angles(&decoder.cast::<f64>(), &pca);

@@ -110,8 +110,7 @@ fn main() -> ExitCode {
     let mnist = match Mnist::load(&args.data) {
         Ok(m) => m,
         Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
+            return e.report();
         }
     };
     let mut config = match args.model {
@@ -127,8 +126,7 @@ fn main() -> ExitCode {
     config.elbo.objective = args.objective;
     config.elbo.samples = args.k as usize;
     if let Err(e) = config.validate() {
-        eprintln!("error: {e}");
-        return ExitCode::FAILURE;
+        return e.report();
     }
     let mut trainer = Trainer::new(config.clone());
     let mut times = Vec::with_capacity(args.steps as usize);
@@ -156,8 +154,7 @@ fn main() -> ExitCode {
             let start = Instant::now();
             let x = train.batch::<f32, _>(idx, config.binarize.then_some(&mut rng));
             if let Err(e) = trainer.step(x, &mut rng) {
-                eprintln!("error: {e}");
-                return ExitCode::FAILURE;
+                return e.report();
             }
             if i as u64 >= args.warmup {
                 times.push(start.elapsed().as_secs_f64() * 1e3);

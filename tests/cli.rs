@@ -44,6 +44,11 @@ fn bad_data_gives_one_clear_line() {
             vec!["t10k-labels-idx1-ubyte", "9 labels for 10 images"],
         ),
         (
+            "zero-side",
+            Box::new(|d| std::fs::write(d.join("t10k-images-idx3-ubyte"), idx(&[10, 0, 28], &[])).unwrap()),
+            vec!["t10k-images-idx3-ubyte", "dimensions [10, 0, 28]", "no pixels"],
+        ),
+        (
             "not-gzip",
             Box::new(|d| {
                 std::fs::write(d.join("train-images-idx3-ubyte.gz"), b"this is not gzip data").unwrap()
@@ -208,6 +213,6 @@ fn a_convolutional_model_trains_and_refuses_sides_it_cannot_halve() {
     assert_eq!(summary["config"]["model"]["hidden"], serde_json::json!([]));
     // 10 is not divisible by 4: two stride-2 convolutions cannot halve it twice.
     let refused = Command::new(bin()).args(flags(&odd)).args(["--force"]).output().unwrap();
-    assert_error(&refused, 1, &["2 stride-2 convolutions", "divisible by 4", "got 10"]);
+    assert_error(&refused, 2, &["2 stride-2 convolutions", "divisible by 4", "got 10"]);
     std::fs::remove_dir_all(&base).unwrap();
 }

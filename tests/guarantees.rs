@@ -195,7 +195,29 @@ fn sizes_that_cannot_fit_are_refused() {
         // the size flags on their own.
         let args: Vec<&str> =
             args.chunks(2).filter(|kv| kv[0] != flag || kv[1] == value).flatten().copied().collect();
-        assert_error(&run(&args), 1, &[&format!("{flag} {value} would need about"), "of memory"]);
+        assert_error(&run(&args), 2, &[&format!("{flag} {value} would need about"), "of memory"]);
+    }
+    // The dense layers after the convolutions count, and the flag that asks for the most
+    // is the one named.
+    let mut conv = quick(d, o.to_str().unwrap());
+    conv.extend(["--arch", "conv", "--conv-channels", "1000000,1000000"]);
+    assert_error(&run(&conv), 2, &["--conv-channels 1000000,1000000 would need about"]);
+    // An address-space limit (`ulimit -v`) counts like the machine's memory: under 1 GiB a
+    // model of a few GB is refused before it starts, instead of aborting, and a small one
+    // runs (on pools of 1 and 8 threads, whose stacks and arenas take address space too).
+    #[cfg(unix)]
+    for threads in ["1", "8"] {
+        let limited = |args: &[&str]| {
+            let line = "ulimit -v 1048576 && exec \"$0\" \"$@\"";
+            Command::new("sh").arg("-c").arg(line).arg(common::bin()).args(args).output().unwrap()
+        };
+        let mut small = quick(d, o.to_str().unwrap());
+        small.extend(["--threads", threads, "--force"]);
+        let out = limited(&small);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        small[7] = "100000"; // --hidden
+        let out = limited(&small);
+        assert_error(&out, 2, &["--hidden 100000 would need about", "the address-space limit (ulimit -v)"]);
     }
     std::fs::remove_dir_all(&base).unwrap();
 }
@@ -280,6 +302,53 @@ fn damaged_checkpoints_and_left_overs() {
     let said = ok(&quick(d, o));
     assert!(said.contains("removed 1 temporary file"), "{said}");
     assert!(!stale.exists());
+    std::fs::remove_dir_all(&base).unwrap();
+}
+
+/// Rewrites a safetensors file's metadata with `edit`, leaving its tensors' bytes as they are.
+fn edit_metadata(path: &Path, edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>)) {
+    let bytes = std::fs::read(path).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    edit(header["__metadata__"].as_object_mut().unwrap());
+    let mut text = header.to_string().into_bytes();
+    text.resize(text.len().next_multiple_of(8), b' ');
+    let mut out = (text.len() as u64).to_le_bytes().to_vec();
+    out.extend(text);
+    out.extend(&bytes[8 + n..]);
+    std::fs::write(path, out).unwrap();
+}
+
+/// Metadata that shapes a run is checked: an edited step count fails the checksum, which
+/// covers the metadata; in a file of the older format, whose checksum covers tensors only
+/// (here, one written before checksums), a step count the epochs cannot have is refused.
+#[test]
+fn edited_metadata_is_refused() {
+    let (base, data) = with_data("g-metadata", 20);
+    let (d, out) = (data.to_str().unwrap(), base.join("out"));
+    let o = out.to_str().unwrap();
+    ok(&quick(d, o));
+    let ckpt = out.join("checkpoint.safetensors");
+    let good = std::fs::read(&ckpt).unwrap();
+    let mut more = quick(d, o);
+    more[5] = "2";
+    edit_metadata(&ckpt, |m| _ = m.insert("optimizer_steps".into(), "0".into()));
+    assert_error(&run(&more), 1, &["checkpoint.safetensors", "does not match its checksum", "edited"]);
+    std::fs::write(&ckpt, &good).unwrap();
+    edit_metadata(&ckpt, |m| {
+        m.insert("format".into(), "vae-from-scratch checkpoint v2".into());
+        m.remove("checksum");
+        m.insert("optimizer_steps".into(), u64::MAX.to_string().into());
+    });
+    assert_error(
+        &run(&more),
+        1,
+        &["checkpoint.safetensors", "says 18446744073709551615 optimizer steps after 1 epochs", "edited"],
+    );
+    // The same older file with its true count continues.
+    edit_metadata(&ckpt, |m| _ = m.insert("optimizer_steps".into(), "1".into()));
+    let said = ok(&more);
+    assert!(said.contains("epoch 2 "), "{said}");
     std::fs::remove_dir_all(&base).unwrap();
 }
 

@@ -7,7 +7,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use safetensors::tensor::{Dtype, SafeTensors};
 use serde_json::{json, Value};
 use tensor::Tensor;
 
@@ -17,11 +17,37 @@ use crate::model::Vae;
 use crate::optim::Optimizer;
 use crate::train::{EpochMetrics, TrainConfig, Trainer};
 
-/// The metadata value naming this file format. v2 stores the whole configuration as serde
-/// JSON ([`TrainConfig::to_json`]); v1 stored a flat subset of it.
-const FORMAT: &str = "vae-from-scratch checkpoint v2";
+/// The metadata value naming this file format. v3's checksum covers the tensors and every
+/// other metadata entry (configuration, epochs, optimizer steps, history).
+const FORMAT: &str = "vae-from-scratch checkpoint v3";
+/// The format whose checksum covers the tensors only; read, never written.
+const FORMAT_V2: &str = "vae-from-scratch checkpoint v2";
 /// The format before the configuration moved into one serialized struct.
 const FORMAT_V1: &str = "vae-from-scratch checkpoint v1";
+
+/// A parameter or optimizer tensor as safetensors serializes it: its little-endian bytes
+/// are made when the file's buffer takes them, one tensor at a time, so saving holds one
+/// copy of the state (the file) besides the trainer's.
+struct F32View<'a>(&'a Tensor<f32>);
+
+impl safetensors::View for F32View<'_> {
+    fn dtype(&self) -> Dtype {
+        Dtype::F32
+    }
+    fn shape(&self) -> &[usize] {
+        self.0.shape()
+    }
+    fn data(&self) -> std::borrow::Cow<'_, [u8]> {
+        le_bytes(self.0).into()
+    }
+    fn data_len(&self) -> usize {
+        self.0.len() * 4
+    }
+}
+
+fn le_bytes(t: &Tensor<f32>) -> Vec<u8> {
+    t.to_vec().iter().flat_map(|x| x.to_le_bytes()).collect()
+}
 
 /// Serializes a trainer's state to safetensors bytes. A state holding a non-finite value
 /// (a parameter or the optimizer's state) is an error naming the tensor: loading refuses
@@ -29,40 +55,40 @@ const FORMAT_V1: &str = "vae-from-scratch checkpoint v1";
 /// evaluated.
 pub fn to_bytes(trainer: &Trainer) -> Result<Vec<u8>> {
     let params = &trainer.model.params;
-    let named = params
+    let mut named: Vec<(String, &Tensor<f32>)> = params
         .names()
         .iter()
         .cloned()
         .zip(params.tensors().iter())
-        .chain(trainer.optimizer.named_state(params).map(|(name, t)| (format!("optimizer.{name}"), t)));
-    let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
-    for (name, t) in named {
-        let values = t.to_vec();
-        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+        .chain(trainer.optimizer.named_state(params).map(|(name, t)| (format!("optimizer.{name}"), t)))
+        .collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut sum = Checksum::new();
+    for (name, t) in &named {
+        let bytes = le_bytes(t);
+        let nonfinite = bytes.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).enumerate();
+        if let Some((i, v)) = nonfinite.into_iter().find(|(_, v)| !v.is_finite()) {
             return Err(VaeError::NonFinite(format!(
-                "tensor \"{name}\" holds a non-finite value ({}) at element {i}",
-                values[i]
+                "tensor \"{name}\" holds a non-finite value ({v}) at element {i}"
             )));
         }
-        owned.push((name, t.shape().to_vec(), values.iter().flat_map(|x| x.to_le_bytes()).collect()));
+        sum.tensor(name, &bytes);
     }
-    let views: Vec<(String, TensorView<'_>)> = owned
-        .iter()
-        .map(|(n, s, b)| (n.clone(), TensorView::new(Dtype::F32, s.clone(), b).expect("sizes agree")))
-        .collect();
     let history: Vec<Value> = trainer
         .history
         .iter()
         .map(|m| json!([m.epoch, m.train_neg_elbo, m.test_neg_elbo, m.epoch_seconds]))
         .collect();
-    let meta = HashMap::from([
+    let mut meta = HashMap::from([
         ("format".to_string(), FORMAT.to_string()),
-        ("checksum".to_string(), checksum(owned.iter().map(|(n, _, b)| (n.as_str(), b.as_slice())))),
         ("config".to_string(), trainer.config.to_json().to_string()),
         ("epoch".to_string(), trainer.epoch.to_string()),
         ("optimizer_steps".to_string(), trainer.optimizer.steps.to_string()),
         ("history".to_string(), Value::Array(history).to_string()),
     ]);
+    sum.metadata(&meta);
+    meta.insert("checksum".to_string(), sum.finish());
+    let views = named.into_iter().map(|(n, t)| (n, F32View(t)));
     // Only a bug (mismatched sizes) could make this fail.
     Ok(safetensors::serialize(views, Some(meta)).expect("tensor views agree with their shapes"))
 }
@@ -73,18 +99,38 @@ pub fn save(path: &Path, trainer: &Trainer) -> Result<()> {
     atomic_write(path, &to_bytes(trainer)?)
 }
 
-/// The checksum of a checkpoint's tensors: CRC-32 over every tensor's name and bytes, in
-/// name order, as `crc32:xxxxxxxx`.
-fn checksum<'a>(tensors: impl Iterator<Item = (&'a str, &'a [u8])>) -> String {
-    let mut sorted: Vec<(&str, &[u8])> = tensors.collect();
-    sorted.sort_by_key(|(n, _)| *n);
-    let mut h = crc32fast::Hasher::new();
-    for (name, bytes) in sorted {
-        h.update(name.as_bytes());
-        h.update(&(bytes.len() as u64).to_le_bytes());
-        h.update(bytes);
+/// The checksum of a checkpoint, `crc32:xxxxxxxx`: CRC-32 over every tensor's name, length
+/// and bytes in name order, then (from format v3) every other metadata entry's key and value
+/// in key order.
+struct Checksum(crc32fast::Hasher);
+
+impl Checksum {
+    fn new() -> Self {
+        Checksum(crc32fast::Hasher::new())
     }
-    format!("crc32:{:08x}", h.finalize())
+
+    /// Adds a tensor; tensors must come in name order.
+    fn tensor(&mut self, name: &str, bytes: &[u8]) {
+        self.0.update(name.as_bytes());
+        self.0.update(&(bytes.len() as u64).to_le_bytes());
+        self.0.update(bytes);
+    }
+
+    /// Adds every metadata entry but the checksum itself.
+    fn metadata(&mut self, meta: &HashMap<String, String>) {
+        let mut entries: Vec<(&String, &String)> = meta.iter().filter(|(k, _)| *k != "checksum").collect();
+        entries.sort();
+        for (key, value) in entries {
+            for part in [key, value] {
+                self.0.update(&(part.len() as u64).to_le_bytes());
+                self.0.update(part.as_bytes());
+            }
+        }
+    }
+
+    fn finish(self) -> String {
+        format!("crc32:{:08x}", self.0.finalize())
+    }
 }
 
 /// Reads a checkpoint file, refusing anything but a regular file before opening it.
@@ -100,8 +146,8 @@ pub fn read_meta(path: &Path, bytes: &[u8]) -> Result<(TrainConfig, usize)> {
     Ok((config, epochs))
 }
 
-/// Configuration, epochs, optimizer steps, history, and the stored checksum if any.
-type Meta = (TrainConfig, usize, u64, Vec<EpochMetrics>, Option<String>);
+/// Configuration, epochs, optimizer steps, history, and all the metadata's entries.
+type Meta = (TrainConfig, usize, u64, Vec<EpochMetrics>, HashMap<String, String>);
 
 fn parse_meta<'b>(path: &Path, bytes: &'b [u8]) -> Result<(SafeTensors<'b>, Meta)> {
     let bad = |msg: String| VaeError::Checkpoint { path: path.to_path_buf(), msg };
@@ -115,7 +161,7 @@ fn parse_meta<'b>(path: &Path, bytes: &'b [u8]) -> Result<(SafeTensors<'b>, Meta
             "written by an earlier version of this program (format v1), whose configuration this version does not read; train afresh".into(),
         ));
     }
-    if meta.get("format").map(String::as_str) != Some(FORMAT) {
+    if !matches!(meta.get("format").map(String::as_str), Some(FORMAT | FORMAT_V2)) {
         return Err(bad("not a checkpoint of this program (no or unknown \"format\" metadata)".into()));
     }
     let get = |k: &str| meta.get(k).ok_or_else(|| bad(format!("metadata lacks \"{k}\"")));
@@ -138,7 +184,7 @@ fn parse_meta<'b>(path: &Path, bytes: &'b [u8]) -> Result<(SafeTensors<'b>, Meta
     if history.len() != epoch {
         return Err(bad(format!("metadata says {epoch} epochs but holds metrics for {}", history.len())));
     }
-    Ok((st, (config, epoch, steps, history, meta.get("checksum").cloned())))
+    Ok((st, (config, epoch, steps, history, meta)))
 }
 
 /// Loads a checkpoint into a trainer. Refuses, with a message naming the difference, a file
@@ -146,7 +192,7 @@ fn parse_meta<'b>(path: &Path, bytes: &'b [u8]) -> Result<(SafeTensors<'b>, Meta
 /// whose tensors hold a NaN or an infinity or fail the stored checksum, or whose run
 /// configuration differs from `expected` (other than the number of epochs); the trainer
 /// takes `expected`'s number of epochs. Also says whether a checksum was there to verify
-/// (checkpoints written before checksums load unverified).
+/// (format v2 checkpoints written before checksums load unverified; v3 ones must have one).
 pub fn load(path: &Path, expected: &TrainConfig) -> Result<(Trainer, bool)> {
     from_bytes(path, &read_file(path)?, expected)
 }
@@ -155,14 +201,30 @@ pub fn load(path: &Path, expected: &TrainConfig) -> Result<(Trainer, bool)> {
 /// gives a trainer or an error, never a panic (the fuzz target `checkpoint` checks this).
 pub fn from_bytes(path: &Path, bytes: &[u8], expected: &TrainConfig) -> Result<(Trainer, bool)> {
     let bad = |msg: String| VaeError::Checkpoint { path: path.to_path_buf(), msg };
-    let (st, (config, epoch, steps, history, stored_sum)) = parse_meta(path, bytes)?;
-    if let Some(stored) = &stored_sum {
-        let names = st.names();
-        let actual = checksum(names.iter().filter_map(|n| st.tensor(n).ok().map(|v| (*n, v.data()))));
-        if &actual != stored {
-            return Err(bad(format!(
-                "tensor data does not match its checksum ({actual}, stored {stored}): the file is damaged"
-            )));
+    let (st, (config, epoch, steps, history, meta)) = parse_meta(path, bytes)?;
+    let v3 = meta.get("format").map(String::as_str) == Some(FORMAT);
+    let stored_sum = meta.get("checksum");
+    match stored_sum {
+        None if v3 => return Err(bad("metadata lacks \"checksum\"".into())),
+        None => {}
+        Some(stored) => {
+            let mut names = st.names();
+            names.sort();
+            let mut sum = Checksum::new();
+            for name in names {
+                if let Ok(view) = st.tensor(name) {
+                    sum.tensor(name, view.data());
+                }
+            }
+            if v3 {
+                sum.metadata(&meta);
+            }
+            let actual = sum.finish();
+            if &actual != stored {
+                return Err(bad(format!(
+                    "tensor data or metadata does not match its checksum ({actual}, stored {stored}): the file is damaged or was edited"
+                )));
+            }
         }
     }
     expected
@@ -208,6 +270,8 @@ pub fn from_bytes(path: &Path, bytes: &[u8], expected: &TrainConfig) -> Result<(
 
 #[cfg(test)]
 mod tests {
+    use safetensors::tensor::TensorView;
+
     use super::*;
     use crate::model::VaeConfig;
 
@@ -223,7 +287,8 @@ mod tests {
         tampered_with_meta(edit, |_| {})
     }
 
-    /// [`tampered`], and `edit_meta` changes the metadata.
+    /// [`tampered`], and `edit_meta` changes the metadata; the result carries a checksum of
+    /// what it holds, so each test reaches the check it is about.
     fn tampered_with_meta(
         edit: impl FnOnce(&mut Vec<(String, Dtype, Vec<usize>, Vec<u8>)>),
         edit_meta: impl FnOnce(&mut HashMap<String, String>),
@@ -237,10 +302,17 @@ mod tests {
             .map(|(n, v)| (n, v.dtype(), v.shape().to_vec(), v.data().to_vec()))
             .collect();
         edit(&mut items);
-        // Drop the checksum, so each test reaches the check it is about.
+        items.sort_by(|a, b| a.0.cmp(&b.0));
         let mut meta = header.metadata().clone().unwrap();
-        meta.remove("checksum");
         edit_meta(&mut meta);
+        if meta.contains_key("checksum") {
+            let mut sum = Checksum::new();
+            items.iter().for_each(|(n, _, _, b)| sum.tensor(n, b));
+            if meta["format"] == FORMAT {
+                sum.metadata(&meta);
+            }
+            meta.insert("checksum".into(), sum.finish());
+        }
         let views: Vec<(String, TensorView<'_>)> = items
             .iter()
             .map(|(n, d, s, b)| (n.clone(), TensorView::new(*d, s.clone(), b).unwrap()))
@@ -266,6 +338,9 @@ mod tests {
         }
         let (t, verified) = load(&seed, &small()).unwrap();
         assert!(verified && t.epoch == 0);
+        let bytes = std::fs::read(&seed).unwrap();
+        let meta = SafeTensors::read_metadata(&bytes).unwrap().1.metadata().clone().unwrap();
+        assert_eq!(meta["format"], FORMAT, "UPDATE_FUZZ_SEED=1 rewrites it");
     }
 
     #[test]
@@ -296,20 +371,46 @@ mod tests {
             "{}",
             error_of(&nan)
         );
-        let unverified = tampered(|_| {});
-        assert!(
-            !from_bytes(Path::new("c"), &unverified, &small()).unwrap().1,
-            "no checksum: loads, unverified"
+        let resigned = tampered(|_| {});
+        assert!(from_bytes(Path::new("c"), &resigned, &small()).unwrap().1, "re-signed: loads, verified");
+        // Format v2: the checksum covers the tensors only, and a file without one (written
+        // before checksums) loads unverified; v3 must have one.
+        let v2 = |m: &mut HashMap<String, String>| {
+            m.insert("format".into(), FORMAT_V2.into());
+        };
+        let v2_signed = tampered_with_meta(|_| {}, v2);
+        assert!(from_bytes(Path::new("c"), &v2_signed, &small()).unwrap().1);
+        let v2_unsigned = tampered_with_meta(
+            |_| {},
+            |m| {
+                v2(m);
+                m.remove("checksum");
+            },
         );
+        assert!(!from_bytes(Path::new("c"), &v2_unsigned, &small()).unwrap().1, "loads, unverified");
+        let v3_unsigned = tampered_with_meta(|_| {}, |m| _ = m.remove("checksum"));
+        assert!(error_of(&v3_unsigned).contains("metadata lacks \"checksum\""));
         // One flipped bit in tensor data, metadata untouched: the checksum catches it.
         let mut flipped = to_bytes(&Trainer::new(small())).unwrap();
         let last = flipped.len() - 3;
         flipped[last] ^= 0x10;
         assert!(
-            error_of(&flipped).contains("tensor data does not match its checksum"),
+            error_of(&flipped).contains("tensor data or metadata does not match its checksum"),
             "{}",
             error_of(&flipped)
         );
+        // Metadata edited by hand, tensors untouched: the v3 checksum catches it.
+        for (key, value) in [("optimizer_steps", "7"), ("optimizer_steps", "18446744073709551615")] {
+            let bytes = to_bytes(&Trainer::new(small())).unwrap();
+            let st_meta = SafeTensors::read_metadata(&bytes).unwrap().1.metadata().clone().unwrap();
+            assert_ne!(st_meta[key], value);
+            let views: Vec<(String, TensorView<'_>)> = SafeTensors::deserialize(&bytes).unwrap().tensors();
+            let mut meta = st_meta.clone();
+            meta.insert(key.into(), value.into());
+            let edited = safetensors::serialize(views, Some(meta)).unwrap();
+            let err = error_of(&edited);
+            assert!(err.contains("does not match its checksum") && err.contains("was edited"), "{err}");
+        }
         // A configuration serde cannot read: the error says what serde said.
         let config = tampered_with_meta(
             |_| {},

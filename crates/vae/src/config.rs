@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{Result, VaeError};
+use crate::io::MemoryLimit;
 
 /// Implements `as_str`, `Display` and `FromStr` for a fieldless enum from one list of names.
 macro_rules! named_enum {
@@ -497,53 +498,80 @@ impl TrainConfig {
     /// sample in turn, which is the same count).
     pub fn step_macs(&self) -> u128 {
         let products = self.products(self.batch_size as u128, self.elbo.samples as u128);
-        products.iter().map(|&(i, o, rows, data)| rows * i * o * if data { 2 } else { 3 }).sum()
+        products.iter().map(|p| p.macs() * if p.from_data { 2 } else { 3 }).sum()
     }
 
     /// Multiply-adds of the forward matrix products for `images` images with `samples`
     /// draws of z each (the k = `samples` evaluation's count: one encoder pass per image,
     /// one decoder pass per draw).
     pub fn forward_macs(&self, images: usize, samples: usize) -> u128 {
-        self.products(images as u128, samples as u128).iter().map(|&(i, o, rows, _)| rows * i * o).sum()
+        self.products(images as u128, samples as u128).iter().map(Product::macs).sum()
     }
 
-    /// (inputs, outputs, rows, whether the input is the data) of every forward product for
-    /// `b` images and `k` draws of z per image.
-    fn products(&self, b: u128, k: u128) -> Vec<(u128, u128, u128, bool)> {
+    /// Parameters of the model: every product's weights and biases (a convolution's kernel
+    /// is its product's `in·k·k × out` weight, its bias one per output channel). Exact in
+    /// `u128`.
+    pub fn parameters(&self) -> u128 {
+        self.products(1, 1).iter().map(|p| p.inputs * p.outputs + p.outputs).sum()
+    }
+
+    /// Every forward product of the model for `b` images and `k` draws of z per image: the
+    /// one description of the architecture that the step's multiply-adds, the parameter
+    /// count and the memory estimate are read from (a test checks it against
+    /// [`crate::model::Vae::build`]).
+    fn products(&self, b: u128, k: u128) -> Vec<Product> {
         let m = &self.model;
         let mut layers = Vec::new();
+        let dense = |inputs: u128, outputs: u128, rows: u128, from_data: bool| Product {
+            inputs,
+            outputs,
+            rows,
+            from_data,
+            held: rows * (inputs + outputs),
+        };
         let heads = if m.likelihood == Likelihood::GaussianLearned { 2 } else { 1 };
         // A convolution is a product of `out` rows by `in·k·k` by the output pixels: listed
-        // as a layer of `in·k·k` inputs and `out` outputs over `rows · pixels` rows.
+        // as a layer of `in·k·k` inputs and `out` outputs over `rows · pixels` rows. It and
+        // its mirror hold the same tensors per image: the `in`-channel map, the column
+        // matrix and the `out`-channel map.
         let convs = m.conv.as_ref().map_or(Vec::new(), ConvNet::layers);
         let k2 = (ConvNet::KERNEL * ConvNet::KERNEL) as u128;
-        for (i, &(c, o, _, side)) in convs.iter().enumerate() {
-            let pixels = (side * side) as u128;
-            layers.push((c as u128 * k2, o as u128, b * pixels, i == 0));
+        for (i, &(c, o, side_in, side)) in convs.iter().enumerate() {
+            let (c, o) = (c as u128, o as u128);
+            let (pixels, pixels_in) = ((side * side) as u128, (side_in * side_in) as u128);
+            let per_image = c * pixels_in + c * k2 * pixels + o * pixels;
+            let conv = |inputs, outputs, images, from_data| Product {
+                inputs,
+                outputs,
+                rows: images * pixels,
+                from_data,
+                held: images * per_image,
+            };
+            layers.push(conv(c * k2, o, b, i == 0));
             // The decoder's mirror image, the same product run backwards (the first is the
             // output head, to one channel, once per head).
-            let mirror = (o as u128 * k2, if i == 0 { 1 } else { c as u128 }, b * k * pixels, false);
+            let mirror = conv(o * k2, if i == 0 { 1 } else { c }, b * k, false);
             layers.extend(std::iter::repeat_n(mirror, if i == 0 { heads } else { 1 }));
         }
         let mut width = m.conv.as_ref().map_or(m.input, ConvNet::flat) as u128;
         for &h in &m.hidden {
-            layers.push((width, h as u128, b, m.conv.is_none() && layers.is_empty()));
+            layers.push(dense(width, h as u128, b, m.conv.is_none() && layers.is_empty()));
             width = h as u128;
         }
         let from_data = m.hidden.is_empty() && m.conv.is_none();
         for _ in 0..2 {
-            layers.push((width, m.latent as u128, b, from_data));
+            layers.push(dense(width, m.latent as u128, b, from_data));
         }
         let mut width = m.latent as u128;
         let mut widths = m.decoder_layers();
         widths.extend(m.conv.as_ref().map(ConvNet::flat));
         for h in widths {
-            layers.push((width, h as u128, b * k, false));
+            layers.push(dense(width, h as u128, b * k, false));
             width = h as u128;
         }
         if m.conv.is_none() {
             for _ in 0..heads {
-                layers.push((width, m.input as u128, b * k, false));
+                layers.push(dense(width, m.input as u128, b * k, false));
             }
         }
         // Each upper layer: q's MLP and two heads, p's MLP and two heads, on every sample.
@@ -554,11 +582,11 @@ impl TrainConfig {
                 let hidden: Vec<usize> =
                     if from == below { up.hidden.clone() } else { up.hidden.iter().rev().copied().collect() };
                 for &h in &hidden {
-                    layers.push((width, h as u128, b * k, false));
+                    layers.push(dense(width, h as u128, b * k, false));
                     width = h as u128;
                 }
-                layers.push((width, to, b * k, false));
-                layers.push((width, to, b * k, false));
+                layers.push(dense(width, to, b * k, false));
+                layers.push(dense(width, to, b * k, false));
             }
             below = up.latent as u128;
         }
@@ -678,19 +706,20 @@ impl TrainConfig {
     }
 
     /// Refuses, before anything is allocated, a configuration whose parameters, optimizer
-    /// state and activations would not fit in `memory` bytes, naming the setting (as its
+    /// state and activations would not fit in `limit`, naming the setting (as its
     /// command-line flag) that asks for the most and the bytes it would need.
-    /// `train_images` caps the batch.
-    pub fn check_memory(&self, train_images: usize, memory: u64) -> Result<()> {
-        let need = self.bytes_needed(train_images);
-        if need <= memory as u128 {
+    /// `train_images` caps the batch; `iwae_k` is the samples of the importance-weighted
+    /// evaluation after training (0 for none).
+    pub fn check_memory(&self, train_images: usize, iwae_k: usize, limit: &MemoryLimit) -> Result<()> {
+        let need = self.bytes_needed(train_images, iwae_k);
+        if need <= limit.bytes as u128 {
             return Ok(());
         }
         let m = &self.model;
         let with = |f: &dyn Fn(&mut TrainConfig)| {
             let mut c = self.clone();
             f(&mut c);
-            c.bytes_needed(train_images)
+            c.bytes_needed(train_images, iwae_k)
         };
         let list = |v: &[usize]| v.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
         let suspects = [
@@ -703,65 +732,49 @@ impl TrainConfig {
             ("--latent", m.latent.to_string(), with(&|c| c.model.latent = 1)),
             ("--batch-size", self.batch_size.to_string(), with(&|c| c.batch_size = 1)),
             ("--samples", self.elbo.samples.to_string(), with(&|c| c.elbo.samples = 1)),
+            (
+                "--conv-channels",
+                m.conv.as_ref().map_or(String::new(), |n| list(&n.channels)),
+                with(&|c| c.model.conv.iter_mut().for_each(|n| n.channels.iter_mut().for_each(|h| *h = 1))),
+            ),
+            (
+                "--upper-hidden",
+                m.upper.first().map_or(String::new(), |u| list(&u.hidden)),
+                with(&|c| c.model.upper.iter_mut().for_each(|u| u.hidden.iter_mut().for_each(|h| *h = 1))),
+            ),
+            (
+                "--upper-latent",
+                m.upper.first().map_or(String::new(), |u| u.latent.to_string()),
+                with(&|c| c.model.upper.iter_mut().for_each(|u| u.latent = 1)),
+            ),
         ];
-        let (flag, value, _) = suspects.iter().min_by_key(|(_, _, rest)| *rest).expect("five suspects");
-        Err(VaeError::Config(format!(
-            "{flag} {value} would need about {} of memory, and this machine has {}; choose smaller sizes",
-            bytes(need),
-            bytes(memory as u128)
-        )))
+        // The flag whose setting, brought down to 1, leaves the least.
+        let (flag, value, _) = suspects.iter().min_by_key(|(_, _, rest)| *rest).expect("suspects");
+        limit.require(&format!("{flag} {value}"), need)
     }
 
     /// A generous estimate of the bytes a run of this configuration allocates: parameters
-    /// with their gradients and optimizer state, and the activations of a training step
-    /// (values, gradients, temporaries) and of an evaluation batch. Exact in `u128`, so no
-    /// size overflows.
-    fn bytes_needed(&self, train_images: usize) -> u128 {
-        let m = &self.model;
-        let latent = m.latent as u128;
-        let heads = if m.likelihood == Likelihood::GaussianLearned { 2 } else { 1 };
-        let mut layers: Vec<(u128, u128)> = Vec::new(); // (inputs, outputs)
-        let mut width = m.input as u128;
-        for &h in &m.hidden {
-            layers.push((width, h as u128));
-            width = h as u128;
-        }
-        layers.push((width, 2 * latent));
-        width = latent;
-        for h in m.decoder_layers() {
-            layers.push((width, h as u128));
-            width = h as u128;
-        }
-        layers.push((width, heads * m.input as u128));
-        let mut below = latent;
-        for up in &m.upper {
-            let mut width = below;
-            for &h in &up.hidden {
-                layers.push((width, h as u128));
-                width = h as u128;
-            }
-            layers.push((width, 2 * up.latent as u128));
-            let mut width = up.latent as u128;
-            for &h in up.hidden.iter().rev() {
-                layers.push((width, h as u128));
-                width = h as u128;
-            }
-            layers.push((width, 2 * below));
-            below = up.latent as u128;
-        }
-        let mut params: u128 = layers.iter().map(|&(i, o)| i * o + o).sum();
-        let mut widths: u128 = layers.iter().map(|&(_, o)| o).sum::<u128>() + m.input as u128;
-        // Convolutions, both sides: kernels and biases, feature maps, and column matrices.
-        let k2 = (ConvNet::KERNEL * ConvNet::KERNEL) as u128;
-        for (c, o, _, side) in m.conv.as_ref().map_or(Vec::new(), ConvNet::layers) {
-            let (c, o, pixels) = (c as u128, o as u128, (side * side) as u128);
-            params += 2 * (c * o * k2) + o + c;
-            widths += 2 * (o * pixels + c * k2 * pixels) + 4 * o * pixels;
-        }
+    /// with their gradients and optimizer state (and a checkpoint's copy of them), the
+    /// activations of a training step (each product's input and output with their
+    /// gradients and temporaries, a convolution's column matrix besides), and those of the
+    /// larger evaluation (the test bound's batch, or the IWAE bound's rows for `iwae_k`
+    /// samples, if any), and the training images' bytes. Exact in `u128`, so no size
+    /// overflows.
+    fn bytes_needed(&self, train_images: usize, iwae_k: usize) -> u128 {
+        let activations =
+            |b: usize, k: usize| -> u128 { self.products(b as u128, k as u128).iter().map(|p| p.held).sum() };
+        let batch = self.batch_size.min(train_images.max(1));
+        let train = 4 * activations(batch, self.elbo.samples);
+        let iwae = match iwae_k {
+            0 => 0,
+            k => activations(crate::run::iwae_images_per_call(k), k.min(crate::run::IWAE_ROWS)),
+        };
+        let eval = 2 * activations(crate::train::EVAL_BATCH, 1).max(iwae);
+        // Values, gradients, an update's temporaries and the optimizer's slots; saving a
+        // checkpoint holds about as much again (the file's bytes and a tensor's copies).
         let slots = self.optimizer.kind.slots().len() as u128;
-        let rows = self.batch_size.min(train_images.max(1)) as u128 * self.elbo.samples as u128;
-        let f32s = params * (3 + slots) + rows * widths * 4 + 1000 * widths * 2;
-        f32s * 4
+        let data = train_images as u128 * self.model.input as u128;
+        (2 * self.parameters() * (3 + slots) + train + eval) * 4 + data
     }
 
     /// The configuration as JSON (stored in checkpoints and summaries).
@@ -818,19 +831,24 @@ pub struct ConfigMismatch {
     pub differences: Vec<String>,
 }
 
-/// A byte count for people: `1.5 GB`.
-fn bytes(n: u128) -> String {
-    let units = ["bytes", "KB", "MB", "GB", "TB", "PB", "EB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1000.0 && u + 1 < units.len() {
-        v /= 1000.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} bytes")
-    } else {
-        format!("{v:.1} {}", units[u])
+/// One forward matrix product of a model, as [`TrainConfig`]'s estimates count it.
+#[derive(Clone, Copy, Debug)]
+struct Product {
+    /// Inputs per row (a convolution's `in·k·k`).
+    inputs: u128,
+    /// Outputs per row.
+    outputs: u128,
+    /// Rows (a convolution's: images times output pixels).
+    rows: u128,
+    /// Whether the input is the data (no input gradient in backward).
+    from_data: bool,
+    /// Floats the forward keeps: input, output and any column matrix.
+    held: u128,
+}
+
+impl Product {
+    fn macs(&self) -> u128 {
+        self.rows * self.inputs * self.outputs
     }
 }
 
@@ -984,28 +1002,66 @@ mod tests {
     #[test]
     fn sizes_that_cannot_fit_are_refused_naming_the_flag() {
         let default = TrainConfig::default();
-        let gb = 1u64 << 30;
-        assert!(default.check_memory(60000, gb).is_ok());
+        let gb = |n: u64| MemoryLimit { bytes: n << 30, source: "this machine" };
+        assert!(default.check_memory(60000, 0, &gb(1)).is_ok());
         let huge = |f: &dyn Fn(&mut TrainConfig)| {
             let mut c = TrainConfig::default();
             f(&mut c);
-            c.check_memory(60000, 24 * gb).unwrap_err().to_string()
+            c.check_memory(60000, 0, &gb(24)).unwrap_err().to_string()
         };
         let e = huge(&|c| c.model.hidden = vec![1_000_000_000]);
-        assert!(
-            e.starts_with("invalid configuration: --hidden 1000000000 would need about 52.7 TB of memory"),
-            "{e}"
-        );
+        assert!(e.starts_with("invalid configuration: --hidden 1000000000 would need about "), "{e}");
+        assert!(e.ends_with("of memory, and this machine allows 25.8 GB; choose smaller sizes"), "{e}");
         assert!(huge(&|c| c.model.latent = 1_000_000_000_000_000_000)
             .starts_with("invalid configuration: --latent 1000000000000000000 would need"));
         assert!(huge(&|c| c.elbo.samples = 1_000_000_000).contains("--samples 1000000000 would need"));
         assert!(huge(&|c| c.model.decoder_hidden = Some(vec![10, 1 << 40]))
             .contains("--decoder-hidden 10,1099511627776"));
+        let conv = |c: &mut TrainConfig, channels: Vec<usize>| {
+            c.model.conv = Some(ConvNet { side: 28, channels });
+        };
+        let e = huge(&|c| conv(c, vec![1_000_000, 1_000_000]));
+        assert!(e.contains("--conv-channels 1000000,1000000 would need"), "{e}");
+        let e = huge(&|c| {
+            c.model.upper = vec![StochasticLayer { hidden: vec![100, 1 << 30], latent: 50 }];
+            c.elbo.objective = Objective::Iwae;
+        });
+        assert!(e.contains("--upper-hidden 100,1073741824 would need"), "{e}");
+        // The dense layers after the convolutions count: `--arch conv --conv-channels 8,512
+        // --latent 2000 --batch-size 1` (no hidden layer; 512 channels of 7×7 into a latent
+        // of 2,000) peaks at 4.8 GB resident (`/usr/bin/time -v`).
+        let mut wide = TrainConfig { batch_size: 1, ..TrainConfig::default() };
+        conv(&mut wide, vec![8, 512]);
+        wide.model.hidden.clear();
+        wide.model.latent = 2000;
+        assert!(wide.bytes_needed(60000, 0) > 4_800_000_000, "{}", wide.bytes_needed(60000, 0));
         // The batch is capped by the data: a huge batch on a small set fits.
         let big_batch = TrainConfig { batch_size: 1 << 40, ..TrainConfig::default() };
-        assert!(big_batch.check_memory(1000, gb).is_ok());
-        assert_eq!(bytes(999), "999 bytes");
-        assert_eq!(bytes(1_500_000), "1.5 MB");
+        assert!(big_batch.check_memory(1000, 0, &gb(1)).is_ok());
+    }
+
+    /// The parameter count that sizes the memory estimate and the products of a step is the
+    /// model's, for every kind of layer.
+    #[test]
+    fn the_estimates_count_the_models_parameters() {
+        let mut configs = vec![TrainConfig::default(), TrainConfig::burda(Objective::Iwae, 5, 2)];
+        let mut conv = TrainConfig::default();
+        conv.model.conv = Some(ConvNet { side: 28, channels: vec![4, 8] });
+        conv.model.likelihood = Likelihood::GaussianLearned;
+        configs.push(conv);
+        let mut odd = TrainConfig::default();
+        odd.model.hidden = vec![30, 20];
+        odd.model.decoder_hidden = Some(vec![10]);
+        odd.model.likelihood = Likelihood::GaussianLearned;
+        configs.push(odd);
+        for c in configs {
+            let model = crate::model::Vae::<f32>::build(c.model.clone(), |_, shape, _| {
+                Ok::<_, ()>(tensor::Tensor::zeros(shape))
+            })
+            .unwrap();
+            let built: usize = model.params.tensors().iter().map(|t| t.len()).sum();
+            assert_eq!(c.parameters(), built as u128, "{:?}", c.model);
+        }
     }
 
     #[test]

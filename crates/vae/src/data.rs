@@ -245,6 +245,12 @@ impl Dataset {
                 format!("image file has dimensions {:?}, expected [count, rows, cols]", im.dims),
             ));
         }
+        if im.dims[1] == 0 || im.dims[2] == 0 {
+            return Err(VaeError::format(
+                images,
+                format!("image file has dimensions {:?}: images of no pixels", im.dims),
+            ));
+        }
         if lb.dims.len() != 1 {
             return Err(VaeError::format(
                 labels,

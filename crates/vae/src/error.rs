@@ -70,6 +70,22 @@ impl VaeError {
         VaeError::Io { path: path.into(), source }
     }
 
+    /// The process's exit code for this error: 2 for a setting the command line asked for
+    /// (as for a flag the parser refuses), 1 for anything else (files, data, training).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            VaeError::Config(_) => 2,
+            _ => 1,
+        }
+    }
+
+    /// Prints this error as the program's one line, `error: …`, on standard error, and
+    /// gives the exit code to end with.
+    pub fn report(&self) -> std::process::ExitCode {
+        eprintln!("error: {self}");
+        std::process::ExitCode::from(self.exit_code())
+    }
+
     pub(crate) fn invalid(op: &'static str, msg: impl Into<String>) -> Self {
         VaeError::Invalid { op, msg: msg.into() }
     }

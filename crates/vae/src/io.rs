@@ -94,3 +94,163 @@ pub fn require_regular_file(path: &Path) -> Result<()> {
         Err(VaeError::io(path, std::io::Error::other(format!("{what}, where a file was expected"))))
     }
 }
+
+/// The most memory this process can count on, and what sets it: the least of the machine's
+/// physical memory, its control group's limit and its address-space limit (`ulimit -v`,
+/// less [`ADDRESS_SPACE_ALLOWANCE`] for the program's own mappings). Each is read where
+/// the platform shows it; with none readable the limit is `u64::MAX`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryLimit {
+    /// The limit in bytes.
+    pub bytes: u64,
+    /// What sets it, for messages ("physical memory", ...).
+    pub source: &'static str,
+}
+
+/// Address space a process with `threads` worker threads reserves besides its data: the
+/// binary and libraries, and per thread its stack and the allocator's arena (64 MiB each
+/// with glibc; `mnist_vae`'s peak virtual size grows by about 66 MB a thread).
+pub fn address_space_allowance(threads: usize) -> u64 {
+    (128u64 << 20).saturating_add((72u64 << 20).saturating_mul(threads as u64 + 1))
+}
+
+impl MemoryLimit {
+    /// This process's limit, read now (the address-space allowance for the threads of the
+    /// current rayon pool).
+    pub fn current() -> Self {
+        let read = |p: &str| fs::read_to_string(p).ok();
+        let mut limits = Vec::new();
+        if let Some(kib) = read("/proc/meminfo").as_deref().and_then(|m| proc_field(m, "MemTotal:")) {
+            limits.push(MemoryLimit { bytes: kib.saturating_mul(1024), source: "physical memory" });
+        }
+        if let Some(b) = read("/proc/self/limits").as_deref().and_then(address_space_limit) {
+            let bytes = b.saturating_sub(address_space_allowance(rayon::current_num_threads()));
+            limits.push(MemoryLimit { bytes, source: "the address-space limit (ulimit -v)" });
+        }
+        let groups = read("/proc/self/cgroup").unwrap_or_default();
+        for file in cgroup_limit_files(&groups) {
+            if let Some(bytes) = read(&file).as_deref().and_then(cgroup_limit) {
+                limits.push(MemoryLimit { bytes, source: "the control group's memory limit" });
+            }
+        }
+        limits.into_iter().min_by_key(|l| l.bytes).unwrap_or(MemoryLimit { bytes: u64::MAX, source: "none" })
+    }
+
+    /// Refuses work whose estimate `need` (bytes) exceeds the limit, naming `what` asks
+    /// for it (a flag and its value) in one line.
+    pub fn require(&self, what: &str, need: u128) -> Result<()> {
+        if need <= self.bytes as u128 {
+            return Ok(());
+        }
+        Err(VaeError::Config(format!(
+            "{what} would need about {} of memory, and {} allows {}; choose smaller sizes",
+            human_bytes(need),
+            self.source,
+            human_bytes(self.bytes as u128)
+        )))
+    }
+}
+
+/// A `/proc/meminfo`-style field's number (`MemTotal:   24576000 kB` gives 24576000).
+fn proc_field(text: &str, key: &str) -> Option<u64> {
+    text.lines().find(|l| l.starts_with(key))?.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The soft "Max address space" of `/proc/self/limits`, in bytes (`None` when unlimited).
+fn address_space_limit(limits: &str) -> Option<u64> {
+    let line = limits.lines().find(|l| l.starts_with("Max address space"))?;
+    line.trim_start_matches("Max address space").split_whitespace().next()?.parse().ok()
+}
+
+/// The files holding a memory limit for the control groups of `/proc/self/cgroup`'s text:
+/// for cgroup v2 (`0::/path`) `memory.max` of the group and of each ancestor; for v1
+/// (`N:memory:/path`) `memory.limit_in_bytes` of the group and of the hierarchy's root
+/// (inside a container the group's own directory is often the mount's root).
+fn cgroup_limit_files(groups: &str) -> Vec<String> {
+    let mut files = Vec::new();
+    for line in groups.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        let (root, file) = match controllers {
+            "" => ("/sys/fs/cgroup", "memory.max"),
+            c if c.split(',').any(|c| c == "memory") => ("/sys/fs/cgroup/memory", "memory.limit_in_bytes"),
+            _ => continue,
+        };
+        let mut dir = Path::new(path);
+        loop {
+            let rel = dir.strip_prefix("/").unwrap_or(dir);
+            files.push(Path::new(root).join(rel).join(file).to_string_lossy().into_owned());
+            match dir.parent() {
+                Some(p) => dir = p,
+                None => break,
+            }
+        }
+    }
+    files
+}
+
+/// A control group's limit file's value in bytes (`None` for `max`, no limit).
+fn cgroup_limit(text: &str) -> Option<u64> {
+    text.trim().parse().ok()
+}
+
+/// A byte count for people: `999 bytes`, `1.5 MB`, `52.7 TB` (powers of 1000).
+pub fn human_bytes(n: u128) -> String {
+    let units = ["bytes", "KB", "MB", "GB", "TB", "PB", "EB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u + 1 < units.len() {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} bytes")
+    } else {
+        format!("{v:.1} {}", units[u])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_limits_are_read_from_the_kernels_files() {
+        assert_eq!(proc_field("MemTotal:       24576000 kB\nMemFree: 1 kB\n", "MemTotal:"), Some(24576000));
+        let limits = "Limit                     Soft Limit           Hard Limit           Units     \n\
+                      Max address space         unlimited            unlimited            bytes     \n";
+        assert_eq!(address_space_limit(limits), None);
+        let limited = limits.replace("unlimited            unlimited", "2147483648           4294967296");
+        assert_eq!(address_space_limit(&limited), Some(2147483648));
+        assert_eq!(cgroup_limit("max\n"), None);
+        assert_eq!(cgroup_limit("1073741824\n"), Some(1 << 30));
+        let v2 = cgroup_limit_files("0::/user.slice/run.scope\n");
+        assert_eq!(
+            v2,
+            [
+                "/sys/fs/cgroup/user.slice/run.scope/memory.max",
+                "/sys/fs/cgroup/user.slice/memory.max",
+                "/sys/fs/cgroup/memory.max"
+            ]
+        );
+        let v1 = cgroup_limit_files("5:devices:/\n4:memory:/box/1\n1:cpu,cpuacct:/\n");
+        assert_eq!(
+            v1,
+            [
+                "/sys/fs/cgroup/memory/box/1/memory.limit_in_bytes",
+                "/sys/fs/cgroup/memory/box/memory.limit_in_bytes",
+                "/sys/fs/cgroup/memory/memory.limit_in_bytes"
+            ]
+        );
+        let limit = MemoryLimit { bytes: 1000, source: "a test" };
+        assert!(limit.require("--x 1", 1000).is_ok());
+        assert_eq!(
+            limit.require("--x 2", 1001).unwrap_err().to_string(),
+            "invalid configuration: --x 2 would need about 1.0 KB of memory, and a test allows 1.0 KB; choose smaller sizes"
+        );
+        assert_eq!(human_bytes(999), "999 bytes");
+        assert_eq!(human_bytes(1_500_000), "1.5 MB");
+    }
+}

@@ -58,20 +58,13 @@ pub fn stage_checkpoint(stage: usize) -> String {
     format!("checkpoint-stage{stage}.safetensors")
 }
 
-/// Physical memory of this machine in bytes (from /proc/meminfo), or a very large number
-/// where that cannot be read.
-fn memory_bytes() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            let line = m.lines().find(|l| l.starts_with("MemTotal:"))?;
-            line.split_whitespace().nth(1)?.parse::<u64>().ok()
-        })
-        .map_or(u64::MAX, |kib| kib.saturating_mul(1024))
-}
-
 /// Most decoder rows the IWAE evaluation keeps live at once.
 pub const IWAE_ROWS: usize = 8192;
+
+/// Images per call of the IWAE evaluation with `k` samples: as many as fill [`IWAE_ROWS`].
+pub fn iwae_images_per_call(k: usize) -> usize {
+    (IWAE_ROWS / k.max(1)).max(1)
+}
 
 fn bar(len: usize, show: bool, what: &str) -> ProgressBar {
     if !show {
@@ -329,7 +322,7 @@ fn write_images(out: &Path, trainer: &Trainer, test: &Dataset) -> Result<()> {
 /// set ([`TEST_BINARIZATION_SEED`]), the same for every run.
 pub fn iwae_nll(trainer: &Trainer, test: &Dataset, k: usize, progress: bool) -> f64 {
     let mut rng = stream_rng(trainer.config.seed, trainer.epoch, Stream::Final);
-    let per_call = (IWAE_ROWS / k.max(1)).max(1);
+    let per_call = iwae_images_per_call(k);
     let pb = bar(test.len(), progress, &format!("iwae k={k}"));
     let all: Vec<usize> = (0..test.len()).collect();
     let binary = trainer.config.binarize.then(|| test.binarized(TEST_BINARIZATION_SEED));
@@ -366,7 +359,7 @@ pub fn run(opts: &RunOptions, mut log: impl FnMut(&str)) -> Result<Value> {
     if let Some(n) = opts.train.train_limit {
         train.truncate(n);
     }
-    opts.train.check_memory(train.len(), memory_bytes())?;
+    opts.train.check_memory(train.len(), opts.iwae_k, &crate::io::MemoryLimit::current())?;
     crate::io::prepare_out_dir(&opts.out_dir)?;
     let _lock = lock_out_dir(&opts.out_dir)?;
     let removed = remove_left_overs(&opts.out_dir);
@@ -374,6 +367,21 @@ pub fn run(opts: &RunOptions, mut log: impl FnMut(&str)) -> Result<Value> {
         log(&format!("removed {removed} temporary file(s) left by an interrupted write"));
     }
     let mut trainer = start(opts, &mut log)?;
+    // Every epoch takes one optimizer step per batch; a count that says otherwise would
+    // change Adam's bias correction (or overflow it) silently.
+    let per_epoch = train.len().div_ceil(opts.train.batch_size.max(1)) as u64;
+    if Some(trainer.optimizer.steps) != (trainer.epoch as u64).checked_mul(per_epoch) {
+        return Err(VaeError::Checkpoint {
+            msg: format!(
+                "says {} optimizer steps after {} epochs, where an epoch of {} images in batches of {} is {per_epoch} steps: the file was edited or damaged",
+                trainer.optimizer.steps,
+                trainer.epoch,
+                train.len(),
+                opts.train.batch_size
+            ),
+            path: opts.resume.clone().unwrap_or_else(|| opts.out_dir.join(CHECKPOINT)),
+        });
+    }
     if opts.force {
         // Starting over: no file of the previous run stays beside this one's.
         let removed = remove_outputs(&opts.out_dir)?;
