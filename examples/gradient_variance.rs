@@ -19,6 +19,7 @@ use tensor::Tensor;
 use vae::config::{Activation, Estimator, VaeConfig};
 use vae::data::Mnist;
 use vae::elbo::{elbo_with_noise, sample_noise, ElboConfig};
+use vae::io::MemoryLimit;
 use vae::model::Vae;
 use vae::plot::{write_lines, Series};
 
@@ -93,6 +94,20 @@ fn measure(args: &Args) -> vae::Result<()> {
         activation: Activation::Tanh,
         ..VaeConfig::default()
     };
+    // The estimates kept (two per repeat, each the encoder's gradient) and one estimate's
+    // activations at the largest L (decoder output, hidden layers and latent draws per
+    // sample, with gradients and temporaries), in f64.
+    let encoder = (config.input * 64 + 64 + 2 * (64 * config.latent + config.latent)) as u128;
+    let per_sample = (config.input + 2 * 64 + 4 * config.latent) as u128;
+    let need =
+        |repeats: u64, max_l: u64| 8 * (2 * repeats as u128 * encoder + 4 * max_l as u128 * per_sample);
+    MemoryLimit::current().require(
+        need(args.repeats, args.max_samples),
+        &[
+            ("--repeats", args.repeats.to_string(), need(2, args.max_samples)),
+            ("--max-samples", args.max_samples.to_string(), need(args.repeats, 1)),
+        ],
+    )?;
     let model = Vae::<f64>::new(config, &mut rng);
     let mut ls = vec![1usize];
     while ls.last().unwrap() * 2 <= args.max_samples as usize {

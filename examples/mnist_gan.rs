@@ -17,6 +17,7 @@ use tensor::Tensor;
 use vae::data::Mnist;
 use vae::gan::Gan;
 use vae::images::write_grid;
+use vae::io::MemoryLimit;
 
 /// Train a GAN on MNIST.
 #[derive(Parser, Debug)]
@@ -70,6 +71,16 @@ fn train(args: &Args) -> vae::Result<()> {
     if let Some(n) = args.train_limit {
         data.truncate(n as usize);
     }
+    let batch = (args.batch_size as usize).min(data.len());
+    let images = (data.len() * data.dim()) as u128;
+    let need = |noise: usize, batch: usize| Gan::bytes_needed(data.dim(), noise, batch) + images;
+    MemoryLimit::current().require(
+        need(args.noise as usize, batch),
+        &[
+            ("--noise", args.noise.to_string(), need(1, batch)),
+            ("--batch-size", args.batch_size.to_string(), need(args.noise as usize, 1)),
+        ],
+    )?;
     let mut rng = StdRng::seed_from_u64(args.seed);
     let mut gan = Gan::new(data.dim(), args.noise as usize, args.lr, &mut rng);
     let fixed = Tensor::<f32>::randn(&[64, args.noise as usize], &mut rng);

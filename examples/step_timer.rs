@@ -20,7 +20,8 @@ use clap::{Parser, ValueEnum};
 use vae::config::{ConvNet, Objective};
 use vae::data::{Mnist, TEST_BINARIZATION_SEED};
 use vae::elbo::iwae_log_likelihood;
-use vae::run::IWAE_ROWS;
+use vae::io::MemoryLimit;
+use vae::run::{check_iwae_time, IWAE_ROWS};
 use vae::train::{stream_rng, Stream, TrainConfig, Trainer};
 
 /// Time training steps of the default VAE.
@@ -49,8 +50,8 @@ struct Args {
     /// Stochastic layers of the burda model (1 or 2).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=2))]
     layers: u64,
-    /// Samples of z per image.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Samples of z per image (also `--samples`, as `mnist_vae` calls it).
+    #[arg(long, visible_alias = "samples", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     k: u64,
     /// Time the k-sample evaluation of `--steps` test images, one at a time, instead of
     /// training steps (an untrained model: the same products).
@@ -125,11 +126,19 @@ fn main() -> ExitCode {
     };
     config.elbo.objective = args.objective;
     config.elbo.samples = args.k as usize;
-    if let Err(e) = config.validate() {
+    let limit = MemoryLimit::current();
+    let eval_k = args.eval_k.unwrap_or(0) as usize;
+    if let Err(e) = config.validate().and_then(|_| config.check_memory(mnist.train.len(), eval_k, &limit)) {
         return e.report();
     }
     let mut trainer = Trainer::new(config.clone());
-    let mut times = Vec::with_capacity(args.steps as usize);
+    if let Some(k) = args.eval_k {
+        let images = args.warmup.saturating_add(args.steps) as usize;
+        if let Err(e) = check_iwae_time(&trainer.model, &config, images, k as usize, "--eval-k") {
+            return e.report();
+        }
+    }
+    let mut times = Vec::new();
     let macs = if let Some(k) = args.eval_k {
         // The test set as `iwae_nll` evaluates it: binarized once when the recipe binarizes.
         let test = if config.binarize { mnist.test.binarized(TEST_BINARIZATION_SEED) } else { mnist.test };

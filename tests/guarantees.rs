@@ -489,3 +489,48 @@ fn examples_check_their_destination_before_the_work() {
     assert_eq!(std::fs::read(&file).unwrap(), b"mine");
     std::fs::remove_dir_all(&base).unwrap();
 }
+
+/// Every example checks its sizes before the work, the same way: memory the settings would
+/// need beyond what this process may use, and an evaluation that would take longer than
+/// 30 days, are refused in one line naming the flag (exit 2).
+#[test]
+fn examples_check_their_sizes_before_the_work() {
+    let (base, data) = with_data("g-example-sizes", 20);
+    let d = data.to_str().unwrap();
+    let o = base.join("out");
+    let o = o.to_str().unwrap();
+    for (name, args, says) in [
+        (
+            "mnist_gan",
+            vec!["--data", d, "--out", o, "--noise", "100000000000"],
+            "--noise 100000000000 would need",
+        ),
+        (
+            "gradient_variance",
+            vec!["--data", d, "--out", o, "--max-samples", "1000000000000"],
+            "--max-samples 1000000000000 would need",
+        ),
+        (
+            "gradient_variance",
+            vec!["--data", d, "--out", o, "--repeats", "10000000000"],
+            "--repeats 10000000000 would need",
+        ),
+        ("step_timer", vec!["--data", d, "--k", "100000000000"], "--samples 100000000000 would need"),
+        (
+            "step_timer",
+            vec!["--data", d, "--eval-k", "100000000000"],
+            "--eval-k 100000000000 would take about",
+        ),
+        (
+            "mnist_vae",
+            vec!["--data", d, "--out", o, "--iwae-k", "100000000000000"],
+            "--iwae-k 100000000000000 would take about",
+        ),
+    ] {
+        let out = Command::new(common::example(name)).args(&args).output().unwrap();
+        assert_error(&out, 2, &[says]);
+        assert!(out.stdout.is_empty(), "{name} worked first: {}", String::from_utf8_lossy(&out.stdout));
+    }
+    assert!(!base.join("out").join("checkpoint.safetensors").exists());
+    std::fs::remove_dir_all(&base).unwrap();
+}

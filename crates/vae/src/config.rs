@@ -748,9 +748,7 @@ impl TrainConfig {
                 with(&|c| c.model.upper.iter_mut().for_each(|u| u.latent = 1)),
             ),
         ];
-        // The flag whose setting, brought down to 1, leaves the least.
-        let (flag, value, _) = suspects.iter().min_by_key(|(_, _, rest)| *rest).expect("suspects");
-        limit.require(&format!("{flag} {value}"), need)
+        limit.require(need, &suspects)
     }
 
     /// A generous estimate of the bytes a run of this configuration allocates: parameters

@@ -152,6 +152,18 @@ impl Gan {
         Gan { generator, discriminator, g_opt, d_opt, noise, graph: Graph::new() }
     }
 
+    /// A generous estimate of the bytes [`Gan::new`] and its training steps on batches of
+    /// `batch` images allocate: both players' parameters with gradients, temporaries and
+    /// Adam's two slots, and a step's activations (the real and the generated batch through
+    /// both networks, with gradients). Exact in `u128`.
+    pub fn bytes_needed(pixels: usize, noise: usize, batch: usize) -> u128 {
+        let (p, z, b, h) = (pixels as u128, noise as u128, batch as u128, 256u128);
+        let generator = z * h + h + h * h + h + h * p + p;
+        let discriminator = p * h + h + h * h + h + h + 1;
+        let activations = 2 * b * (z + 2 * h + p + 2 * h + 1);
+        4 * (5 * (generator + discriminator) + 4 * activations)
+    }
+
     /// Images drawn from the generator for noise `z` (`[n, noise]`), pixels mapped back to
     /// [0, 1].
     pub fn sample(&self, z: &Tensor<f32>) -> Tensor<f32> {

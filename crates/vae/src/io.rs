@@ -136,14 +136,16 @@ impl MemoryLimit {
         limits.into_iter().min_by_key(|l| l.bytes).unwrap_or(MemoryLimit { bytes: u64::MAX, source: "none" })
     }
 
-    /// Refuses work whose estimate `need` (bytes) exceeds the limit, naming `what` asks
-    /// for it (a flag and its value) in one line.
-    pub fn require(&self, what: &str, need: u128) -> Result<()> {
+    /// Refuses work whose estimate `need` (bytes) exceeds the limit, in one line naming the
+    /// setting that asks for the most: of `suspects`, each a flag, its value and the need
+    /// with that setting brought down to its least, the one that leaves the least.
+    pub fn require(&self, need: u128, suspects: &[(&str, String, u128)]) -> Result<()> {
         if need <= self.bytes as u128 {
             return Ok(());
         }
+        let (flag, value, _) = suspects.iter().min_by_key(|(_, _, rest)| *rest).expect("a suspect");
         Err(VaeError::Config(format!(
-            "{what} would need about {} of memory, and {} allows {}; choose smaller sizes",
+            "{flag} {value} would need about {} of memory, and {} allows {}; choose smaller sizes",
             human_bytes(need),
             self.source,
             human_bytes(self.bytes as u128)
@@ -245,10 +247,11 @@ mod tests {
             ]
         );
         let limit = MemoryLimit { bytes: 1000, source: "a test" };
-        assert!(limit.require("--x 1", 1000).is_ok());
+        let suspects = [("--x", "2".to_string(), 1000), ("--y", "3".to_string(), 10)];
+        assert!(limit.require(1000, &suspects).is_ok());
         assert_eq!(
-            limit.require("--x 2", 1001).unwrap_err().to_string(),
-            "invalid configuration: --x 2 would need about 1.0 KB of memory, and a test allows 1.0 KB; choose smaller sizes"
+            limit.require(1001, &suspects).unwrap_err().to_string(),
+            "invalid configuration: --y 3 would need about 1.0 KB of memory, and a test allows 1.0 KB; choose smaller sizes"
         );
         assert_eq!(human_bytes(999), "999 bytes");
         assert_eq!(human_bytes(1_500_000), "1.5 MB");

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 use serde_json::{json, Value};
 use tensor::Tensor;
 
@@ -18,6 +20,7 @@ use crate::elbo::iwae_log_likelihood;
 use crate::error::{Result, VaeError};
 use crate::images::{manifold_grid, write_grid, write_scatter};
 use crate::io::atomic_write;
+use crate::model::Vae;
 use crate::plot::write_curves;
 use crate::train::{stream_rng, Stream, Trainer};
 
@@ -342,6 +345,52 @@ pub fn iwae_nll(trainer: &Trainer, test: &Dataset, k: usize, progress: bool) -> 
     total / test.len().max(1) as f64
 }
 
+/// Longest importance-weighted evaluation a run starts: 30 days.
+pub const IWAE_LONGEST_SECONDS: f64 = 30.0 * 86400.0;
+
+/// Estimated seconds of the importance-weighted evaluation with `k` samples of `images`
+/// images for `model` on this machine: one image's call with up to [`IWAE_ROWS`] samples
+/// is timed (on noise of its own, so no run's random stream moves), and the rest scaled
+/// by the products' multiply-adds.
+pub fn iwae_seconds(model: &Vae<f32>, config: &TrainConfig, images: usize, k: usize) -> f64 {
+    let probe_k = k.clamp(1, IWAE_ROWS);
+    let x = Tensor::<f32>::zeros(&[1, model.config.input]);
+    let mut rng = StdRng::seed_from_u64(0);
+    let start = Instant::now();
+    rayon::scope(|_| iwae_log_likelihood(model, &x, probe_k, IWAE_ROWS, &mut rng));
+    let probe = start.elapsed().as_secs_f64();
+    let scale = config.forward_macs(images, k) as f64 / config.forward_macs(1, probe_k).max(1) as f64;
+    probe * scale
+}
+
+/// A duration for people: seconds, minutes, hours, days or years, to two or three figures.
+pub fn human_seconds(s: f64) -> String {
+    let units = [(365.25 * 86400.0, "years"), (86400.0, "days"), (3600.0, "hours"), (60.0, "minutes")];
+    match units.iter().find(|(u, _)| s >= 2.0 * u) {
+        Some((u, name)) => format!("{:.1} {name}", s / u),
+        None => format!("{s:.1} seconds"),
+    }
+}
+
+/// Refuses an importance-weighted evaluation that would take longer than
+/// [`IWAE_LONGEST_SECONDS`] on this machine, naming `flag`; gives the estimate otherwise.
+pub fn check_iwae_time(
+    model: &Vae<f32>,
+    config: &TrainConfig,
+    images: usize,
+    k: usize,
+    flag: &str,
+) -> Result<f64> {
+    let secs = iwae_seconds(model, config, images, k);
+    if secs > IWAE_LONGEST_SECONDS {
+        return Err(VaeError::Config(format!(
+            "{flag} {k} would take about {} on this machine for {images} test images; choose a smaller k",
+            human_seconds(secs)
+        )));
+    }
+    Ok(secs)
+}
+
 /// Runs training as `opts` asks, reporting each epoch's line through `log`; returns the
 /// summary that is also written to `summary.json`. The data decides the model's input
 /// size (`opts.train.model.input` is replaced by the pixels per image of the data, and a
@@ -382,6 +431,10 @@ pub fn run(opts: &RunOptions, mut log: impl FnMut(&str)) -> Result<Value> {
             path: opts.resume.clone().unwrap_or_else(|| opts.out_dir.join(CHECKPOINT)),
         });
     }
+    let iwae_estimate = match opts.iwae_k {
+        0 => 0.0,
+        k => check_iwae_time(&trainer.model, &opts.train, test.len(), k, "--iwae-k")?,
+    };
     if opts.force {
         // Starting over: no file of the previous run stays beside this one's.
         let removed = remove_outputs(&opts.out_dir)?;
@@ -452,6 +505,12 @@ pub fn run(opts: &RunOptions, mut log: impl FnMut(&str)) -> Result<Value> {
         "total_train_seconds": train_seconds,
     });
     if opts.iwae_k > 0 {
+        log(&format!(
+            "importance-weighted bound, k = {}, on {} test images: about {}",
+            opts.iwae_k,
+            test.len(),
+            human_seconds(iwae_estimate)
+        ));
         let start = Instant::now();
         let nll = iwae_nll(&trainer, &test, opts.iwae_k, opts.progress);
         let secs = start.elapsed().as_secs_f64();
