@@ -476,8 +476,14 @@ fn examples_check_their_destination_before_the_work() {
     std::fs::write(&file, b"mine").unwrap();
     let f = file.to_str().unwrap();
     let b = base.to_str().unwrap();
+    let sub = format!("{f}/sub");
     for (name, args, says) in [
         ("mixture_em", vec!["--data", d, "--out", f], "not a directory"),
+        (
+            "mnist_vae",
+            vec!["--data", d, "--out", &sub],
+            "a-file: not a directory, where the outputs' directory",
+        ),
         ("mnist_gan", vec!["--data", d, "--out", f], "not a directory"),
         ("gradient_variance", vec!["--data", d, "--out", f], "not a directory"),
         ("denoising_autoencoder", vec!["--data", d, "--out", b], "a directory, where the output file goes"),

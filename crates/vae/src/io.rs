@@ -43,9 +43,14 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
 /// error naming the path now, not after the work. (The probe is named as a temporary file
 /// is, so a run there removes one left by a kill.)
 pub fn prepare_out_dir(dir: &Path) -> Result<()> {
-    if fs::metadata(dir).is_ok_and(|m| !m.is_dir()) {
-        let msg = "not a directory, where the outputs go";
-        return Err(VaeError::io(dir, std::io::Error::other(msg)));
+    // The nearest existing one of `dir` and its parents must be a directory.
+    if let Some(file) = dir.ancestors().find(|a| fs::metadata(a).is_ok()).filter(|a| !a.is_dir()) {
+        let msg = if file == dir {
+            "not a directory, where the outputs go".to_string()
+        } else {
+            format!("not a directory, where the outputs' directory {} goes", dir.display())
+        };
+        return Err(VaeError::io(file, std::io::Error::other(msg)));
     }
     fs::create_dir_all(dir).map_err(|e| VaeError::io(dir, e))?;
     let probe = dir.join(format!(".probe.tmp-{}", std::process::id()));
