@@ -40,7 +40,12 @@ fn a_short_run_learns_and_writes_everything() {
     opts.iwae_k = 8;
     let mut lines = Vec::new();
     let summary = run(&opts, |l| lines.push(l.to_string())).unwrap();
-    assert_eq!(lines.len(), 5, "{lines:?}");
+    assert_eq!(lines.len(), 6, "{lines:?}");
+    assert!(
+        lines[4].starts_with("importance-weighted bound, k = 8, on 10000 test images: about "),
+        "{}",
+        lines[4]
+    );
     assert_eq!(lines[2], format!("active_units {} of 2", summary["active_units"]));
     let seconds = summary["total_train_seconds"].as_f64().unwrap();
     assert_eq!(lines[3], format!("trained 2 epochs in {seconds:.1} seconds"));

@@ -350,14 +350,16 @@ pub const IWAE_LONGEST_SECONDS: f64 = 30.0 * 86400.0;
 
 /// Estimated seconds of the importance-weighted evaluation with `k` samples of `images`
 /// images for `model` on this machine: one image's call with up to [`IWAE_ROWS`] samples
-/// is timed (on noise of its own, so no run's random stream moves), and the rest scaled
-/// by the products' multiply-adds.
+/// is timed after one untimed call (on noise of its own, so no run's random stream moves),
+/// and the rest scaled by the products' multiply-adds.
 pub fn iwae_seconds(model: &Vae<f32>, config: &TrainConfig, images: usize, k: usize) -> f64 {
     let probe_k = k.clamp(1, IWAE_ROWS);
     let x = Tensor::<f32>::zeros(&[1, model.config.input]);
     let mut rng = StdRng::seed_from_u64(0);
+    let mut call = || rayon::scope(|_| iwae_log_likelihood(model, &x, probe_k, IWAE_ROWS, &mut rng));
+    call();
     let start = Instant::now();
-    rayon::scope(|_| iwae_log_likelihood(model, &x, probe_k, IWAE_ROWS, &mut rng));
+    call();
     let probe = start.elapsed().as_secs_f64();
     let scale = config.forward_macs(images, k) as f64 / config.forward_macs(1, probe_k).max(1) as f64;
     probe * scale
