@@ -11,12 +11,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use lessons::theory::{mean_squared_error, Autoencoder, Corruption};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use tensor::Tensor;
 use vae::data::Mnist;
 use vae::images::write_grid;
-use vae::theory::{mean_squared_error, Autoencoder, Corruption};
 
 /// A plain and a denoising over-complete autoencoder on MNIST.
 #[derive(Parser, Debug)]

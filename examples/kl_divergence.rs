@@ -7,11 +7,11 @@
 //! ```
 
 use autograd::Graph;
+use lessons::info::{cross_entropy, entropy, kl_divergence};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use tensor::Tensor;
 use vae::elbo::{kl_standard_normal, log_normal_diag};
-use vae::info::{cross_entropy, entropy, kl_divergence};
 
 fn main() -> vae::Result<()> {
     let p = [0.3, 0.5, 0.2];

@@ -6,11 +6,11 @@
 //! cargo run --release --example linear_regression
 //! ```
 
+use lessons::linalg::least_squares;
+use lessons::theory::{fit_linear_regression, RegressionLoss};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use tensor::Tensor;
-use vae::linalg::least_squares;
-use vae::theory::{fit_linear_regression, RegressionLoss};
 
 fn main() -> std::process::ExitCode {
     match fit_and_print() {

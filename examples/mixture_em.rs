@@ -15,11 +15,11 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
+use lessons::mixture::BernoulliMixture;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use vae::data::{Mnist, TEST_BINARIZATION_SEED};
 use vae::images::write_grid;
-use vae::mixture::BernoulliMixture;
 
 /// Fit a mixture of Bernoulli images to binarized MNIST by EM.
 #[derive(Parser, Debug)]

@@ -11,11 +11,11 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
+use lessons::gan::Gan;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use tensor::Tensor;
 use vae::data::Mnist;
-use vae::gan::Gan;
 use vae::images::write_grid;
 use vae::io::MemoryLimit;
 

@@ -11,11 +11,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use lessons::linalg::{principal_angles, top_eigenvectors};
+use lessons::theory::{covariance, train_linear_autoencoder};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use vae::data::Mnist;
-use vae::linalg::{principal_angles, top_eigenvectors};
-use vae::theory::{covariance, train_linear_autoencoder};
 
 /// Linear autoencoder versus PCA on MNIST.
 #[derive(Parser, Debug)]

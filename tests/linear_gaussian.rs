@@ -7,12 +7,12 @@
 //! k = 5000 importance-weighted bound is within 0.02 nats of `log p(x)`.
 
 use autograd::Graph;
+use lessons::linalg::{solve_spd, symmetric_eigenvalues};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use tensor::Tensor;
 use vae::config::{Likelihood, Objective, VaeConfig};
 use vae::elbo::{log_weight_bound, log_weights, LN_2PI};
-use vae::linalg::{solve_spd, symmetric_eigenvalues};
 use vae::model::Vae;
 
 const D: usize = 5;

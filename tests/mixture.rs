@@ -2,10 +2,10 @@
 //! log-likelihood, plus the log prior when there is one), and EM and gradient ascent through
 //! the tape reach the same optimum.
 
+use lessons::mixture::{gradient_ascent, BernoulliMixture};
 use rand::rngs::StdRng;
 use rand::{Rng, RngExt, SeedableRng};
 use tensor::Tensor;
-use vae::mixture::{gradient_ascent, BernoulliMixture};
 
 /// `n` binary images of `d` pixels from three well separated prototypes, each pixel flipped
 /// with probability 0.15.

@@ -4,15 +4,15 @@
 
 use std::path::PathBuf;
 
+use lessons::linalg::{least_squares, orthonormalize, principal_angles, top_eigenvectors};
+use lessons::theory::{
+    covariance, fit_linear_regression, gaussian_log_likelihood, mean_squared_error, train_linear_autoencoder,
+    Autoencoder, Corruption, RegressionLoss,
+};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use tensor::Tensor;
 use vae::data::Mnist;
-use vae::linalg::{least_squares, orthonormalize, principal_angles, top_eigenvectors};
-use vae::theory::{
-    covariance, fit_linear_regression, gaussian_log_likelihood, mean_squared_error, train_linear_autoencoder,
-    Autoencoder, Corruption, RegressionLoss,
-};
 
 #[test]
 fn gradient_descent_on_mse_and_on_gaussian_nll_find_the_least_squares_fit() {

@@ -15,11 +15,11 @@ use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 use tensor::Tensor;
 
-use crate::config::{Activation, OptimizerConfig, OptimizerKind};
-use crate::error::{Result, VaeError};
-use crate::nn::{Linear, ParamSet};
-use crate::optim::Optimizer;
-use crate::train::{train_step, Parameters, StepFailure};
+use vae::config::{Activation, OptimizerConfig, OptimizerKind};
+use vae::nn::{Linear, ParamSet};
+use vae::optim::Optimizer;
+use vae::train::{train_step, Parameters, StepFailure};
+use vae::{Result, VaeError};
 
 /// The slope of the discriminator's leaky ReLUs for negative inputs.
 const LEAK: f32 = 0.2;

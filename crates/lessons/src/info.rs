@@ -2,7 +2,7 @@
 //! outcome, the entropy (its expectation), the cross-entropy and the Kullback–Leibler
 //! divergence `KL(p ‖ q) = Σ p log(p/q)`, with the convention `0 · log 0 = 0`.
 
-use crate::error::{Result, VaeError};
+use vae::{Result, VaeError};
 
 /// `H(p) = −Σ p log p`.
 pub fn entropy(p: &[f64]) -> f64 {

@@ -4,7 +4,7 @@
 
 use tensor::Tensor;
 
-use crate::error::{Result, VaeError};
+use vae::{Result, VaeError};
 
 /// Solves `A x = B` for a symmetric positive-definite `A` (`[n, n]`) and `B` (`[n, m]`) by
 /// Cholesky factorization. An error if the shapes do not fit or `A` is not positive

@@ -13,11 +13,11 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 use tensor::{Element, Tensor};
 
-use crate::config::{OptimizerConfig, OptimizerKind};
-use crate::nn::ParamSet;
-use crate::optim::Optimizer;
+use vae::config::{OptimizerConfig, OptimizerKind};
+use vae::nn::ParamSet;
+use vae::optim::Optimizer;
 
-use crate::error::{Result, VaeError};
+use vae::{Result, VaeError};
 
 /// A mixture of Bernoulli images: mixing weights `π` (`[K]`, as logs) and pixel means
 /// `μ` (`[K, D]`).

@@ -9,12 +9,12 @@ use rand::{Rng, RngExt};
 use rand_distr::{Distribution, StandardNormal};
 use tensor::{Element, Tensor};
 
-use crate::config::Activation;
-use crate::elbo::LN_2PI;
-use crate::error::{Result, VaeError};
-use crate::nn::{Linear, ParamSet};
-use crate::optim::{Optimizer, OptimizerConfig, OptimizerKind};
-use crate::train::{train_step, Parameters, StepFailure};
+use vae::config::Activation;
+use vae::elbo::LN_2PI;
+use vae::nn::{Linear, ParamSet};
+use vae::optim::{Optimizer, OptimizerConfig, OptimizerKind};
+use vae::train::{train_step, Parameters, StepFailure};
+use vae::{Result, VaeError};
 
 /// The error of a failed step of a theory trainer, naming the step.
 fn failed(f: StepFailure, step: usize) -> VaeError {
@@ -142,7 +142,7 @@ pub fn gaussian_log_likelihood(x: &Tensor<f64>, mean: &Tensor<f64>, cov: &Tensor
     // Σₙ (xₙ − μ)ᵀ Σ⁻¹ (xₙ − μ) = Σ of the elementwise product of Xc and Xc·Σ⁻¹.
     let solved = crate::linalg::solve_spd(cov, &xc.t().contiguous()).ok()?;
     let quad = (&xc * &solved.t()).sum().item();
-    Some(-0.5 * (quad + n * log_det + n * d * crate::elbo::LN_2PI))
+    Some(-0.5 * (quad + n * log_det + n * d * vae::elbo::LN_2PI))
 }
 
 /// How a denoising autoencoder corrupts its inputs.

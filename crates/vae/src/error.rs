@@ -86,7 +86,8 @@ impl VaeError {
         std::process::ExitCode::from(self.exit_code())
     }
 
-    pub(crate) fn invalid(op: &'static str, msg: impl Into<String>) -> Self {
+    /// Arguments `op` was given that do not fit it (the [`VaeError::Invalid`] variant).
+    pub fn invalid(op: &'static str, msg: impl Into<String>) -> Self {
         VaeError::Invalid { op, msg: msg.into() }
     }
 

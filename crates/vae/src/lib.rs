@@ -9,14 +9,9 @@
 //! - [`data`]: the IDX reader, batches, dynamic binarization.
 //! - [`train`]: training and evaluation with reproducible random streams.
 //! - [`checkpoint`], [`images`], [`plot`], [`io`], [`run`]: files, pictures and the whole run.
-//! - [`theory`], [`linalg`]: linear regression, the linear and the denoising autoencoder,
-//!   and the small dense linear algebra that checks them against closed forms.
-//! - [`gan`]: a generative adversarial network beside the VAE (generator, discriminator,
-//!   two optimizers).
-//! - [`info`]: information, entropy, cross-entropy and the KL divergence of discrete
-//!   distributions.
-//! - [`mixture`]: a mixture of Bernoulli images fit by EM (the discrete-latent
-//!   counterpart of the VAE) and by gradient ascent.
+//!
+//! The learner's material built on this toolkit (linear regression, autoencoders, EM, a
+//! GAN, information measures) is the `lessons` crate.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -25,18 +20,13 @@ pub mod config;
 pub mod data;
 pub mod elbo;
 pub mod error;
-pub mod gan;
 pub mod images;
-pub mod info;
 pub mod io;
-pub mod linalg;
-pub mod mixture;
 pub mod model;
 pub mod nn;
 pub mod optim;
 pub mod plot;
 pub mod run;
-pub mod theory;
 pub mod train;
 
 pub use error::{Result, VaeError};
