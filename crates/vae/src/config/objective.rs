@@ -1,0 +1,54 @@
+//! The objective: the bound, its samples, its β, and the encoder-gradient estimator.
+
+use serde::{Deserialize, Serialize};
+
+/// How the encoder's gradient of the reconstruction term is estimated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Estimator {
+    /// The reparameterization trick: `z = mu + σ·eps` is differentiated through.
+    Reparam,
+    /// The score-function (REINFORCE) estimator: `z` is sampled and detached, and the encoder
+    /// gets `f(z)·∇ log q(z|x)` with `f = log p(x|z)`, plus the analytic KL gradient.
+    Score,
+}
+
+named_enum!(Estimator, "estimator", Reparam = "reparam", Score = "score");
+
+/// What training maximizes, from `k` samples of z per image (`samples`), with
+/// `log w = log p(x|z) + log p(z) − log q(z|x)`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Objective {
+    /// The ELBO with the KL term in closed form and the reconstruction averaged over the
+    /// samples (pytorch/examples' objective; the default).
+    #[default]
+    Elbo,
+    /// The ELBO as the mean over the samples of `log w` (Burda et al.'s "VAE" rows).
+    ElboMc,
+    /// The importance-weighted bound `log (1/k) Σ w` (Burda et al.'s "IWAE" rows).
+    Iwae,
+}
+
+named_enum!(Objective, "objective", Elbo = "elbo", ElboMc = "elbo-mc", Iwae = "iwae");
+
+/// Settings of the Monte Carlo objective.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ElboConfig {
+    /// What is maximized (absent in checkpoints written before it existed: the ELBO).
+    #[serde(default)]
+    pub objective: Objective,
+    /// Samples of z per image (L, or the k of the bounds).
+    pub samples: usize,
+    /// Weight of the KL term (β; 1 for the ELBO).
+    pub beta: f64,
+    /// Gradient estimator for the encoder.
+    pub estimator: Estimator,
+}
+
+impl Default for ElboConfig {
+    fn default() -> Self {
+        ElboConfig { objective: Objective::Elbo, samples: 1, beta: 1.0, estimator: Estimator::Reparam }
+    }
+}
