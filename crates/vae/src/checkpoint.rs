@@ -65,14 +65,14 @@ pub fn to_bytes(trainer: &Trainer) -> Result<Vec<u8>> {
     named.sort_by(|a, b| a.0.cmp(&b.0));
     let mut sum = Checksum::new();
     for (name, t) in &named {
-        let bytes = le_bytes(t);
-        let nonfinite = bytes.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).enumerate();
-        if let Some((i, v)) = nonfinite.into_iter().find(|(_, v)| !v.is_finite()) {
+        let values = t.to_vec();
+        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
             return Err(VaeError::NonFinite(format!(
-                "tensor \"{name}\" holds a non-finite value ({v}) at element {i}"
+                "tensor \"{name}\" holds a non-finite value ({}) at element {i}",
+                values[i]
             )));
         }
-        sum.tensor(name, &bytes);
+        sum.tensor(name, &values.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>());
     }
     let history: Vec<Value> = trainer
         .history

@@ -1,4 +1,6 @@
-//! Writing files so that a crash never leaves a half-written one in place.
+//! The run's contact with its machine: files written so that a crash never leaves a
+//! half-written one in place, destinations checked before any work, and the memory this
+//! process may use.
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -102,7 +104,7 @@ pub fn require_regular_file(path: &Path) -> Result<()> {
 
 /// The most memory this process can count on, and what sets it: the least of the machine's
 /// physical memory, its control group's limit and its address-space limit (`ulimit -v`,
-/// less [`ADDRESS_SPACE_ALLOWANCE`] for the program's own mappings). Each is read where
+/// less [`address_space_allowance`] for the program's own mappings). Each is read where
 /// the platform shows it; with none readable the limit is `u64::MAX`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MemoryLimit {
@@ -148,9 +150,12 @@ impl MemoryLimit {
         if need <= self.bytes as u128 {
             return Ok(());
         }
-        let (flag, value, _) = suspects.iter().min_by_key(|(_, _, rest)| *rest).expect("a suspect");
+        let what = match suspects.iter().min_by_key(|(_, _, rest)| *rest) {
+            Some((flag, value, _)) => format!("{flag} {value}"),
+            None => "these settings".to_string(),
+        };
         Err(VaeError::Config(format!(
-            "{flag} {value} would need about {} of memory, and {} allows {}; choose smaller sizes",
+            "{what} would need about {} of memory, and {} allows {}; choose smaller sizes",
             human_bytes(need),
             self.source,
             human_bytes(self.bytes as u128)
