@@ -4,20 +4,20 @@
 //! copy of DejaVu Sans cut down to ASCII (`assets/`, 26 KB), so drawing needs no system fonts.
 
 use std::path::Path;
-use std::sync::Once;
 
 use plotters::prelude::*;
-use plotters::style::{register_font, FontStyle};
 
 use crate::error::{Result, VaeError};
 use crate::images::encode_png;
 use crate::io::atomic_write;
 use crate::train::EpochMetrics;
 
-/// DejaVu Sans, printable ASCII only (see `assets/DejaVu-LICENSE.txt`).
-const FONT: &[u8] = include_bytes!("../assets/DejaVuSans-ascii.ttf");
-
+#[cfg(not(all(target_arch = "wasm32", not(target_os = "wasi"))))]
 fn register() {
+    use plotters::style::{register_font, FontStyle};
+    use std::sync::Once;
+    /// DejaVu Sans, printable ASCII only (see `assets/DejaVu-LICENSE.txt`).
+    const FONT: &[u8] = include_bytes!("../assets/DejaVuSans-ascii.ttf");
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         // The font is compiled in and known to parse; a failure would leave text undrawn,
@@ -25,6 +25,12 @@ fn register() {
         let _ = register_font("sans-serif", FontStyle::Normal, FONT);
     });
 }
+
+/// In a browser (wasm32-unknown-unknown) plotters has no font registry: its text goes
+/// through the page's canvas, so a plot with text cannot be drawn into a buffer there and
+/// [`write_lines`] returns the drawing error.
+#[cfg(all(target_arch = "wasm32", not(target_os = "wasi")))]
+fn register() {}
 
 /// One named line of a plot, in its colour.
 pub struct Series {
