@@ -237,8 +237,12 @@ impl Dataset {
 
     /// Loads an IDX image file and its label file, checking that they agree.
     pub fn load(images: &Path, labels: &Path) -> Result<Self> {
-        let im = read_idx(images)?;
-        let lb = read_idx(labels)?;
+        Self::from_idx((images, read_idx(images)?), (labels, read_idx(labels)?))
+    }
+
+    /// A dataset from a decoded IDX image file and label file (each with the name errors
+    /// give it), checking that they agree.
+    pub fn from_idx((images, im): (&Path, Idx), (labels, lb): (&Path, Idx)) -> Result<Self> {
         if im.dims.len() != 3 {
             return Err(VaeError::format(
                 images,
