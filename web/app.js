@@ -7,7 +7,7 @@ const SIDE = 28;
 // The colours of the native scatter plot (vae::images), one per digit.
 const PALETTE = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd',
   '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
-const TRAIN_BATCH = 100;
+const TRAIN_BATCH = 50;
 const TRAIN_LR = 1e-3;
 const TRAIN_SEED = 1;
 const NEIGHBOURS = 15;

@@ -238,7 +238,16 @@ enum Own<T> {
 /// whole product's shape and strides alone, never on the pool or a block, and each kernel
 /// computes an element the same way wherever a block starts, so the bits stay the same at
 /// any thread count.
+///
+/// The kernels beat matrixmultiply through their vector paths only. Where the CPU has none,
+/// the portable path (the reference the others are tested against) is plain loops of
+/// `mul_add`, which without a fused instruction, as on wasm32, is a library call per
+/// element: there matrixmultiply takes every product (except under Miri, which checks the
+/// kernels through the portable path).
 fn own_kernel<T: Element>(m: usize, a: &Operand<T>, b: &Operand<T>) -> Option<Own<T>> {
+    if !cfg!(miri) && Path::detect() == Path::Portable {
+        return None;
+    }
     if let Some(dot) = T::DOT.filter(|_| m <= DOT_MAX_ROWS && a.cs == 1 && b.rs == 1) {
         return Some(Own::Dot(dot));
     }
