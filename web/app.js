@@ -499,16 +499,22 @@ function setupTraining() {
   drawCurve();
 }
 
+// Says why the page cannot run and turns its controls off, so nothing looks usable that is not.
+function cannotRun(message) {
+  setStatus(message, 'error');
+  for (const control of document.querySelectorAll('main button, main input, header input')) control.disabled = true;
+}
+
 async function main() {
   if (typeof WebAssembly !== 'object' || typeof WebAssembly.instantiate !== 'function') {
-    setStatus('This browser cannot run WebAssembly, which the page needs to run the model; a current Firefox, Chrome or Safari can.', 'error');
+    cannotRun('This browser cannot run WebAssembly, which the page needs to run the model; a current Firefox, Chrome or Safari can.');
     return;
   }
   try {
     state.wasm = await import('./pkg/vae_web.js');
     await state.wasm.default();
   } catch (e) {
-    setStatus(`The engine's WebAssembly module did not load (${e.message}); build it with web/build.sh.`, 'error');
+    cannotRun(`The engine's WebAssembly module did not load (${e.message}); build it with web/build.sh.`);
     return;
   }
   try {
@@ -518,7 +524,7 @@ async function main() {
     ]);
     state.test = new state.wasm.Digits('the test digits', images, labels);
   } catch (e) {
-    setStatus(e.message, 'error');
+    cannotRun(e.message);
     return;
   }
   state.labels = state.test.labels();

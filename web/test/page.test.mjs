@@ -135,6 +135,10 @@ test('the page loads with no console error and the model ready', async () => {
   assert.equal(s.kind, 'ok', s.text);
   assert.match(s.text, /^Ready: model\/mnist-2d\.safetensors, 2000 test digits/);
   assert.deepEqual(errors, []);
+  // Every link (the guide's chapters) resolves inside the repository.
+  const links = await page.locator('a[href]').evaluateAll((as) => as.map((a) => a.href));
+  assert.ok(links.length >= 5, `${links.length} links`);
+  for (const link of links) assert.equal((await page.request.get(link)).status(), 200, link);
   await page.screenshot({ path: path.join(shots, 'page.png'), fullPage: true });
   await close();
 });
@@ -254,6 +258,7 @@ test('a bad checkpoint or a browser without WebAssembly gets a message, not a bl
   const { page, close } = await open('', () => { delete globalThis.WebAssembly; });
   await page.waitForFunction(() => document.getElementById('status').className === 'error');
   assert.match((await status(page)).text, /cannot run WebAssembly/);
+  assert.ok(await page.locator('#train-start').isDisabled());
   await page.screenshot({ path: path.join(shots, 'no-webassembly.png') });
   await close();
 });

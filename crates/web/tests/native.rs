@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use vae::checkpoint;
-use vae::config::{TrainConfig, VaeConfig};
+use vae::config::{ConvNet, TrainConfig, VaeConfig};
 use vae::data::Dataset;
 use vae::train::Trainer;
 use vae_web::{Digits, Explorer, TabTrainer};
@@ -145,4 +145,22 @@ fn the_tab_trainer_runs_the_library_epoch() {
         trainer.epoch += 1;
     }
     assert!(TabTrainer::create(&digits, 0, 100, 1e-3, 7).is_err());
+}
+
+#[test]
+fn a_convolutional_checkpoint_loads_and_maps_both_ways() {
+    let model = VaeConfig {
+        hidden: vec![],
+        latent: 2,
+        conv: Some(ConvNet { side: 28, channels: vec![4, 8] }),
+        ..VaeConfig::default()
+    };
+    let bytes = checkpoint::to_bytes(&Trainer::new(TrainConfig { model, ..TrainConfig::default() })).unwrap();
+    let explorer = Explorer::load("conv.safetensors", &bytes).unwrap();
+    assert_eq!(explorer.input(), 784);
+    let codes = explorer.encode_native(&test_digits().pixels(3)).unwrap();
+    assert_eq!(codes.len(), 6);
+    let pixels = explorer.decode_native(&codes).unwrap();
+    assert_eq!(pixels.len(), 3 * 784);
+    assert!(pixels.iter().all(|p| (0.0..=1.0).contains(p)));
 }
