@@ -255,6 +255,16 @@ test('a bad checkpoint or a browser without WebAssembly gets a message, not a bl
     assert.ok(await page.locator('#status').isVisible());
     await close();
   }
+  // Opened as a file rather than served.
+  {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`file://${path.join(root, 'web/index.html')}`);
+    const s = await status(page);
+    assert.equal(s.kind, 'error');
+    assert.match(s.text, /^Open this page through a web server/);
+    await context.close();
+  }
   const { page, close } = await open('', () => { delete globalThis.WebAssembly; });
   await page.waitForFunction(() => document.getElementById('status').className === 'error');
   assert.match((await status(page)).text, /cannot run WebAssembly/);
