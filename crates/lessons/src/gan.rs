@@ -1,9 +1,11 @@
 //! A generative adversarial network beside the VAE: a generator `G(z)` that plays the part
 //! of the VAE's decoder (noise in, image out) and a discriminator `D(x)` that scores images
-//! as real or generated. `D` maximizes `log D(x) + log(1 − D(G(z)))`; `G` maximizes
+//! as real or generated. `D` maximizes `0.9·log D(x) + 0.1·log(1 − D(x)) + log(1 − D(G(z)))`
+//! (the cross-entropy with real images' target smoothed to 0.9); `G` maximizes
 //! `log D(G(z))` (the non-saturating form). Two parameter sets, two optimizers, and in the
 //! discriminator's step the generator's samples are `detach`ed so its loss does not reach
-//! the generator.
+//! the generator. [`discriminator_objective`] and [`optimal_discriminator`] state the game
+//! on a discrete sample space, where its optimum can be written down.
 //!
 //! Layers (pytorch-tutorial's vanilla GAN): `G`: z(64) → 256 → 256 (ReLU) → 784 (tanh), so
 //! pixels in [−1, 1]; `D`: 784 → 256 → 256 (leaky ReLU 0.2) → 1 logit; real images are
@@ -211,12 +213,83 @@ impl Gan {
     }
 }
 
+/// The discriminator's objective on a discrete sample space, which it maximizes: data
+/// distribution `p`, generator distribution `q`, the discriminator's probability `d` of
+/// "real" for each outcome, and real images' target `real_target` (1 without smoothing):
+/// `E_p[t·log d + (1 − t)·log(1 − d)] + E_q[log(1 − d)]`, with `0 · log 0 = 0`.
+pub fn discriminator_objective(p: &[f64], q: &[f64], d: &[f64], real_target: f64) -> f64 {
+    let xlogy = |x: f64, y: f64| if x == 0.0 { 0.0 } else { x * y.ln() };
+    p.iter()
+        .zip(q)
+        .zip(d)
+        .map(|((&p, &q), &d)| {
+            xlogy(p * real_target, d) + xlogy(p * (1.0 - real_target), 1.0 - d) + xlogy(q, 1.0 - d)
+        })
+        .sum()
+}
+
+/// The discriminator that maximizes [`discriminator_objective`]: `d = t·p/(p + q)` for each
+/// outcome (setting the objective's derivative `t·p/d − ((1 − t)·p + q)/(1 − d)` to zero),
+/// and 0 where `p + q = 0` (where the objective does not depend on `d`).
+pub fn optimal_discriminator(p: &[f64], q: &[f64], real_target: f64) -> Vec<f64> {
+    p.iter().zip(q).map(|(&p, &q)| if p + q > 0.0 { real_target * (p / (p + q)) } else { 0.0 }).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use rand::rngs::StdRng;
-    use rand::SeedableRng;
+    use rand::{RngExt, SeedableRng};
 
     use super::*;
+
+    /// A distribution over `n` outcomes, with some outcomes of probability 0.
+    fn distribution(n: usize, rng: &mut StdRng) -> Vec<f64> {
+        let w: Vec<f64> =
+            (0..n).map(|_| if rng.random_bool(0.2) { 0.0 } else { rng.random::<f64>() }).collect();
+        let s: f64 = w.iter().sum();
+        w.iter().map(|v| v / s.max(f64::MIN_POSITIVE)).collect()
+    }
+
+    /// Goodfellow et al.'s result: against the best discriminator (no smoothing) the game's
+    /// value is `2·JSD(p ‖ q) − log 4`, which the generator minimizes at `q = p`.
+    #[test]
+    fn against_the_best_discriminator_the_value_is_twice_the_jsd_minus_log_4() {
+        let mut rng = StdRng::seed_from_u64(5);
+        for _ in 0..200 {
+            let (p, q) = (distribution(12, &mut rng), distribution(12, &mut rng));
+            let value = discriminator_objective(&p, &q, &optimal_discriminator(&p, &q, 1.0), 1.0);
+            let jsd = crate::info::js_divergence(&p, &q).unwrap();
+            assert!((value - (2.0 * jsd - 4f64.ln())).abs() < 1e-12, "{value} against {jsd}");
+            // JSD alone, or JSD − log 4, would be off by a factor or a constant.
+            assert!((value - (jsd - 4f64.ln())).abs() > 1e-6 || jsd < 1e-9);
+        }
+        let p = distribution(12, &mut rng);
+        let value = discriminator_objective(&p, &p, &optimal_discriminator(&p, &p, 1.0), 1.0);
+        assert!((value + 4f64.ln()).abs() < 1e-12);
+    }
+
+    /// With real images' target at 0.9 the best discriminator is `0.9·p/(p + q)`: no
+    /// nearby `d` does better, and it never says more than 0.9 of any image.
+    #[test]
+    fn with_smoothing_the_best_discriminator_is_nine_tenths_of_the_unsmoothed_one() {
+        let mut rng = StdRng::seed_from_u64(6);
+        for _ in 0..100 {
+            let (p, q) = (distribution(8, &mut rng), distribution(8, &mut rng));
+            let best = optimal_discriminator(&p, &q, 0.9);
+            let top = discriminator_objective(&p, &q, &best, 0.9);
+            for i in (0..8).filter(|&i| p[i] + q[i] > 0.0) {
+                for delta in [-1e-3, 1e-3] {
+                    let mut d = best.clone();
+                    d[i] = (d[i] + delta).clamp(1e-12, 1.0 - 1e-12);
+                    assert!(discriminator_objective(&p, &q, &d, 0.9) <= top, "outcome {i}");
+                }
+            }
+            assert!(best.iter().all(|&d| d <= 0.9));
+            for i in (0..8).filter(|&i| p[i] > 0.0 && q[i] == 0.0) {
+                assert_eq!(best[i], 0.9);
+            }
+        }
+    }
 
     #[test]
     fn detach_keeps_the_discriminator_loss_off_the_generator() {

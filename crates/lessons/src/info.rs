@@ -32,6 +32,15 @@ pub fn kl_divergence(p: &[f64], q: &[f64]) -> Result<f64> {
     Ok(p.iter().zip(q).filter(|(&a, _)| a > 0.0).map(|(&a, &b)| a * (a / b).ln()).sum())
 }
 
+/// The Jensen–Shannon divergence `½ KL(p ‖ m) + ½ KL(q ‖ m)` with `m = (p + q)/2`:
+/// symmetric, 0 exactly when `p = q`, and at most `log 2`. An error when `p` and `q` are over
+/// different numbers of outcomes.
+pub fn js_divergence(p: &[f64], q: &[f64]) -> Result<f64> {
+    same_outcomes("js_divergence", p, q)?;
+    let m: Vec<f64> = p.iter().zip(q).map(|(a, b)| 0.5 * (a + b)).collect();
+    Ok(0.5 * kl_divergence(p, &m)? + 0.5 * kl_divergence(q, &m)?)
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;

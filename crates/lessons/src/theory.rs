@@ -24,55 +24,95 @@ fn failed(f: StepFailure, step: usize) -> VaeError {
 /// The objective a linear regression is fitted with.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum RegressionLoss {
-    /// Mean squared error.
+    /// Mean squared error, `Σ‖y − ŷ‖² / (n·out)`.
     Mse,
-    /// Mean negative log-likelihood of `y ~ N(Wx + b, σ²I)` with a fixed σ.
+    /// Mean negative log-likelihood per point of `y ~ N(Wx + b, σ²I)` with a fixed σ.
     GaussianNll {
         /// The fixed noise standard deviation.
         sigma: f64,
     },
+    /// Mean negative log-likelihood per point of `y ~ N(Wx + b, diag(σ²))`, with one σ per
+    /// output learned beside `W` and `b` (as its logarithm, a parameter `log_sigma`).
+    GaussianNllLearnedSigma,
 }
 
-/// The loss of predictions `pred` against `y` (both `[n, out]`), averaged over rows.
-fn regression_loss<'g>(loss: RegressionLoss, pred: Var<'g, f64>, y: Var<'g, f64>) -> Var<'g, f64> {
-    let n = y.shape()[0] as f64;
-    let sq = (pred - y).square().sum();
-    match loss {
-        RegressionLoss::Mse => sq.mul_scalar(1.0 / (n * y.shape()[1] as f64)),
-        RegressionLoss::GaussianNll { sigma } => {
-            let out = y.shape()[1] as f64;
-            // Σ [(y − ŷ)²/(2σ²) + ½ ln 2πσ²] / n: the same minimizer as the MSE for any σ.
-            sq.mul_scalar(1.0 / (2.0 * sigma * sigma * n)).add_scalar(0.5 * out * (LN_2PI + 2.0 * sigma.ln()))
+/// A fitted linear regression.
+#[derive(Clone, Debug)]
+pub struct RegressionFit {
+    /// `W`, `[out, in]`.
+    pub weight: Tensor<f64>,
+    /// `b`, `[out]`.
+    pub bias: Tensor<f64>,
+    /// The learned noise standard deviations, `[out]`, for
+    /// [`RegressionLoss::GaussianNllLearnedSigma`].
+    pub sigma: Option<Tensor<f64>>,
+    /// The loss after the last step.
+    pub loss: f64,
+}
+
+/// The loss of predictions `pred` against `y` (both `[n, out]`), averaged over rows;
+/// `log_sigma` (`[out]`) is the learned log-σ of [`RegressionLoss::GaussianNllLearnedSigma`]
+/// (σ = 1 without it).
+fn regression_loss<'g>(
+    loss: RegressionLoss,
+    pred: Var<'g, f64>,
+    y: Var<'g, f64>,
+    log_sigma: Option<Var<'g, f64>>,
+) -> Var<'g, f64> {
+    let (n, out) = (y.shape()[0] as f64, y.shape()[1] as f64);
+    let sq = (pred - y).square();
+    match (loss, log_sigma) {
+        (RegressionLoss::Mse, _) => sq.sum().mul_scalar(1.0 / (n * out)),
+        // Σ [(y − ŷ)²/(2σ²) + ½ ln 2πσ²] / n: the same minimizer as the MSE for any σ.
+        (RegressionLoss::GaussianNll { sigma }, _) => sq
+            .sum()
+            .mul_scalar(1.0 / (2.0 * sigma * sigma * n))
+            .add_scalar(0.5 * out * (LN_2PI + 2.0 * sigma.ln())),
+        // The same with σ_j = exp(log_sigma_j) for output j.
+        (RegressionLoss::GaussianNllLearnedSigma, Some(ls)) => {
+            let precision = ls.mul_scalar(-2.0).exp();
+            sq.mul(precision).sum().mul_scalar(0.5 / n) + ls.sum().add_scalar(0.5 * out * LN_2PI)
+        }
+        (RegressionLoss::GaussianNllLearnedSigma, None) => {
+            sq.sum().mul_scalar(0.5 / n).add_scalar(0.5 * out * LN_2PI)
         }
     }
 }
 
 /// Fits `y ≈ x·Wᵀ + b` by full-batch gradient descent (SGD with momentum 0.9) on `loss`
-/// through the autograd engine; returns `(W [out, in], b [out], final loss)`, or an error
-/// naming the step if the loss stops being finite (too large a learning rate).
+/// through the autograd engine, from `W = 0`, `b = 0` (and σ = 1); returns the fit, or an
+/// error naming the step if the loss stops being finite (too large a learning rate).
 pub fn fit_linear_regression(
     x: &Tensor<f64>,
     y: &Tensor<f64>,
     loss: RegressionLoss,
     steps: usize,
     lr: f64,
-) -> Result<(Tensor<f64>, Tensor<f64>, f64)> {
+) -> Result<RegressionFit> {
     let mut params = ParamSet::new();
     let layer = Linear::zeros(&mut params, "linear", x.shape()[1], y.shape()[1]);
+    let log_sigma = (loss == RegressionLoss::GaussianNllLearnedSigma)
+        .then(|| params.push("log_sigma", Tensor::zeros(&[y.shape()[1]])));
     let sgd = OptimizerConfig { kind: OptimizerKind::Sgd { momentum: 0.9 }, lr, weight_decay: 0.0 };
     let mut opt = Optimizer::new(sgd, &params);
     let mut graph = Graph::new();
     let mut last = f64::NAN;
     for step in 1..=steps {
         (last, _) = train_step(&mut graph, &mut params, &mut opt, |g, _, vars| {
-            let l = regression_loss(loss, layer.forward(vars, g.constant(x.clone())), g.constant(y.clone()));
+            let pred = layer.forward(vars, g.constant(x.clone()));
+            let l = regression_loss(loss, pred, g.constant(y.clone()), log_sigma.map(|i| vars[i]));
             let value = l.value().item();
             (l, value)
         })
         .map_err(|f| failed(f, step))?;
     }
-    let get = |name: &str| params.get(name).expect("the layer's own tensor").clone();
-    Ok((get("linear.weight"), get("linear.bias"), last))
+    let get = |name: &str| params.get(name).expect("the fit's own tensor").clone();
+    Ok(RegressionFit {
+        weight: get("linear.weight"),
+        bias: get("linear.bias"),
+        sigma: log_sigma.map(|_| get("log_sigma").exp()),
+        loss: last,
+    })
 }
 
 /// Trains a linear autoencoder `x̂ = x·Eᵀ·Dᵀ` (`E` `[k, d]`, `D` `[d, k]`, no biases) on the
