@@ -149,3 +149,43 @@ fn two_numbers_on_a_learned_manifold_reconstruct_digits_better_than_the_best_pla
     assert!(mean_image - vae > 2.0 * (mean_image - pca), "2-D VAE {vae}, PCA {pca}, mean {mean_image}");
     assert!(pca < 0.9 * mean_image, "PCA {pca}, mean image {mean_image}");
 }
+
+/// The aggregate posterior of the shipped 2-D VAE over 2,000 test digits has the prior's
+/// moments nearly (the per-dimension KLs sum to under 0.1), yet it differs from the prior
+/// jointly (MMD² far above two prior draws'), leaves holes where the prior puts mass, and
+/// prior samples from the holes decode farther from every real digit than those from the
+/// densest regions.
+#[test]
+fn the_aggregate_posterior_leaves_holes_that_decode_badly() {
+    use lessons::holes::{mmd2, nearest_distance, AggregatePosterior};
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let path = root.join("web/model/mnist-2d.safetensors");
+    let bytes = checkpoint::read_file(&path).unwrap();
+    let (config, _) = checkpoint::read_meta(&path, &bytes).unwrap();
+    let model = checkpoint::from_bytes(&path, &bytes, &config).unwrap().0.model;
+    let file = |kind: &str| root.join(format!("web/data/t10k-2000-{kind}-ubyte.gz"));
+    let test = Dataset::load(&file("images-idx3"), &file("labels-idx1")).unwrap();
+    let x = test.intensities::<f32>(&(0..test.len()).collect::<Vec<_>>());
+    let q = AggregatePosterior::of(&model, &x);
+    let kl: f64 = q.per_dimension().iter().map(|g| g.kl).sum();
+    assert!(kl < 0.1, "moment-matched KL {kl}");
+
+    let mut rng = StdRng::seed_from_u64(1);
+    let from_q = q.sample(&mut rng);
+    let prior = Tensor::<f64>::randn(&[2000, 2], &mut rng);
+    let prior2 = Tensor::<f64>::randn(&[2000, 2], &mut rng);
+    let (gap, floor) = (mmd2(&from_q, &prior, 2f64.sqrt()), mmd2(&prior2, &prior, 2f64.sqrt()));
+    assert!(gap > 0.005 && gap > 20.0 * floor.abs(), "MMD² {gap} against {floor}");
+
+    let ratio = q.log_ratio(&prior);
+    let holes = ratio.iter().filter(|&&r| r < -(10f64.ln())).count();
+    assert!(holes > 200, "{holes} of 2000 prior samples where q < p/10");
+    let mut order: Vec<usize> = (0..2000).collect();
+    order.sort_by(|&a, &b| ratio[a].total_cmp(&ratio[b]));
+    let distance = |rows: &[usize]| {
+        let d = nearest_distance(&model.decode_mean(&prior.select_rows(rows).cast::<f32>()), &x);
+        d.iter().sum::<f64>() / d.len() as f64
+    };
+    let (deep, dense) = (distance(&order[..200]), distance(&order[1800..]));
+    assert!(deep > 1.1 * dense, "holes {deep}, dense {dense}");
+}

@@ -12,10 +12,13 @@
 //!   counterpart of the VAE) and by gradient ascent.
 //! - [`gan`]: a generative adversarial network beside the VAE (generator, discriminator,
 //!   two optimizers).
+//! - [`holes`]: how far a VAE's aggregate posterior is from its prior, and where the prior's
+//!   samples land in regions the encoder never uses.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod gan;
+pub mod holes;
 pub mod info;
 pub mod linalg;
 pub mod mixture;
