@@ -1,8 +1,9 @@
 //! The variance of the encoder's gradient estimate against the number of samples L, for the
-//! reparameterization trick and for the score-function (REINFORCE) estimator, on one MNIST
-//! image and a small VAE (784-64-8 tanh, f64, freshly initialized). Both estimators are unbiased (tests/elbo_gradients.rs
-//! checks it); the picture shows how far apart their variances are. Prints a table and writes
-//! `gradient_variance.png`.
+//! reparameterization trick, for the score-function (REINFORCE) estimator, and for the score
+//! function with the baseline `log p(x | z = mu)`, on one MNIST image and a small VAE
+//! (784-64-8 tanh, f64, freshly initialized). All three are unbiased (tests/elbo_gradients.rs
+//! checks it); the picture shows how far apart their variances are. Prints a table and
+//! writes `gradient_variance.png`.
 //!
 //! ```sh
 //! cargo run --release --example gradient_variance
@@ -94,13 +95,13 @@ fn measure(args: &Args) -> vae::Result<()> {
         activation: Activation::Tanh,
         ..VaeConfig::default()
     };
-    // The estimates kept (two per repeat, each the encoder's gradient) and one estimate's
+    // The estimates kept (three per repeat, each the encoder's gradient) and one estimate's
     // activations at the largest L (decoder output, hidden layers and latent draws per
     // sample, with gradients and temporaries), in f64.
     let encoder = (config.input * 64 + 64 + 2 * (64 * config.latent + config.latent)) as u128;
     let per_sample = (config.input + 2 * 64 + 4 * config.latent) as u128;
     let need =
-        |repeats: u64, max_l: u64| 8 * (2 * repeats as u128 * encoder + 4 * max_l as u128 * per_sample);
+        |repeats: u64, max_l: u64| 8 * (3 * repeats as u128 * encoder + 4 * max_l as u128 * per_sample);
     MemoryLimit::current().require(
         need(args.repeats, args.max_samples),
         &[
@@ -114,25 +115,30 @@ fn measure(args: &Args) -> vae::Result<()> {
         ls.push(ls.last().unwrap() * 2);
     }
     let mut rows = Vec::new();
-    println!("L reparam_variance score_variance ratio");
+    let estimators = [Estimator::Reparam, Estimator::Score, Estimator::ScoreBaseline];
+    println!("L reparam_variance score_variance score_baseline_variance score/reparam baseline/reparam");
     for &l in &ls {
-        let mut est = [Vec::new(), Vec::new()];
+        let mut est = [Vec::new(), Vec::new(), Vec::new()];
         for _ in 0..args.repeats {
             let noise = sample_noise::<f64, _>(l, 1, model.config.latent, &mut rng);
-            est[0].push(encoder_gradient(&model, &x, &noise, Estimator::Reparam));
-            est[1].push(encoder_gradient(&model, &x, &noise, Estimator::Score));
+            for (e, &estimator) in est.iter_mut().zip(&estimators) {
+                e.push(encoder_gradient(&model, &x, &noise, estimator));
+            }
         }
-        let (r, s) = (total_variance(&est[0]), total_variance(&est[1]));
-        println!("{l} {r:.4e} {s:.4e} {:.0}", s / r);
-        rows.push((l, r, s));
+        let [r, s, b] = est.map(|e| total_variance(&e));
+        println!("{l} {r:.4e} {s:.4e} {b:.4e} {:.0} {:.0}", s / r, b / r);
+        rows.push([l as f64, r, s, b]);
     }
-    let line = |name: &str, color, f: fn(&(usize, f64, f64)) -> f64| Series {
+    let line = |name: &str, color, column: usize| Series {
         name: name.into(),
         color,
-        points: rows.iter().map(|row| ((row.0 as f64).log2(), f(row).log10())).collect(),
+        points: rows.iter().map(|row| (row[0].log2(), row[column].log10())).collect(),
     };
-    let series =
-        [line("reparameterization", (31, 119, 180), |r| r.1), line("score function", (214, 39, 40), |r| r.2)];
+    let series = [
+        line("reparameterization", (31, 119, 180), 1),
+        line("score function", (214, 39, 40), 2),
+        line("score function, baseline log p(x|mu)", (255, 127, 14), 3),
+    ];
     let path = args.out.join("gradient_variance.png");
     write_lines(&path, "log10 variance of the encoder gradient", "log2 L (samples per estimate)", &series)?;
     println!("wrote {}", path.display());

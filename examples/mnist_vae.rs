@@ -121,7 +121,8 @@ struct Args {
     /// Weight of the KL term (β).
     #[arg(long, default_value_t = 1.0, value_parser = non_negative_f64)]
     beta: f64,
-    /// Encoder gradient estimator: reparam or score (REINFORCE).
+    /// Encoder gradient estimator: reparam, score (REINFORCE) or score-baseline (REINFORCE
+    /// with the baseline log p(x | z = mu)).
     #[arg(long, default_value = "reparam")]
     estimator: Estimator,
     /// Optimizer: adam, sgd (momentum 0.9) or adagrad.

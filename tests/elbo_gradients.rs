@@ -160,13 +160,11 @@ fn score_function_estimator_is_unbiased_with_larger_variance() {
     let n_enc = model.params.names().iter().filter(|n| is_encoder(n)).count();
     let n_enc_scalars: usize = model.params.tensors()[..n_enc].iter().map(Tensor::len).sum();
     let draws = 20_000;
-    let mut stats = [
-        (vec![0.0; n_enc_scalars], vec![0.0; n_enc_scalars]),
-        (vec![0.0; n_enc_scalars], vec![0.0; n_enc_scalars]),
-    ];
+    let estimators = [Estimator::Reparam, Estimator::Score, Estimator::ScoreBaseline];
+    let mut stats = vec![(vec![0.0; n_enc_scalars], vec![0.0; n_enc_scalars]); estimators.len()];
     for _ in 0..draws {
         let noise = sample_noise::<f64, _>(1, 1, 2, &mut rng);
-        for (k, est) in [Estimator::Reparam, Estimator::Score].into_iter().enumerate() {
+        for (k, &est) in estimators.iter().enumerate() {
             let g = flat_grads(&model, &x, &noise, est);
             for (i, &v) in g[..n_enc_scalars].iter().enumerate() {
                 stats[k].0[i] += v;
@@ -175,24 +173,37 @@ fn score_function_estimator_is_unbiased_with_larger_variance() {
         }
     }
     let n = draws as f64;
-    let (mut var_r, mut var_s) = (0.0, 0.0);
+    let mut total_var = vec![0.0; estimators.len()];
     for i in 0..n_enc_scalars {
-        let (mr, ms) = (stats[0].0[i] / n, stats[1].0[i] / n);
-        let vr = stats[0].1[i] / n - mr * mr;
-        let vs = stats[1].1[i] / n - ms * ms;
-        var_r += vr;
-        var_s += vs;
-        let se = ((vr + vs) / n).sqrt();
-        assert!(
-            (mr - ms).abs() <= 4.0 * se + 1e-12,
-            "coordinate {i}: reparam mean {mr}, score mean {ms}, standard error {se}"
-        );
+        let moments: Vec<(f64, f64)> = stats
+            .iter()
+            .map(|(sum, sq)| {
+                let m = sum[i] / n;
+                (m, sq[i] / n - m * m)
+            })
+            .collect();
+        let (mr, vr) = moments[0];
+        for (k, &(m, v)) in moments.iter().enumerate().skip(1) {
+            let se = ((vr + v) / n).sqrt();
+            assert!(
+                (mr - m).abs() <= 4.0 * se + 1e-12,
+                "coordinate {i}: reparam mean {mr}, {} mean {m}, standard error {se}",
+                estimators[k]
+            );
+        }
+        for (t, (_, v)) in total_var.iter_mut().zip(&moments) {
+            *t += v;
+        }
     }
-    let ratio = var_s / var_r;
+    let (ratio, with_baseline) = (total_var[1] / total_var[0], total_var[2] / total_var[0]);
     println!(
-        "score-function / reparameterization gradient variance (summed over encoder parameters): {ratio:.2}"
+        "gradient variance against the reparameterization's (summed over encoder parameters): score {ratio:.2}, score with baseline {with_baseline:.2}"
     );
     assert!(ratio > 1.0, "variance ratio {ratio}");
+    assert!(
+        with_baseline < ratio,
+        "the baseline did not lower the variance: {with_baseline} against {ratio}"
+    );
 }
 
 #[test]

@@ -60,7 +60,8 @@ pub fn log_normal_diag<'g, T: Element>(z: Var<'g, T>, mu: Var<'g, T>, logvar: Va
 pub struct ElboTerms<'g, T: Element> {
     /// The scalar whose gradient is the chosen estimator of `−∇ ELBO_β` summed over the
     /// batch. For [`Estimator::Reparam`] its value is the β-weighted negative ELBO; for
-    /// [`Estimator::Score`] it is a surrogate whose value means nothing.
+    /// [`Estimator::Score`] and [`Estimator::ScoreBaseline`] it is a surrogate whose value
+    /// means nothing.
     pub loss: Var<'g, T>,
     /// `−E_q[log p(x|z)]` (the L-sample average) summed over the batch.
     pub recon: f64,
@@ -103,6 +104,9 @@ pub fn elbo_with_noise<'g, T: Element>(
     let kl = kl_standard_normal(mu, logvar).sum();
     let mut recon_sum: Option<Var<'g, T>> = None;
     let mut recon_value = 0.0;
+    // The score function's baseline, log p(x | z = mu) per image, held fixed.
+    let baseline = (config.estimator == Estimator::ScoreBaseline)
+        .then(|| log_likelihood(likelihood, model.decode(mu.detach()), x).detach());
     for eps in noise {
         let eps = graph.constant(eps.clone());
         let z = model.reparameterize(mu, logvar, eps);
@@ -112,13 +116,17 @@ pub fn elbo_with_noise<'g, T: Element>(
                 recon_value -= ll.value().item().to_f64_lossless();
                 -ll
             }
-            Estimator::Score => {
+            Estimator::Score | Estimator::ScoreBaseline => {
                 let z = z.detach();
                 let ll = log_likelihood(likelihood, model.decode(z), x);
                 let logq = log_normal_diag(z, mu, logvar);
                 recon_value -= ll.sum().value().item().to_f64_lossless();
-                // d/dφ of f(z)·log q(z|x) with f held fixed: the REINFORCE term.
-                -(ll + ll.detach() * logq).sum()
+                // d/dφ of (f(z) − b)·log q(z|x) with f and b held fixed: the REINFORCE term.
+                let f = match baseline {
+                    Some(b) => ll.detach() - b,
+                    None => ll.detach(),
+                };
+                -(ll + f * logq).sum()
             }
         };
         recon_sum = Some(match recon_sum {

@@ -359,7 +359,7 @@ mod tests {
             objective,
             1usize..64,
             0.0f64..10.0,
-            prop_oneof![Just(Estimator::Reparam), Just(Estimator::Score)],
+            prop_oneof![Just(Estimator::Reparam), Just(Estimator::Score), Just(Estimator::ScoreBaseline)],
         )
             .prop_map(|(objective, samples, beta, estimator)| ElboConfig {
                 objective,

@@ -11,9 +11,14 @@ pub enum Estimator {
     /// The score-function (REINFORCE) estimator: `z` is sampled and detached, and the encoder
     /// gets `f(z)·∇ log q(z|x)` with `f = log p(x|z)`, plus the analytic KL gradient.
     Score,
+    /// The score-function estimator with a baseline (a control variate): the encoder gets
+    /// `(f(z) − b)·∇ log q(z|x)` with `b = log p(x | z = mu)`, which does not depend on the
+    /// draw, so the estimate stays unbiased (`E[∇ log q] = 0`) and its variance falls by as
+    /// much as `f` varies less around `b` than around 0.
+    ScoreBaseline,
 }
 
-named_enum!(Estimator, "estimator", Reparam = "reparam", Score = "score");
+named_enum!(Estimator, "estimator", Reparam = "reparam", Score = "score", ScoreBaseline = "score-baseline");
 
 /// What training maximizes, from `k` samples of z per image (`samples`), with
 /// `log w = log p(x|z) + log p(z) − log q(z|x)`.
