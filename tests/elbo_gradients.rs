@@ -261,6 +261,23 @@ fn kl_and_likelihoods_match_closed_forms_and_monte_carlo() {
     )
     .value()
     .item();
-    let want: f64 = (0..4).map(|i| -0.5 * (LN_2PI + ls[i] + (xs[i] - os[i]).powi(2) / ls[i].exp())).sum();
+    // The decoder's variance is e^h + (1/255)².
+    let var = |h: f64| h.exp() + (1.0f64 / 255.0).powi(2);
+    let want: f64 =
+        (0..4).map(|i| -0.5 * (LN_2PI + var(ls[i]).ln() + (xs[i] - os[i]).powi(2) / var(ls[i]))).sum();
     assert!((learned - want).abs() < 1e-12);
+    // However small the variance head, a perfect reconstruction's log-density stays at most
+    // ln 255 − ½ ln 2π per pixel, and finite.
+    let tiny = log_likelihood(
+        Likelihood::GaussianLearned,
+        vae::model::DecoderOut {
+            out: g.constant(x.clone()),
+            logvar: Some(g.constant(Tensor::full(&[1, 4], -1e4))),
+        },
+        g.constant(x.clone()),
+    )
+    .value()
+    .item();
+    let ceiling = 4.0 * (255f64.ln() - 0.5 * LN_2PI);
+    assert!(tiny.is_finite() && tiny <= ceiling + 1e-9 && tiny > ceiling - 1e-6, "{tiny} against {ceiling}");
 }

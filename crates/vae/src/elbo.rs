@@ -32,11 +32,23 @@ pub fn log_likelihood<'g, T: Element>(
             (x - dec.out).square().sum_axis(last, false).mul_scalar(-half).add_scalar(constant)
         }
         Likelihood::GaussianLearned => {
-            let logvar = dec.logvar.expect("a learned-variance decoder outputs a log-variance");
+            let raw = dec.logvar.expect("a learned-variance decoder outputs a log-variance");
+            // σ² = e^raw + σ²_min, as c + softplus(raw − c) with c = ln σ²_min.
+            let c = T::from_f64_lossy((PIXEL_SIGMA_MIN * PIXEL_SIGMA_MIN).ln());
+            let logvar = raw.add_scalar(-c).softplus().add_scalar(c);
             log_normal_diag(x, dec.out, logvar)
         }
     }
 }
+
+/// `σ_min` of a learned-variance decoder, 1/255: its variance per pixel is `e^h + σ²_min`
+/// for the decoder's output `h`. Pixels are stored as multiples of 1/255,
+/// and where the data never varies (MNIST's always-black border) an unbounded variance
+/// head shrinks σ without end, so the log-density, and the ELBO, grows without bound while
+/// nothing is learned. With the floor a pixel's log-density is at most
+/// `ln 255 − ½ ln 2π ≈ 4.62` nats: a Gaussian narrower than the step between two pixel
+/// levels would describe values the data cannot take.
+pub const PIXEL_SIGMA_MIN: f64 = 1.0 / 255.0;
 
 /// `KL(N(mu, diag e^logvar) ‖ N(0, I)) = −½ Σ (1 + logvar − mu² − e^logvar)` per row.
 pub fn kl_standard_normal<'g, T: Element>(mu: Var<'g, T>, logvar: Var<'g, T>) -> Var<'g, T> {
