@@ -11,8 +11,8 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
-/// Examples quick enough to run in the test suite (under a second each).
-const FAST: [&str; 3] = ["aggregate_posterior", "kl_divergence", "linear_regression"];
+/// Examples quick enough to run in the test suite (two seconds at most each).
+const FAST: [&str; 4] = ["aggregate_posterior", "amortization_gap", "kl_divergence", "linear_regression"];
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

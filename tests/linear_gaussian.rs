@@ -176,3 +176,59 @@ fn the_k_5000_bound_reaches_the_exact_log_likelihood() {
     assert!((mc - elbo).abs() < 0.05, "Monte Carlo ELBO {mc}, exact {elbo}");
     assert!(log_px - elbo > 0.1, "the encoder is not the posterior, so the ELBO is loose");
 }
+
+/// EM never lowers `log p(x)`: its E-step closes the gap (`q = p(z|x)`), so the M-step's
+/// gain in the ELBO is a gain in the likelihood. Joint gradient ascent on the ELBO has no
+/// such guarantee. At the maximum-likelihood decoder (probabilistic PCA's closed form, from
+/// the data's covariance) with an encoder that is not the posterior, one step raises the
+/// exact ELBO and lowers the exact `log p(x)`: the decoder gives up likelihood to make the
+/// posterior easier for the encoder to match.
+#[test]
+fn joint_ascent_can_lower_the_likelihood_which_em_never_lowers() {
+    use lessons::linalg::top_eigenvectors;
+    use vae::config::{OptimizerConfig, OptimizerKind};
+    use vae::elbo::{elbo_with_noise, sample_noise, ElboConfig};
+    use vae::optim::Optimizer;
+    use vae::train::train_step;
+
+    // Data from the model itself: W0 with columns of length 3 and 2, b0, unit noise.
+    let mut rng = StdRng::seed_from_u64(33);
+    let n = 500;
+    let w0 = Tensor::<f64>::from_vec(vec![3.0, 0.0, 0.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], &[D, Z]);
+    let b0 = Tensor::from_vec(vec![1.0, -1.0, 0.5, 0.0, 2.0], &[D]);
+    let z = Tensor::<f64>::randn(&[n, Z], &mut rng);
+    let x = &(&z.matmul(&w0.t()) + &b0) + &Tensor::<f64>::randn(&[n, D], &mut rng);
+    // Maximum likelihood with unit noise: b = the mean, W = U (Λ − I)^½ from the top Z
+    // eigenpairs of the covariance (divided by n).
+    let mean = x.mean_axis(0, false);
+    let xc = &x - &mean;
+    let cov = xc.t().matmul(&xc).mul_scalar(1.0 / n as f64);
+    let u = top_eigenvectors(&cov, Z, 500, 1);
+    let lambda = u.t().matmul(&cov).matmul(&u).to_vec();
+    let scale = Tensor::from_vec((0..Z).map(|k| (lambda[k * Z + k] - 1.0).sqrt()).collect(), &[Z]);
+    let mut vae = model(2);
+    set(&mut vae, "out.weight", (&u * &scale).to_vec());
+    set(&mut vae, "out.bias", mean.to_vec());
+    let averages = |vae: &Vae<f64>| {
+        let rows: Vec<(f64, f64, f64)> = (0..n).map(|r| exact(vae, &x.narrow(0, r, 1).to_vec())).collect();
+        let avg = |f: fn(&(f64, f64, f64)) -> f64| rows.iter().map(f).sum::<f64>() / n as f64;
+        (avg(|r| r.0), avg(|r| r.1))
+    };
+    let (log_px0, elbo0) = averages(&vae);
+
+    let sgd = OptimizerConfig { kind: OptimizerKind::Sgd { momentum: 0.0 }, lr: 1e-5, weight_decay: 0.0 };
+    let mut opt = Optimizer::new(sgd, &vae.params);
+    let noise = sample_noise::<f64, _>(256, n, Z, &mut rng);
+    let mut graph = Graph::new();
+    train_step(&mut graph, &mut vae, &mut opt, |g, m, vars| {
+        let bound = m.attach(vars).unwrap();
+        let terms = elbo_with_noise(&bound, g.constant(x.clone()), &noise, &ElboConfig::default());
+        let value = terms.loss.value().item();
+        (terms.loss, value)
+    })
+    .unwrap();
+    let (log_px1, elbo1) = averages(&vae);
+    println!("log p(x) {log_px0:.6} -> {log_px1:.6}, ELBO {elbo0:.6} -> {elbo1:.6}");
+    assert!(elbo1 > elbo0, "the step lowered the ELBO: {elbo0} -> {elbo1}");
+    assert!(log_px1 < log_px0 - 1e-9, "log p(x) did not fall: {log_px0} -> {log_px1}");
+}

@@ -12,11 +12,14 @@
 //!   counterpart of the VAE) and by gradient ascent.
 //! - [`gan`]: a generative adversarial network beside the VAE (generator, discriminator,
 //!   two optimizers).
+//! - [`amortization`]: the amortization gap, by refining each image's `q(z|x)` from the
+//!   encoder's.
 //! - [`holes`]: how far a VAE's aggregate posterior is from its prior, and where the prior's
 //!   samples land in regions the encoder never uses.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod amortization;
 pub mod gan;
 pub mod holes;
 pub mod info;
