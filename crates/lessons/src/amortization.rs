@@ -63,9 +63,16 @@ pub fn elbo_per_image<R: Rng + ?Sized>(
     rng: &mut R,
 ) -> f64 {
     let g = Graph::no_grad();
-    let noise: Vec<Tensor<f32>> = (0..samples.max(1)).map(|_| Tensor::randn(q.mu.shape(), rng)).collect();
-    let total = neg_elbo(model, &g, x, (g.constant(q.mu.clone()), g.constant(q.logvar.clone())), &noise);
-    -f64::from(total.value().item()) / x.shape()[0] as f64
+    let (mu, logvar) = (g.constant(q.mu.clone()), g.constant(q.logvar.clone()));
+    // One draw at a time, so memory does not grow with `samples`.
+    let samples = samples.max(1);
+    let total: f64 = (0..samples)
+        .map(|_| {
+            let eps = Tensor::randn(q.mu.shape(), rng);
+            f64::from(neg_elbo(model, &g, x, (mu, logvar), std::slice::from_ref(&eps)).value().item())
+        })
+        .sum();
+    -total / (samples * x.shape()[0]) as f64
 }
 
 /// `q` refined for each image separately from `start`: `steps` steps of Adam at `lr` on the
