@@ -113,6 +113,23 @@ fn a_denoising_autoencoder_denoises_better_than_the_identity() {
     assert!(denoised < 0.8 * identity, "denoised {denoised:.3} vs identity {identity:.3}");
 }
 
+/// The 2-D model shipped with the web page (`web/model/mnist-2d.safetensors`).
+fn shipped_2d_model() -> vae::model::Vae<f32> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("web/model/mnist-2d.safetensors");
+    let bytes = checkpoint::read_file(&path).unwrap();
+    let (config, _) = checkpoint::read_meta(&path, &bytes).unwrap();
+    assert_eq!(config.model.latent, 2);
+    checkpoint::from_bytes(&path, &bytes, &config).unwrap().0.model
+}
+
+/// The web page's digits: `web/data/{set}-{n}-…` (`train` 5,000 or `t10k` 2,000).
+fn web_digits(set: &str, n: usize) -> Dataset {
+    let file = |kind: &str| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("web/data/{set}-{n}-{kind}-ubyte.gz"))
+    };
+    Dataset::load(&file("images-idx3"), &file("labels-idx1")).unwrap()
+}
+
 /// The manifold hypothesis, measured: two numbers per digit on the surface a VAE learned
 /// (the 2-D model shipped with the web page, `web/model/mnist-2d.safetensors`) reconstruct
 /// the first 2,000 test digits with far less squared error than two numbers on the best
@@ -121,23 +138,14 @@ fn a_denoising_autoencoder_denoises_better_than_the_identity() {
 /// do, so the gap is what the curvature of the learned surface buys.
 #[test]
 fn two_numbers_on_a_learned_manifold_reconstruct_digits_better_than_the_best_plane() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let digits = |set: &str, n: usize| {
-        let file = |kind: &str| root.join(format!("web/data/{set}-{n}-{kind}-ubyte.gz"));
-        Dataset::load(&file("images-idx3"), &file("labels-idx1")).unwrap()
-    };
-    let (train, test) = (digits("train", 5000), digits("t10k", 2000));
+    let (train, test) = (web_digits("train", 5000), web_digits("t10k", 2000));
     let all = |d: &Dataset| d.intensities::<f64>(&(0..d.len()).collect::<Vec<_>>());
     let (x_train, x_test) = (all(&train), all(&test));
     let per_image = |recon: &Tensor<f64>| (recon - &x_test).square().sum().item() / 2000.0;
 
-    let path = root.join("web/model/mnist-2d.safetensors");
-    let bytes = checkpoint::read_file(&path).unwrap();
-    let (config, _) = checkpoint::read_meta(&path, &bytes).unwrap();
-    assert_eq!(config.model.latent, 2);
-    let (trainer, _) = checkpoint::from_bytes(&path, &bytes, &config).unwrap();
-    let z = trainer.model.encode_mean(&x_test.cast::<f32>());
-    let vae = per_image(&trainer.model.decode_mean(&z).cast::<f64>());
+    let model = shipped_2d_model();
+    let z = model.encode_mean(&x_test.cast::<f32>());
+    let vae = per_image(&model.decode_mean(&z).cast::<f64>());
 
     let (cov, mean) = covariance(&x_train);
     let plane = top_eigenvectors(&cov, 2, 300, 1);
@@ -158,13 +166,8 @@ fn two_numbers_on_a_learned_manifold_reconstruct_digits_better_than_the_best_pla
 #[test]
 fn the_aggregate_posterior_leaves_holes_that_decode_badly() {
     use lessons::holes::{mmd2, nearest_distance, AggregatePosterior};
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let path = root.join("web/model/mnist-2d.safetensors");
-    let bytes = checkpoint::read_file(&path).unwrap();
-    let (config, _) = checkpoint::read_meta(&path, &bytes).unwrap();
-    let model = checkpoint::from_bytes(&path, &bytes, &config).unwrap().0.model;
-    let file = |kind: &str| root.join(format!("web/data/t10k-2000-{kind}-ubyte.gz"));
-    let test = Dataset::load(&file("images-idx3"), &file("labels-idx1")).unwrap();
+    let model = shipped_2d_model();
+    let test = web_digits("t10k", 2000);
     let x = test.intensities::<f32>(&(0..test.len()).collect::<Vec<_>>());
     let q = AggregatePosterior::of(&model, &x);
     let kl: f64 = q.per_dimension().iter().map(|g| g.kl).sum();
@@ -196,13 +199,8 @@ fn the_aggregate_posterior_leaves_holes_that_decode_badly() {
 #[test]
 fn refining_each_q_beats_the_encoder_by_the_amortization_gap() {
     use lessons::amortization::{elbo_per_image, encoder_q, refine};
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let path = root.join("web/model/mnist-2d.safetensors");
-    let bytes = checkpoint::read_file(&path).unwrap();
-    let (config, _) = checkpoint::read_meta(&path, &bytes).unwrap();
-    let model = checkpoint::from_bytes(&path, &bytes, &config).unwrap().0.model;
-    let file = |kind: &str| root.join(format!("web/data/t10k-2000-{kind}-ubyte.gz"));
-    let mut test = Dataset::load(&file("images-idx3"), &file("labels-idx1")).unwrap();
+    let model = shipped_2d_model();
+    let mut test = web_digits("t10k", 2000);
     test.truncate(200);
     let x = test.intensities::<f32>(&(0..200).collect::<Vec<_>>());
     let start = encoder_q(&model, &x);
