@@ -120,7 +120,7 @@ fn main() -> ExitCode {
         Model::Conv => {
             let mut c = TrainConfig::default();
             c.model.hidden.clear();
-            c.model.conv = Some(ConvNet { side: 28, channels: vec![32, 64] });
+            c.model.conv = Some(ConvNet { side: 28, channels: vec![32, 64] }).into();
             c
         }
     };

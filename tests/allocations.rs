@@ -65,7 +65,7 @@ fn measure(config: TrainConfig, pool: &rayon::ThreadPool, steps: usize) -> (Vec<
 #[test]
 fn a_training_step_allocates_nothing_but_the_gemms_packing_buffers() {
     let mut conv = TrainConfig::default();
-    conv.model.conv = Some(ConvNet { side: 28, channels: vec![32, 64] });
+    conv.model.conv = Some(ConvNet { side: 28, channels: vec![32, 64] }).into();
     conv.model.hidden = vec![];
     let cases = [
         ("default model, batch 128", TrainConfig::default()),

@@ -119,7 +119,7 @@ fn two_layer(sigma: SigmaHead, seed: u64) -> (Vae<f64>, Tensor<f64>) {
         latent: 3,
         activation: Activation::Tanh,
         sigma,
-        upper: vec![StochasticLayer { hidden: vec![4], latent: 2 }],
+        upper: vec![StochasticLayer { hidden: vec![4], latent: 2 }].into(),
         ..VaeConfig::default()
     };
     let vae = Vae::<f64>::new(config, &mut rng);

@@ -127,7 +127,7 @@ fn bad_flags_exit_with_code_2() {
         // A negative value is read as a value, not as a flag.
         (vec!["--betas", "-0.1,0.999"], "'-0.1,0.999' is not two numbers"),
         (vec!["--hidden", "-3,4"], "'-3' is not a positive layer size"),
-        (vec!["--optimizer", "sgd", "--betas", "0.9,0.99"], "--betas applies to adam only"),
+        (vec!["--optimizer", "sgd", "--betas", "0.9,0.99"], "--betas has no effect with --optimizer sgd"),
         (vec!["--likelihood", "poisson"], "unknown likelihood 'poisson'"),
         (vec!["--lr", "-1"], "--lr"),
         // A flag the configuration would not use is refused, not dropped.
@@ -215,4 +215,33 @@ fn a_convolutional_model_trains_and_refuses_sides_it_cannot_halve() {
     let refused = Command::new(bin()).args(flags(&odd)).args(["--force"]).output().unwrap();
     assert_error(&refused, 2, &["2 stride-2 convolutions", "divisible by 4", "got 10"]);
     std::fs::remove_dir_all(&base).unwrap();
+}
+
+/// The command lines of the Burda rows in `results/` give, field for field, the
+/// configurations those runs stored when they started: the preset and the flags read as
+/// they did then, so each row can be continued.
+#[test]
+fn the_burda_rows_command_lines_give_their_stored_configurations() {
+    #[derive(clap::Parser)]
+    struct Only {
+        #[command(flatten)]
+        config: vae::config::TrainConfig,
+    }
+    let results = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("results");
+    for (row, flags) in [
+        ("burda-1l-vae-k1", vec![]),
+        ("burda-1l-iwae-k5", vec!["--objective", "iwae", "--k", "5"]),
+        ("burda-2l-vae-k1", vec!["--stochastic-layers", "2"]),
+        ("burda-2l-iwae-k5", vec!["--stochastic-layers", "2", "--objective", "iwae", "--k", "5"]),
+    ] {
+        // A safetensors file opens with the length of its JSON header, then the header.
+        let bytes = std::fs::read(results.join(row).join("checkpoint.safetensors")).unwrap();
+        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+        let stored: serde_json::Value =
+            serde_json::from_str(header["__metadata__"]["config"].as_str().unwrap()).unwrap();
+        let argv = ["mnist_vae", "--preset", "burda"].into_iter().chain(flags);
+        let parsed = vae::config::cli::parse_run::<Only>(argv, |o| &mut o.config).unwrap().config;
+        assert_eq!(parsed.to_json(), stored, "{row}");
+    }
 }

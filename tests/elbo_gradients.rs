@@ -58,7 +58,7 @@ fn a_convolutional_vae_matches_finite_differences() {
             hidden: vec![5],
             latent: 3,
             likelihood,
-            conv: Some(ConvNet { side: 8, channels: vec![2, 3] }),
+            conv: Some(ConvNet { side: 8, channels: vec![2, 3] }).into(),
             ..VaeConfig::default()
         };
         let model = Vae::<f64>::new(config, &mut rng);

@@ -49,7 +49,7 @@ fn a_training_step_gives_the_same_bits_on_1_2_7_and_32_threads() {
 fn a_convolutional_training_step_gives_the_same_bits_on_1_2_7_and_32_threads() {
     let mut config = TrainConfig::default();
     config.model.hidden.clear();
-    config.model.conv = Some(ConvNet { side: 28, channels: vec![32, 64] });
+    config.model.conv = Some(ConvNet { side: 28, channels: vec![32, 64] }).into();
     same_bits_on_every_pool(&config, "convolutional model");
 }
 

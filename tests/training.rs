@@ -134,7 +134,7 @@ fn scheduled_iwae_resume(name: &str, upper: Vec<StochasticLayer>, sigma: SigmaHe
             activation: Activation::Tanh,
             init: Init::Glorot,
             sigma,
-            upper: upper.clone(),
+            upper: upper.clone().into(),
             ..VaeConfig::default()
         };
         t.binarize = true;

@@ -434,7 +434,7 @@ impl<'g, T: Element> BoundVae<'_, 'g, T> {
 
     /// `x → (mu, logvar)` of q(z₁|x).
     pub fn encode(&self, x: Var<'g, T>) -> (Var<'g, T>, Var<'g, T>) {
-        let x = match &self.vae.config.conv {
+        let x = match self.vae.config.conv.as_ref() {
             Some(net) => {
                 let n = x.shape()[0];
                 let mut h = x.reshape(&[n, 1, net.side, net.side]);
@@ -479,7 +479,7 @@ impl<'g, T: Element> BoundVae<'_, 'g, T> {
         let mut h = self.trunk(&self.vae.decoder, z);
         let m = h.shape()[0];
         let config = &self.vae.config;
-        if let Some(net) = &config.conv {
+        if let Some(net) = config.conv.as_ref() {
             let s = net.side_after(net.channels.len());
             h = h.reshape(&[m, *net.channels.last().expect("a convolution"), s, s]);
             for l in &self.vae.decoder_conv {
@@ -600,7 +600,7 @@ mod tests {
             latent: 3,
             activation: Activation::Tanh,
             sigma: SigmaHead::LogSigma,
-            upper: vec![crate::config::StochasticLayer { hidden: vec![4, 4], latent: 2 }],
+            upper: vec![crate::config::StochasticLayer { hidden: vec![4, 4], latent: 2 }].into(),
             ..VaeConfig::default()
         };
         let weights: Vec<String> = names(c.clone()).into_iter().filter(|n| n.ends_with(".weight")).collect();
@@ -634,7 +634,7 @@ mod tests {
     fn a_convolutional_model_is_named_and_shaped_as_pytorchs() {
         let c = VaeConfig {
             hidden: vec![50],
-            conv: Some(ConvNet { side: 28, channels: vec![32, 64] }),
+            conv: Some(ConvNet { side: 28, channels: vec![32, 64] }).into(),
             ..VaeConfig::default()
         };
         let vae = Vae::<f32>::new(c, &mut StdRng::seed_from_u64(1));

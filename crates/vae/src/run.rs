@@ -24,24 +24,33 @@ use crate::model::Vae;
 use crate::plot::write_curves;
 use crate::train::{stream_rng, Stream, Trainer};
 
-/// What a run is asked to do.
-#[derive(Clone, Debug)]
+/// What a run is asked to do. Each field carries its command-line flag (`mnist_vae`'s).
+#[derive(Clone, Debug, clap::Args)]
 pub struct RunOptions {
     /// The training configuration.
+    #[command(flatten)]
     pub train: TrainConfig,
-    /// The directory of the four IDX files.
+    /// Directory of the four IDX files (raw or .gz).
+    #[arg(id = "data", long = "data", value_name = "DIR", default_value = "data/mnist")]
     pub data_dir: PathBuf,
-    /// Where outputs go.
+    /// Output directory.
+    #[arg(id = "out", long = "out", value_name = "DIR", default_value = "runs/mnist_vae")]
     pub out_dir: PathBuf,
-    /// Samples of the importance-weighted bound on the test set after training (0: skip).
+    /// Samples of the importance-weighted bound on the test set after training (0 = off).
+    #[arg(long, default_value_t = 0)]
     pub iwae_k: usize,
-    /// A checkpoint to continue from.
+    /// Continue from this checkpoint.
+    #[arg(long, value_parser = crate::config::cli::readable_file)]
     pub resume: Option<PathBuf>,
     /// Overwrite an output directory that holds another configuration's checkpoint.
+    #[arg(long)]
     pub force: bool,
-    /// Show progress bars.
+    /// Show progress bars (on the command line: when standard output is a terminal).
+    #[arg(skip)]
     pub progress: bool,
-    /// Check every op for NaN and infinity and name the first that produced one.
+    /// Check every op for NaN and infinity, and name the first op and parameter that went
+    /// non-finite (slower; like torch.autograd.detect_anomaly).
+    #[arg(long)]
     pub detect_anomaly: bool,
 }
 
@@ -402,7 +411,7 @@ pub fn run(opts: &RunOptions, mut log: impl FnMut(&str)) -> Result<Value> {
     let (mut train, test) = (mnist.train, mnist.test);
     let mut opts = opts.clone();
     opts.train.model.input = train.dim();
-    if let Some(net) = &mut opts.train.model.conv {
+    if let Some(net) = opts.train.model.conv.as_mut() {
         net.side = train.image_shape().0;
     }
     let opts = &opts;

@@ -152,7 +152,7 @@ fn a_convolutional_checkpoint_loads_and_maps_both_ways() {
     let model = VaeConfig {
         hidden: vec![],
         latent: 2,
-        conv: Some(ConvNet { side: 28, channels: vec![4, 8] }),
+        conv: Some(ConvNet { side: 28, channels: vec![4, 8] }).into(),
         ..VaeConfig::default()
     };
     let bytes = checkpoint::to_bytes(&Trainer::new(TrainConfig { model, ..TrainConfig::default() })).unwrap();

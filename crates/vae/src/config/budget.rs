@@ -225,12 +225,12 @@ mod tests {
         assert!(huge(&|c| c.model.decoder_hidden = Some(vec![10, 1 << 40]))
             .contains("--decoder-hidden 10,1099511627776"));
         let conv = |c: &mut TrainConfig, channels: Vec<usize>| {
-            c.model.conv = Some(ConvNet { side: 28, channels });
+            c.model.conv = Some(ConvNet { side: 28, channels }).into();
         };
         let e = huge(&|c| conv(c, vec![1_000_000, 1_000_000]));
         assert!(e.contains("--conv-channels 1000000,1000000 would need"), "{e}");
         let e = huge(&|c| {
-            c.model.upper = vec![StochasticLayer { hidden: vec![100, 1 << 30], latent: 50 }];
+            c.model.upper = vec![StochasticLayer { hidden: vec![100, 1 << 30], latent: 50 }].into();
             c.elbo.objective = Objective::Iwae;
         });
         assert!(e.contains("--upper-hidden 100,1073741824 would need"), "{e}");
@@ -253,7 +253,7 @@ mod tests {
     fn the_estimates_count_the_models_parameters() {
         let mut configs = vec![TrainConfig::default(), TrainConfig::burda(Objective::Iwae, 5, 2)];
         let mut conv = TrainConfig::default();
-        conv.model.conv = Some(ConvNet { side: 28, channels: vec![4, 8] });
+        conv.model.conv = Some(ConvNet { side: 28, channels: vec![4, 8] }).into();
         conv.model.likelihood = Likelihood::GaussianLearned;
         configs.push(conv);
         let mut odd = TrainConfig::default();

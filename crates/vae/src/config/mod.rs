@@ -48,42 +48,71 @@ macro_rules! named_enum {
 }
 
 mod budget;
+pub mod cli;
 mod compare;
 pub mod model;
 pub mod objective;
 pub mod optimizer;
 
+pub use cli::Preset;
 pub use compare::ConfigMismatch;
 pub use model::*;
 pub use objective::*;
 pub use optimizer::*;
 
-/// Everything that defines a training run.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// Everything that defines a training run. Each field carries its command-line flag, its
+/// default and its parser (see [`cli`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, clap::Args)]
 #[serde(deny_unknown_fields)]
 pub struct TrainConfig {
     /// The model's shape.
+    #[command(flatten)]
     pub model: VaeConfig,
-    /// Epochs to train in all (a resumed run continues up to this many).
+    /// Epochs to train in all (a resumed run continues up to this many); with a schedule,
+    /// its length unless given.
+    #[arg(long, default_value_t = 10, value_parser = cli::at_least_one)]
     pub epochs: usize,
     /// Images per optimizer step.
+    #[arg(long, default_value_t = 128, value_parser = cli::at_least_one)]
     pub batch_size: usize,
     /// Seed of the initialization and of every random stream.
+    #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Draw binary pixels afresh each epoch (dynamic binarization) instead of using
     /// intensities as Bernoulli targets.
+    #[arg(long)]
     pub binarize: bool,
     /// The objective.
+    #[command(flatten)]
     pub elbo: ElboConfig,
     /// The optimizer.
+    #[command(flatten)]
     pub optimizer: OptimizerConfig,
     /// Train on only the first this many training images.
+    #[arg(long, value_parser = cli::at_least_one)]
     pub train_limit: Option<usize>,
-    #[serde(default)]
     /// Learning-rate stages, run in order (empty: `optimizer.lr` throughout). A run shorter
     /// than the stages stops inside one (and may be resumed with more epochs); epochs after
     /// the last stage keep its rate.
-    pub lr_stages: Vec<LrStage>,
+    #[arg(
+        id = "lr_schedule",
+        long = "lr-schedule",
+        value_name = "SCHEDULE",
+        default_value = "none",
+        value_parser = schedule,
+        help = "Learning-rate schedule: none (--lr throughout) or burda (for i = 0…7, 3^i passes at 1e-4 · round(10^(1 − i/7), 1))"
+    )]
+    #[serde(default)]
+    pub lr_stages: ::std::vec::Vec<LrStage>,
+}
+
+/// A learning-rate schedule by name: `none` (no stages) or `burda` ([`burda_schedule`]).
+fn schedule(s: &str) -> std::result::Result<Vec<LrStage>, String> {
+    match s {
+        "none" => Ok(Vec::new()),
+        "burda" => Ok(burda_schedule()),
+        _ => Err(format!("unknown schedule '{s}' (expected none, burda)")),
+    }
 }
 
 /// A stage of a learning-rate schedule: this many epochs at this rate.
@@ -108,19 +137,10 @@ pub fn burda_schedule() -> Vec<LrStage> {
 }
 
 impl Default for TrainConfig {
-    /// pytorch/examples' recipe: 784-400-20, Adam 1e-3, batch 128, 10 epochs, seed 1.
+    /// pytorch/examples' recipe: 784-400-20, Adam 1e-3, batch 128, 10 epochs, seed 1: the
+    /// flags' defaults.
     fn default() -> Self {
-        TrainConfig {
-            model: VaeConfig::default(),
-            epochs: 10,
-            batch_size: 128,
-            seed: 1,
-            binarize: false,
-            elbo: ElboConfig::default(),
-            optimizer: OptimizerConfig::default(),
-            train_limit: None,
-            lr_stages: Vec::new(),
-        }
+        cli::defaults()
     }
 }
 
@@ -141,39 +161,21 @@ pub fn in_f32(what: &str, v: f64) -> Result<()> {
 }
 
 impl TrainConfig {
-    /// Burda et al.'s recipe with `objective`, `k` samples per image and `layers` (1 or 2)
-    /// stochastic layers: 784-200-200-50 tanh (two layers: 784-200-200-100-100-100-50),
-    /// σ = exp(linear), Glorot weights (the output bias at the mean image's logit), Adam with
-    /// eps 1e-4, batch 20, dynamic binarization, the 3^i schedule over 3,280 passes.
+    /// Burda et al.'s recipe ([`Preset::Burda`]) with `objective`, `k` samples per image and
+    /// `layers` (1 or 2) stochastic layers: 784-200-200-50 tanh (two layers:
+    /// 784-200-200-100-100-100-50), σ = exp(linear), Glorot weights (the output bias at the
+    /// mean image's logit), Adam with eps 1e-4, batch 20, dynamic binarization, the 3^i
+    /// schedule over 3,280 passes.
     pub fn burda(objective: Objective, k: usize, layers: usize) -> Self {
-        let stages = burda_schedule();
-        let (latent, upper) = if layers >= 2 {
-            (100, vec![StochasticLayer { hidden: vec![100, 100], latent: 50 }])
-        } else {
-            (50, Vec::new())
-        };
-        TrainConfig {
-            model: VaeConfig {
-                hidden: vec![200, 200],
-                latent,
-                activation: Activation::Tanh,
-                init: Init::Glorot,
-                sigma: SigmaHead::LogSigma,
-                upper,
-                ..VaeConfig::default()
-            },
-            epochs: stages.iter().map(|s| s.epochs).sum(),
-            batch_size: 20,
-            binarize: true,
-            elbo: ElboConfig { objective, samples: k, ..ElboConfig::default() },
-            optimizer: OptimizerConfig {
-                kind: OptimizerKind::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-4 },
-                lr: stages[0].lr,
-                weight_decay: 0.0,
-            },
-            lr_stages: stages,
-            ..TrainConfig::default()
+        #[derive(clap::Parser)]
+        struct Recipe {
+            #[command(flatten)]
+            config: TrainConfig,
         }
+        let (k, layers) = (k.to_string(), layers.to_string());
+        let argv = ["burda", "--preset", "burda", "--objective", objective.as_str(), "--k", &k];
+        let argv = argv.into_iter().chain(["--stochastic-layers", &layers]);
+        cli::parse_run::<Recipe>(argv, |r| &mut r.config).expect("Burda's recipe parses").config
     }
 
     /// Checks the settings that could not work.
@@ -192,7 +194,7 @@ impl TrainConfig {
         if m.upper.iter().any(|u| u.latent == 0 || u.hidden.contains(&0)) {
             return bad("the sizes of every stochastic layer must be at least 1");
         }
-        if let Some(net) = &m.conv {
+        if let Some(net) = m.conv.as_ref() {
             let halvings = 1usize.checked_shl(net.channels.len() as u32).unwrap_or(0);
             if net.channels.is_empty() || net.channels.contains(&0) {
                 return bad(
@@ -331,8 +333,8 @@ mod tests {
                     likelihood,
                     init,
                     sigma,
-                    upper: Vec::new(),
-                    conv: None,
+                    upper: Default::default(),
+                    conv: Default::default(),
                 },
             );
         let upper = prop::collection::vec(
@@ -344,7 +346,11 @@ mod tests {
             (1usize..100, prop::collection::vec(1usize..128, 1..4))
                 .prop_map(|(side, channels)| ConvNet { side, channels }),
         );
-        let model = (model, upper, conv).prop_map(|(m, upper, conv)| VaeConfig { upper, conv, ..m });
+        let model = (model, upper, conv).prop_map(|(m, upper, conv)| VaeConfig {
+            upper: upper.into(),
+            conv: conv.into(),
+            ..m
+        });
         let kind =
             prop_oneof![
                 (0.0f64..1.0, 0.0f64..1.0, 1e-12f64..1.0)
@@ -470,7 +476,7 @@ mod tests {
         let conv = |side, channels: Vec<usize>, input| {
             let mut c = TrainConfig::default();
             c.model.input = input;
-            c.model.conv = Some(ConvNet { side, channels });
+            c.model.conv = Some(ConvNet { side, channels }).into();
             c.validate().err().map(|e| e.to_string())
         };
         assert_eq!(conv(28, vec![32, 64], 784), None);
@@ -481,7 +487,7 @@ mod tests {
         // The products of a step: 2·(conv1 without its input gradient) + 3·(everything else).
         let mut c = TrainConfig::default();
         c.model.hidden.clear();
-        c.model.conv = Some(ConvNet { side: 28, channels: vec![32, 64] });
+        c.model.conv = Some(ConvNet { side: 28, channels: vec![32, 64] }).into();
         let conv1 = 128 * 196 * 32 * 16;
         let conv2 = 128 * 49 * 64 * 32 * 16;
         let dense = 128 * (2 * 3136 * 20 + 20 * 3136);

@@ -1,13 +1,19 @@
 //! The model's shape: layers, latent sizes, convolutions, nonlinearity, likelihood,
 //! initialization and the encoder's scale head.
 
+use std::ops::{Deref, DerefMut};
+
+use clap::{Arg, ArgAction, ArgMatches, Command, FromArgMatches};
 use serde::{Deserialize, Serialize};
 
+use super::cli::{at_least_one, layer_size};
+
 /// The decoder's distribution over pixels.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Likelihood {
     /// Independent Bernoulli pixels with logits from the decoder (the default).
+    #[default]
     Bernoulli,
     /// Gaussian pixels of unit variance around the decoder's mean (squared error).
     Gaussian,
@@ -122,55 +128,233 @@ impl ConvNet {
     }
 }
 
+/// The stochastic layers above the first, as one setting (its flags: `--stochastic-layers`,
+/// `--upper-hidden`, `--upper-latent`); a list of [`StochasticLayer`]s otherwise.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct UpperLayers(pub Vec<StochasticLayer>);
+
+impl Deref for UpperLayers {
+    type Target = Vec<StochasticLayer>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl DerefMut for UpperLayers {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl<'a> IntoIterator for &'a UpperLayers {
+    type Item = &'a StochasticLayer;
+    type IntoIter = std::slice::Iter<'a, StochasticLayer>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl From<Vec<StochasticLayer>> for UpperLayers {
+    fn from(layers: Vec<StochasticLayer>) -> Self {
+        UpperLayers(layers)
+    }
+}
+
+impl clap::Args for UpperLayers {
+    fn augment_args(cmd: Command) -> Command {
+        cmd.arg(
+            Arg::new("stochastic_layers")
+                .value_name("N")
+                .long("stochastic-layers")
+                .default_value("1")
+                .value_parser(clap::value_parser!(u64).range(1..=2))
+                .help(
+                    "Stochastic layers: 1, or 2 for Burda et al.'s second layer above the first \
+                     (q(z2|z1) and p(z1|z2) through --upper-hidden, z2 of --upper-latent units; the \
+                     first layer's --latent then defaults to 100); two layers train with --objective \
+                     elbo-mc or iwae",
+                ),
+        )
+        .arg(
+            Arg::new("upper_hidden")
+                .value_name("SIZES")
+                .long("upper-hidden")
+                .default_value("100,100")
+                .value_delimiter(',')
+                .action(ArgAction::Set)
+                .allow_hyphen_values(true)
+                .value_parser(layer_size)
+                .help("Hidden layers of the second stochastic layer's networks, as a list"),
+        )
+        .arg(
+            Arg::new("upper_latent")
+                .value_name("N")
+                .long("upper-latent")
+                .default_value("50")
+                .value_parser(at_least_one)
+                .help("Units of the second stochastic layer"),
+        )
+    }
+
+    fn augment_args_for_update(cmd: Command) -> Command {
+        Self::augment_args(cmd)
+    }
+}
+
+impl FromArgMatches for UpperLayers {
+    fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
+        if m.get_one::<u64>("stochastic_layers").copied().unwrap_or(1) < 2 {
+            return Ok(UpperLayers::default());
+        }
+        let hidden = m.get_many::<usize>("upper_hidden").map_or(Vec::new(), |v| v.copied().collect());
+        let latent = m.get_one::<usize>("upper_latent").copied().unwrap_or(50);
+        Ok(UpperLayers(vec![StochasticLayer { hidden, latent }]))
+    }
+
+    fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
+    }
+}
+
+/// The convolutions of a model, as one setting (its flags: `--arch`, `--conv-channels`):
+/// `None` for an MLP on both sides.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Convolutions(pub Option<ConvNet>);
+
+impl Deref for Convolutions {
+    type Target = Option<ConvNet>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl DerefMut for Convolutions {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl From<Option<ConvNet>> for Convolutions {
+    fn from(net: Option<ConvNet>) -> Self {
+        Convolutions(net)
+    }
+}
+
+impl clap::Args for Convolutions {
+    fn augment_args(cmd: Command) -> Command {
+        cmd.arg(
+            Arg::new("arch")
+                .value_name("ARCH")
+                .long("arch")
+                .default_value("mlp")
+                .value_parser(["mlp", "conv"])
+                .help(
+                    "Encoder and decoder: mlp (dense layers only, --hidden), or conv (4×4 stride-2 \
+                     convolutions, --conv-channels, before the encoder's dense layers and transposed \
+                     ones after the decoder's; --hidden then defaults to none)",
+                ),
+        )
+        .arg(
+            Arg::new("conv_channels")
+                .value_name("CHANNELS")
+                .long("conv-channels")
+                .default_value("32,64")
+                .value_delimiter(',')
+                .action(ArgAction::Set)
+                .allow_hyphen_values(true)
+                .value_parser(layer_size)
+                .help(
+                    "Channels of the convolutions with --arch conv, image side first; each halves \
+                     the image's side, which must be divisible by 2 per convolution",
+                ),
+        )
+    }
+
+    fn augment_args_for_update(cmd: Command) -> Command {
+        Self::augment_args(cmd)
+    }
+}
+
+impl FromArgMatches for Convolutions {
+    /// The image's side is the data's, set by the run (0 here).
+    fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
+        if m.get_one::<String>("arch").map(String::as_str) != Some("conv") {
+            return Ok(Convolutions(None));
+        }
+        let channels = m.get_many::<usize>("conv_channels").map_or(Vec::new(), |v| v.copied().collect());
+        Ok(Convolutions(Some(ConvNet { side: 0, channels })))
+    }
+
+    fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
+    }
+}
+
 /// The shape of a VAE: input, hidden layers, latent size, nonlinearity and likelihood.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, clap::Args)]
 #[serde(deny_unknown_fields)]
 pub struct VaeConfig {
     /// Pixels per image (784 for MNIST; a run takes it from its data).
+    #[arg(skip = 784usize)]
     pub input: usize,
-    /// The encoder's hidden layers, input side first (`[400]`).
+    /// Hidden layers of the encoder, input side first, as a list (`200,200`); the decoder
+    /// mirrors them unless --decoder-hidden says otherwise.
+    #[arg(long, default_value = "400", value_delimiter = ',', action = clap::ArgAction::Set, value_parser = layer_size, allow_hyphen_values = true)]
     pub hidden: Vec<usize>,
-    /// The decoder's hidden layers, latent side first; `None` mirrors the encoder.
+    /// Hidden layers of the decoder, latent side first (default: the encoder's, reversed).
+    #[arg(long, value_delimiter = ',', action = clap::ArgAction::Set, value_parser = layer_size, allow_hyphen_values = true)]
     pub decoder_hidden: Option<Vec<usize>>,
-    /// Latent dimensions (20).
+    /// Latent dimensions (2 also draws the manifold and the latent scatter).
+    #[arg(long, default_value_t = 20, value_parser = at_least_one)]
     pub latent: usize,
-    /// The nonlinearity of every hidden layer.
+    /// Nonlinearity of every hidden layer: relu, tanh, sigmoid or softplus.
+    #[arg(long, default_value_t = Activation::Relu)]
     pub activation: Activation,
-    /// The decoder's distribution.
+    /// Decoder distribution: bernoulli, gaussian (unit variance) or gaussian-learned.
+    #[arg(long, default_value_t)]
     pub likelihood: Likelihood,
-    /// How the weights start (absent in checkpoints written before it existed: PyTorch's).
+    /// Weight initialization: pytorch (nn.Linear's) or glorot (zero biases, and a Bernoulli
+    /// output bias at the logit of the mean training image).
+    #[arg(long, default_value_t)]
+    // Absent in checkpoints written before it existed: PyTorch's.
     #[serde(default)]
     pub init: Init,
-    /// What the encoder's scale head outputs (absent in checkpoints written before it
-    /// existed: the log-variance).
+    /// What the encoder's scale head outputs: logvar (σ = exp(½h)) or log-sigma (σ = exp(h),
+    /// Burda et al.'s).
+    #[arg(long, default_value_t)]
+    // Absent in checkpoints written before it existed: the log-variance.
     #[serde(default)]
     pub sigma: SigmaHead,
     /// Stochastic layers above the first (`latent` is then `z₁`, and the prior is on the
     /// top layer); empty for one stochastic layer (and in checkpoints written before it
     /// existed).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub upper: Vec<StochasticLayer>,
+    #[command(flatten)]
+    #[serde(default, skip_serializing_if = "single_layer")]
+    pub upper: UpperLayers,
     /// Convolutions before the encoder's dense layers and after the decoder's (`None`: an
     /// MLP on both sides, as in checkpoints written before it existed).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub conv: Option<ConvNet>,
+    #[command(flatten)]
+    #[serde(default, skip_serializing_if = "dense_only")]
+    pub conv: Convolutions,
+}
+
+fn single_layer(upper: &UpperLayers) -> bool {
+    upper.is_empty()
+}
+
+fn dense_only(conv: &Convolutions) -> bool {
+    conv.is_none()
 }
 
 impl Default for VaeConfig {
-    /// pytorch/examples' VAE: 784-400-20-400-784 with ReLU and Bernoulli pixels.
+    /// pytorch/examples' VAE: 784-400-20-400-784 with ReLU and Bernoulli pixels: the flags'
+    /// defaults.
     fn default() -> Self {
-        VaeConfig {
-            input: 784,
-            hidden: vec![400],
-            decoder_hidden: None,
-            latent: 20,
-            activation: Activation::Relu,
-            likelihood: Likelihood::Bernoulli,
-            init: Init::Pytorch,
-            sigma: SigmaHead::Logvar,
-            upper: Vec::new(),
-            conv: None,
-        }
+        super::cli::defaults()
     }
 }
 

@@ -2,11 +2,14 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::cli::{at_least_one, non_negative};
+
 /// How the encoder's gradient of the reconstruction term is estimated.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Estimator {
     /// The reparameterization trick: `z = mu + σ·eps` is differentiated through.
+    #[default]
     Reparam,
     /// The score-function (REINFORCE) estimator: `z` is sampled and detached, and the encoder
     /// gets `f(z)·∇ log q(z|x)` with `f = log p(x|z)`, plus the analytic KL gradient.
@@ -38,22 +41,30 @@ pub enum Objective {
 named_enum!(Objective, "objective", Elbo = "elbo", ElboMc = "elbo-mc", Iwae = "iwae");
 
 /// Settings of the Monte Carlo objective.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, clap::Args)]
 #[serde(deny_unknown_fields)]
 pub struct ElboConfig {
-    /// What is maximized (absent in checkpoints written before it existed: the ELBO).
+    /// What training maximizes: elbo (closed-form KL), elbo-mc (mean over the samples of
+    /// log w) or iwae (the importance-weighted bound, log of the mean of w).
+    #[arg(long, default_value_t)]
+    // Absent in checkpoints written before it existed: the ELBO.
     #[serde(default)]
     pub objective: Objective,
-    /// Samples of z per image (L, or the k of the bounds).
+    /// Samples of z per image in training: L of the ELBO, k of the bounds (alias --k).
+    #[arg(long, visible_alias = "k", default_value_t = 1, value_parser = at_least_one)]
     pub samples: usize,
     /// Weight of the KL term (β; 1 for the ELBO).
+    #[arg(long, default_value_t = 1.0, value_parser = non_negative)]
     pub beta: f64,
-    /// Gradient estimator for the encoder.
+    /// Encoder gradient estimator: reparam, score (REINFORCE) or score-baseline (REINFORCE
+    /// with the baseline log p(x | z = mu)).
+    #[arg(long, default_value_t)]
     pub estimator: Estimator,
 }
 
 impl Default for ElboConfig {
+    /// The closed-form ELBO, one sample, β = 1, reparameterized: the flags' defaults.
     fn default() -> Self {
-        ElboConfig { objective: Objective::Elbo, samples: 1, beta: 1.0, estimator: Estimator::Reparam }
+        super::cli::defaults()
     }
 }

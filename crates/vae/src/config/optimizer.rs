@@ -3,7 +3,10 @@
 use std::fmt;
 use std::str::FromStr;
 
+use clap::{Arg, ArgMatches, Command, FromArgMatches};
 use serde::{Deserialize, Serialize};
+
+use super::cli::{non_negative, positive};
 
 /// Which update rule, with the hyper-parameters of that rule.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -31,9 +34,31 @@ pub enum OptimizerKind {
 }
 
 impl OptimizerKind {
+    /// Every rule, with the hyper-parameters it takes when no flag says otherwise: Adam and
+    /// Adagrad with PyTorch's defaults, SGD with momentum 0.9.
+    pub const RULES: [OptimizerKind; 3] = [
+        OptimizerKind::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8 },
+        OptimizerKind::Sgd { momentum: 0.9 },
+        OptimizerKind::Adagrad { eps: 1e-10 },
+    ];
+
+    /// The flags of the rules' own hyper-parameters, with their ids.
+    pub const FLAGS: [(&'static str, &'static str); 3] =
+        [("--betas", "betas"), ("--eps", "eps"), ("--momentum", "momentum")];
+
     /// Adam with PyTorch's defaults.
     pub fn adam() -> Self {
-        OptimizerKind::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8 }
+        Self::RULES[0]
+    }
+
+    /// True if this rule reads the flag of `id` (one of [`FLAGS`](Self::FLAGS)).
+    pub fn uses(self, id: &str) -> bool {
+        matches!(
+            (self, id),
+            (OptimizerKind::Adam { .. }, "betas" | "eps")
+                | (OptimizerKind::Sgd { .. }, "momentum")
+                | (OptimizerKind::Adagrad { .. }, "eps")
+        )
     }
 
     /// The name used on the command line and in checkpoints.
@@ -63,32 +88,106 @@ impl fmt::Display for OptimizerKind {
 
 impl FromStr for OptimizerKind {
     type Err = String;
-    /// `adam`, `sgd` (momentum 0.9) or `adagrad`, each with its usual defaults.
+    /// `adam`, `sgd` or `adagrad`, each with its [defaults](Self::RULES).
     fn from_str(s: &str) -> std::result::Result<Self, String> {
-        match s {
-            "adam" => Ok(OptimizerKind::adam()),
-            "sgd" => Ok(OptimizerKind::Sgd { momentum: 0.9 }),
-            "adagrad" => Ok(OptimizerKind::Adagrad { eps: 1e-10 }),
-            _ => Err(format!("unknown optimizer '{s}' (expected adam, sgd or adagrad)")),
-        }
+        Self::RULES.into_iter().find(|r| r.name() == s).ok_or_else(|| {
+            let names: Vec<_> = Self::RULES.iter().map(|r| r.name()).collect();
+            format!("unknown optimizer '{s}' (expected {})", names.join(", "))
+        })
+    }
+}
+
+/// `beta1,beta2`, each in [0, 1).
+fn betas(s: &str) -> Result<(f64, f64), String> {
+    let bad = || format!("'{s}' is not two numbers in [0, 1) (like 0.9,0.999)");
+    let (a, b) = s.split_once(',').ok_or_else(bad)?;
+    let in_range = |v: &str| v.trim().parse::<f64>().ok().filter(|v| (0.0..1.0).contains(v)).ok_or_else(bad);
+    Ok((in_range(a)?, in_range(b)?))
+}
+
+/// The rule's flags: `--optimizer` and the hyper-parameters of each rule, whose defaults
+/// are the rule's own.
+impl clap::Args for OptimizerKind {
+    fn augment_args(cmd: Command) -> Command {
+        cmd.arg(
+            Arg::new("optimizer")
+                .value_name("RULE")
+                .long("optimizer")
+                .default_value(Self::RULES[0].name())
+                .value_parser(|s: &str| s.parse::<OptimizerKind>())
+                .help("Optimizer: adam, sgd (momentum 0.9) or adagrad"),
+        )
+        .arg(
+            Arg::new("betas")
+                .value_name("BETA1,BETA2")
+                .long("betas")
+                .allow_hyphen_values(true)
+                .value_parser(betas)
+                .help("Adam's betas, as beta1,beta2 (default 0.9,0.999)"),
+        )
+        .arg(
+            Arg::new("eps")
+                .value_name("EPS")
+                .long("eps")
+                .value_parser(positive)
+                .help("The eps of Adam (default 1e-8) or Adagrad (default 1e-10)"),
+        )
+        .arg(
+            Arg::new("momentum")
+                .value_name("MOMENTUM")
+                .long("momentum")
+                .value_parser(non_negative)
+                .help("SGD's momentum (default 0.9)"),
+        )
+    }
+
+    fn augment_args_for_update(cmd: Command) -> Command {
+        Self::augment_args(cmd)
+    }
+}
+
+impl FromArgMatches for OptimizerKind {
+    /// The rule's defaults, overridden by the flags given that it reads.
+    fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
+        let rule = m.get_one::<OptimizerKind>("optimizer").copied().unwrap_or(Self::RULES[0]);
+        let given = |id: &str| m.get_one::<f64>(id).copied();
+        Ok(match rule {
+            OptimizerKind::Adam { beta1, beta2, eps } => {
+                let (beta1, beta2) = m.get_one::<(f64, f64)>("betas").copied().unwrap_or((beta1, beta2));
+                OptimizerKind::Adam { beta1, beta2, eps: given("eps").unwrap_or(eps) }
+            }
+            OptimizerKind::Sgd { momentum } => {
+                OptimizerKind::Sgd { momentum: given("momentum").unwrap_or(momentum) }
+            }
+            OptimizerKind::Adagrad { eps } => OptimizerKind::Adagrad { eps: given("eps").unwrap_or(eps) },
+        })
+    }
+
+    fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
     }
 }
 
 /// An optimizer: its rule and the settings every rule shares.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, clap::Args)]
 #[serde(deny_unknown_fields)]
 pub struct OptimizerConfig {
     /// The rule and its own hyper-parameters.
+    #[command(flatten)]
     pub kind: OptimizerKind,
     /// Learning rate.
+    #[arg(long, default_value_t = 1e-3, value_parser = positive)]
     pub lr: f64,
-    /// L2 penalty added to every gradient as `weight_decay · p` (PyTorch's `weight_decay`).
+    /// L2 weight decay added to every gradient as `weight_decay · p` (PyTorch's
+    /// `weight_decay`).
+    #[arg(long, default_value_t = 0.0, value_parser = non_negative)]
     pub weight_decay: f64,
 }
 
 impl Default for OptimizerConfig {
-    /// Adam at 1e-3, no weight decay.
+    /// Adam at 1e-3, no weight decay: the flags' defaults.
     fn default() -> Self {
-        OptimizerConfig { kind: OptimizerKind::adam(), lr: 1e-3, weight_decay: 0.0 }
+        super::cli::defaults()
     }
 }
