@@ -216,7 +216,11 @@ fn joint_ascent_can_lower_the_likelihood_which_em_never_lowers() {
     };
     let (log_px0, elbo0) = averages(&vae);
 
-    let sgd = OptimizerConfig { kind: OptimizerKind::Sgd { momentum: 0.0 }, lr: 1e-5, weight_decay: 0.0 };
+    let sgd = OptimizerConfig {
+        kind: OptimizerKind::Sgd { momentum: 0.0 },
+        lr: 1e-5,
+        ..OptimizerConfig::default()
+    };
     let mut opt = Optimizer::new(sgd, &vae.params);
     let noise = sample_noise::<f64, _>(256, n, Z, &mut rng);
     let mut graph = Graph::new();

@@ -148,7 +148,7 @@ impl Gan {
             Linear::new(&mut params, "discriminator.4", 256, 1, rng),
         ];
         let discriminator = Discriminator { params, layers };
-        let config = OptimizerConfig { kind: OptimizerKind::adam(), lr, weight_decay: 0.0 };
+        let config = OptimizerConfig { kind: OptimizerKind::adam(), lr, ..OptimizerConfig::default() };
         let g_opt = Optimizer::new(config, &generator.params);
         let d_opt = Optimizer::new(config, &discriminator.params);
         Gan { generator, discriminator, g_opt, d_opt, noise, graph: Graph::new() }

@@ -152,7 +152,7 @@ pub fn gradient_ascent(
     let mut params = ParamSet::new();
     params.push("logits", start.means.map(|m| (m / (1.0 - m)).ln()));
     params.push("weight_logits", start.log_weights.clone());
-    let config = OptimizerConfig { kind: OptimizerKind::adam(), lr, weight_decay: 0.0 };
+    let config = OptimizerConfig { kind: OptimizerKind::adam(), lr, ..OptimizerConfig::default() };
     let mut optimizer = Optimizer::new(config, &params);
     let mut graph = Graph::new();
     for _ in 0..steps {

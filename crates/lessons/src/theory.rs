@@ -93,7 +93,8 @@ pub fn fit_linear_regression(
     let layer = Linear::zeros(&mut params, "linear", x.shape()[1], y.shape()[1]);
     let log_sigma = (loss == RegressionLoss::GaussianNllLearnedSigma)
         .then(|| params.push("log_sigma", Tensor::zeros(&[y.shape()[1]])));
-    let sgd = OptimizerConfig { kind: OptimizerKind::Sgd { momentum: 0.9 }, lr, weight_decay: 0.0 };
+    let sgd =
+        OptimizerConfig { kind: OptimizerKind::Sgd { momentum: 0.9 }, lr, ..OptimizerConfig::default() };
     let mut opt = Optimizer::new(sgd, &params);
     let mut graph = Graph::new();
     let mut last = f64::NAN;

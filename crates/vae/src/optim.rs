@@ -146,7 +146,7 @@ mod tests {
     fn minimize(kind: OptimizerKind, lr: f64, steps: usize) -> f64 {
         let mut params = ParamSet::<f64>::new();
         params.push("p", Tensor::zeros(&[1]));
-        let mut opt = Optimizer::new(OptimizerConfig { kind, lr, weight_decay: 0.0 }, &params);
+        let mut opt = Optimizer::new(OptimizerConfig { kind, lr, ..OptimizerConfig::default() }, &params);
         for _ in 0..steps {
             let p = params.tensors()[0].item();
             opt.step(&mut params, &[Tensor::from_vec(vec![2.0 * (p - 3.0)], &[1])]).unwrap();
@@ -166,8 +166,12 @@ mod tests {
     fn weight_decay_adds_wd_times_p_to_the_gradient() {
         let mut params = ParamSet::<f64>::new();
         params.push("p", Tensor::from_vec(vec![2.0, -1.0], &[2]));
-        let config =
-            OptimizerConfig { kind: OptimizerKind::Sgd { momentum: 0.0 }, lr: 0.5, weight_decay: 0.25 };
+        let config = OptimizerConfig {
+            kind: OptimizerKind::Sgd { momentum: 0.0 },
+            lr: 0.5,
+            weight_decay: 0.25,
+            ..OptimizerConfig::default()
+        };
         let mut opt = Optimizer::new(config, &params);
         opt.step(&mut params, &[Tensor::from_vec(vec![1.0, 0.0], &[2])]).unwrap();
         // p − lr·(g + wd·p): 2 − 0.5·(1 + 0.5) = 1.25; −1 − 0.5·(0 − 0.25) = −0.875.
@@ -192,8 +196,11 @@ mod tests {
         let mut params = ParamSet::<f64>::new();
         params.push("a", Tensor::ones(&[2]));
         params.push("b", Tensor::ones(&[3]));
-        let config =
-            OptimizerConfig { kind: OptimizerKind::Sgd { momentum: 0.0 }, lr: 0.1, weight_decay: 0.0 };
+        let config = OptimizerConfig {
+            kind: OptimizerKind::Sgd { momentum: 0.0 },
+            lr: 0.1,
+            ..OptimizerConfig::default()
+        };
         let mut opt = Optimizer::new(config, &params);
         let err = opt.step(&mut params, &[Tensor::ones(&[2])]).unwrap_err().to_string();
         assert!(err.starts_with("optimizer step: 1 gradients"), "{err}");

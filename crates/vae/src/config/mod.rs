@@ -515,6 +515,7 @@ mod tests {
                 lr,
                 weight_decay,
                 kind: OptimizerKind::Adam { beta1: 0.9, beta2: 0.999, eps },
+                ..OptimizerConfig::default()
             },
             ..TrainConfig::default()
         };
