@@ -134,6 +134,7 @@ fn bad_flags_exit_with_code_2() {
         (vec!["--preset", "burda", "--lr", "0.05"], "--lr has no effect with --lr-schedule burda"),
         (vec!["--lr-schedule", "burda", "--lr", "0.5"], "--lr has no effect with --lr-schedule burda"),
         (vec!["--conv-channels", "8,16"], "--conv-channels has no effect without --arch conv"),
+        (vec!["--decoupled-weight-decay"], "--decoupled-weight-decay has no effect without --weight-decay"),
         (vec!["--upper-hidden", "50"], "--upper-hidden has no effect without --stochastic-layers 2"),
         (vec!["--upper-latent", "5"], "--upper-latent has no effect without --stochastic-layers 2"),
         (vec!["--resume", "/definitely/not/here.safetensors"], "cannot read"),

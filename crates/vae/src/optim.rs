@@ -69,13 +69,16 @@ impl<T: Element> Optimizer<T> {
             ));
         }
         self.steps += 1;
-        let OptimizerConfig { kind, lr, weight_decay } = self.config;
+        let OptimizerConfig { kind, lr, weight_decay, decoupled_weight_decay } = self.config;
+        let coupled = weight_decay != 0.0 && !decoupled_weight_decay;
+        let shrink = (weight_decay != 0.0 && decoupled_weight_decay)
+            .then(|| T::from_f64_lossy(1.0 - lr * weight_decay));
         // Bias corrections: β^t with the step count saturated at i32::MAX, where β^t of any
         // β < 1 is long since 0 (no wrap-around, however long the run).
         let t = i32::try_from(self.steps).unwrap_or(i32::MAX);
         for (i, (p, g)) in params.tensors_mut().iter_mut().zip(grads).enumerate() {
             // PyTorch's L2 weight decay: the gradient of ½·wd·‖p‖², added to the gradient.
-            let g = if weight_decay == 0.0 {
+            let g = if !coupled {
                 g.contiguous()
             } else {
                 let wd = T::from_f64_lossy(weight_decay);
@@ -83,6 +86,10 @@ impl<T: Element> Optimizer<T> {
             };
             let g = g.as_slice().expect("contiguous");
             let p = p.make_mut_slice();
+            // Decoupled decay: the parameters shrink before the rule's step (PyTorch's AdamW).
+            if let Some(keep) = shrink {
+                p.iter_mut().for_each(|p| *p *= keep);
+            }
             match kind {
                 OptimizerKind::Adam { beta1, beta2, eps } => {
                     let (m_slot, v_slot) = self.state.split_at_mut(1);
@@ -176,6 +183,30 @@ mod tests {
         opt.step(&mut params, &[Tensor::from_vec(vec![1.0, 0.0], &[2])]).unwrap();
         // p − lr·(g + wd·p): 2 − 0.5·(1 + 0.5) = 1.25; −1 − 0.5·(0 − 0.25) = −0.875.
         assert_eq!(params.tensors()[0].to_vec(), vec![1.25, -0.875]);
+    }
+
+    /// AdamW: the parameters shrink by lr·wd·p outside Adam's normalization, where coupled
+    /// decay is normalized away. With a zero loss gradient, Adam with coupled decay moves
+    /// every parameter by about lr whatever its size; decoupled, each keeps (1 − lr·wd)
+    /// of itself per step.
+    #[test]
+    fn decoupled_weight_decay_shrinks_the_parameters_outside_the_rule() {
+        let run = |decoupled_weight_decay: bool| {
+            let mut params = ParamSet::<f64>::new();
+            params.push("p", Tensor::from_vec(vec![4.0, -0.5], &[2]));
+            let (lr, weight_decay) = (0.1, 0.5);
+            let config =
+                OptimizerConfig { lr, weight_decay, decoupled_weight_decay, ..OptimizerConfig::default() };
+            let mut opt = Optimizer::new(config, &params);
+            for _ in 0..3 {
+                opt.step(&mut params, &[Tensor::zeros(&[2])]).unwrap();
+            }
+            params.tensors()[0].to_vec()
+        };
+        let keep = 0.95f64.powi(3);
+        assert_eq!(run(true), vec![4.0 * keep, -0.5 * keep]);
+        let coupled = run(false);
+        assert!((coupled[0] - 3.7).abs() < 0.01 && (coupled[1] + 0.2).abs() < 0.01, "{coupled:?}");
     }
 
     #[test]

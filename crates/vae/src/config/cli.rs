@@ -127,6 +127,12 @@ impl CommandLine {
             !c.lr_stages.is_empty(),
             "with --lr-schedule burda (the preset's schedule), whose stages set the rate; leave it out, or add --lr-schedule none",
         )?;
+        refuse(
+            "--decoupled-weight-decay",
+            "decoupled_weight_decay",
+            c.optimizer.weight_decay == 0.0,
+            "without --weight-decay",
+        )?;
         refuse("--conv-channels", "conv_channels", c.model.conv.is_none(), "without --arch conv")?;
         for (flag, id) in [("--upper-hidden", "upper_hidden"), ("--upper-latent", "upper_latent")] {
             refuse(flag, id, c.model.upper.is_empty(), "without --stochastic-layers 2")?;

@@ -231,6 +231,9 @@ impl TrainConfig {
         if !(o.weight_decay.is_finite() && o.weight_decay >= 0.0) {
             return bad("weight decay must be a non-negative number");
         }
+        if o.decoupled_weight_decay && o.lr * o.weight_decay >= 1.0 {
+            return bad("decoupled weight decay needs lr · weight decay below 1 (each step keeps 1 − lr · wd of every parameter)");
+        }
         let eps = match o.kind {
             OptimizerKind::Adam { eps, .. } | OptimizerKind::Adagrad { eps } => Some(eps),
             OptimizerKind::Sgd { .. } => None,
@@ -358,8 +361,14 @@ mod tests {
                 (0.0f64..1.0).prop_map(|momentum| OptimizerKind::Sgd { momentum }),
                 (1e-12f64..1.0).prop_map(|eps| OptimizerKind::Adagrad { eps }),
             ];
-        let optimizer = (kind, 1e-9f64..10.0, 0.0f64..1.0)
-            .prop_map(|(kind, lr, weight_decay)| OptimizerConfig { kind, lr, weight_decay });
+        let optimizer = (kind, 1e-9f64..10.0, 0.0f64..1.0, any::<bool>()).prop_map(
+            |(kind, lr, weight_decay, decoupled_weight_decay)| OptimizerConfig {
+                kind,
+                lr,
+                weight_decay,
+                decoupled_weight_decay,
+            },
+        );
         let objective = prop_oneof![Just(Objective::Elbo), Just(Objective::ElboMc), Just(Objective::Iwae)];
         let elbo = (
             objective,

@@ -183,6 +183,12 @@ pub struct OptimizerConfig {
     /// `weight_decay`).
     #[arg(long, default_value_t = 0.0, value_parser = non_negative)]
     pub weight_decay: f64,
+    /// Decouple the weight decay from the gradient (Loshchilov & Hutter): each step first
+    /// shrinks the parameters by `lr · weight_decay · p`, and the rule sees the loss's
+    /// gradient alone (with adam, PyTorch's `AdamW`).
+    #[arg(long)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub decoupled_weight_decay: bool,
 }
 
 impl Default for OptimizerConfig {
