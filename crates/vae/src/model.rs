@@ -95,106 +95,236 @@ struct Upper {
     p_scale: Linear,
 }
 
+/// Where a layer sits in the model. The encoder's layers see each image once; the others
+/// (decoder, stochastic layers above the first) see each sample of z.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// A strided convolution of the encoder.
+    EncoderConv,
+    /// A hidden dense layer of the encoder.
+    Encoder,
+    /// The encoder's mean head.
+    Mu,
+    /// The encoder's scale head (log-variance or log σ).
+    Scale,
+    /// A hidden dense layer of the decoder (the last of a convolutional decoder projects
+    /// back to the encoder's last feature map).
+    Decoder,
+    /// A transposed convolution of the decoder before its output.
+    DecoderConv,
+    /// The decoder's output: Bernoulli logits or the Gaussian mean.
+    Out,
+    /// The decoder's per-pixel log-variance ([`Likelihood::GaussianLearned`]).
+    OutLogvar,
+    /// A layer of stochastic layer `level` above the first (from 0).
+    Upper {
+        /// Which stochastic layer above the first.
+        level: usize,
+        /// Which of its networks' layers.
+        part: UpperPart,
+    },
+}
+
+impl Role {
+    /// True for the layers that see each image once (the encoder's), false for those that
+    /// see each sample of z.
+    pub fn per_image(self) -> bool {
+        matches!(self, Role::EncoderConv | Role::Encoder | Role::Mu | Role::Scale)
+    }
+}
+
+/// A layer of a stochastic layer above the first: `q(z_l | z_{l−1})`'s hidden layers and
+/// heads, then `p(z_{l−1} | z_l)`'s.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpperPart {
+    /// A hidden layer of q.
+    QHidden,
+    /// q's mean head.
+    QMu,
+    /// q's scale head.
+    QScale,
+    /// A hidden layer of p.
+    PHidden,
+    /// p's mean head.
+    PMu,
+    /// p's scale head.
+    PScale,
+}
+
+/// What a layer computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayerKind {
+    /// `x·Wᵀ + b` from `inputs` to `outputs` units: weight `[outputs, inputs]`.
+    Dense {
+        /// Units in.
+        inputs: usize,
+        /// Units out.
+        outputs: usize,
+    },
+    /// A [`ConvNet::KERNEL`]-square convolution of stride [`ConvNet::STRIDE`] (or its
+    /// transpose) from `inputs` channels of side `side_in` to `outputs` channels of side
+    /// `side_out`.
+    Conv {
+        /// Channels in.
+        inputs: usize,
+        /// Channels out.
+        outputs: usize,
+        /// The input map's side.
+        side_in: usize,
+        /// The output map's side.
+        side_out: usize,
+        /// A transposed convolution (the decoder's), weight `[inputs, outputs, k, k]`.
+        transpose: bool,
+    },
+}
+
+/// One layer of a model: its parameters' name (`{name}.weight`, `{name}.bias`), what it
+/// computes and where it sits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayerSpec {
+    /// The name its weight and bias are prefixed with.
+    pub name: String,
+    /// What it computes.
+    pub kind: LayerKind,
+    /// Where it sits.
+    pub role: Role,
+}
+
+/// Every layer of a model of this shape, in the order of its parameters: the one
+/// description of the architecture, which [`Vae::build`] constructs and the configuration's
+/// estimates (multiply-adds, parameters, memory) count.
+pub fn architecture(config: &VaeConfig) -> Vec<LayerSpec> {
+    let names = LayerNames::of(config);
+    let mut layers = Vec::new();
+    let mut push = |name: String, kind, role| layers.push(LayerSpec { name, kind, role });
+    let dense = |inputs, outputs| LayerKind::Dense { inputs, outputs };
+    let convs = config.conv.as_ref().map_or(Vec::new(), ConvNet::layers);
+    for (i, &(c, o, side_in, side_out)) in convs.iter().enumerate() {
+        let kind = LayerKind::Conv { inputs: c, outputs: o, side_in, side_out, transpose: false };
+        push(names.encoder_conv(i), kind, Role::EncoderConv);
+    }
+    let mut width = config.conv.as_ref().map_or(config.input, ConvNet::flat);
+    for (i, &h) in config.hidden.iter().enumerate() {
+        push(names.encoder(i), dense(width, h), Role::Encoder);
+        width = h;
+    }
+    push(names.mu.into(), dense(width, config.latent), Role::Mu);
+    push(names.logvar.into(), dense(width, config.latent), Role::Scale);
+    let mut width = config.latent;
+    let mut widths = config.decoder_layers();
+    // A convolutional decoder projects back to the encoder's last feature map first.
+    widths.extend(config.conv.as_ref().map(ConvNet::flat));
+    for (i, &h) in widths.iter().enumerate() {
+        push(names.decoder(i), dense(width, h), Role::Decoder);
+        width = h;
+    }
+    // Transposed convolutions mirror the encoder's, the last (to the image) being `out`.
+    let mirror = |&(c, o, side_in, side_out): &(usize, usize, usize, usize)| LayerKind::Conv {
+        inputs: o,
+        outputs: c,
+        side_in: side_out,
+        side_out: side_in,
+        transpose: true,
+    };
+    for (j, twin) in convs.iter().skip(1).rev().enumerate() {
+        push(names.decoder_conv(widths.len(), j), mirror(twin), Role::DecoderConv);
+    }
+    let out = convs.first().map_or(dense(width, config.input), mirror);
+    push(names.out.into(), out, Role::Out);
+    if config.likelihood == Likelihood::GaussianLearned {
+        push(names.out_logvar.into(), out, Role::OutLogvar);
+    }
+    // Stochastic layers above the first, numbered from 2: `encoder2.0`, `mu2`, `logvar2`
+    // (`log_sigma2`) for q, `decoder2.0`, `decoder2_mu`, `decoder2_logvar` for p.
+    let scale = config.sigma.head_name();
+    let mut below = config.latent;
+    for (level, up) in config.upper.iter().enumerate() {
+        let (n, role) = (level + 2, |part| Role::Upper { level, part });
+        let mut width = below;
+        for (i, &h) in up.hidden.iter().enumerate() {
+            push(format!("encoder{n}.{}", 2 * i), dense(width, h), role(UpperPart::QHidden));
+            width = h;
+        }
+        push(format!("mu{n}"), dense(width, up.latent), role(UpperPart::QMu));
+        push(format!("{scale}{n}"), dense(width, up.latent), role(UpperPart::QScale));
+        let mut width = up.latent;
+        for (i, &h) in up.hidden.iter().rev().enumerate() {
+            push(format!("decoder{n}.{}", 2 * i), dense(width, h), role(UpperPart::PHidden));
+            width = h;
+        }
+        push(format!("decoder{n}_mu"), dense(width, below), role(UpperPart::PMu));
+        push(format!("decoder{n}_{scale}"), dense(width, below), role(UpperPart::PScale));
+        below = up.latent;
+    }
+    layers
+}
+
 impl<T: Element> Vae<T> {
-    /// Builds the model's structure, asking `make(name, shape, fan_in)` for every tensor in
-    /// order: random initialization ([`Vae::new`]) or a checkpoint's tensors (loading), so a
-    /// restored model never draws random weights first.
+    /// Builds the model's [`architecture`], asking `make(name, shape, fan_in)` for every
+    /// tensor in order: random initialization ([`Vae::new`]) or a checkpoint's tensors
+    /// (loading), so a restored model never draws random weights first.
     pub fn build<E>(
         config: VaeConfig,
         mut make: impl FnMut(&str, &[usize], usize) -> Result<Tensor<T>, E>,
     ) -> Result<Self, E> {
         let mut p = ParamSet::new();
-        let names = LayerNames::of(&config);
         let make = &mut make;
         let spec = Conv2dSpec::new(ConvNet::STRIDE, ConvNet::PADDING);
-        let convs = config.conv.as_ref().map_or(Vec::new(), ConvNet::layers);
-        let mut encoder_conv = Vec::new();
-        for (i, &(c, o, _, _)) in convs.iter().enumerate() {
-            encoder_conv.push(Conv::build(
-                &mut p,
-                &names.encoder_conv(i),
-                c,
-                o,
-                ConvNet::KERNEL,
-                spec,
-                false,
-                make,
-            )?);
-        }
-        let mut encoder = Vec::new();
-        let mut width = config.conv.as_ref().map_or(config.input, ConvNet::flat);
-        for (i, &h) in config.hidden.iter().enumerate() {
-            encoder.push(Linear::build(&mut p, &names.encoder(i), width, h, make)?);
-            width = h;
-        }
-        let mu = Linear::build(&mut p, names.mu, width, config.latent, make)?;
-        let logvar = Linear::build(&mut p, names.logvar, width, config.latent, make)?;
-        let mut decoder = Vec::new();
-        let mut width = config.latent;
-        let mut widths = config.decoder_layers();
-        // A convolutional decoder projects back to the encoder's last feature map first.
-        widths.extend(config.conv.as_ref().map(ConvNet::flat));
-        for (i, &h) in widths.iter().enumerate() {
-            decoder.push(Linear::build(&mut p, &names.decoder(i), width, h, make)?);
-            width = h;
-        }
-        // Transposed convolutions mirror the encoder's, the last (to the image) being `out`.
-        let mut decoder_conv = Vec::new();
-        let out_layer = |p: &mut ParamSet<T>, name: &str, make: &mut _| -> Result<Layer, E> {
-            Ok(match convs.first() {
-                Some(&(_, c, _, _)) => {
-                    Layer::Conv(Conv::build(p, name, c, 1, ConvNet::KERNEL, spec, true, make)?)
+        let mut by_role: Vec<(Role, Layer)> = Vec::new();
+        for layer in architecture(&config) {
+            let built = match layer.kind {
+                LayerKind::Dense { inputs, outputs } => {
+                    Layer::Dense(Linear::build(&mut p, &layer.name, inputs, outputs, make)?)
                 }
-                None => Layer::Dense(Linear::build(p, name, width, config.input, make)?),
+                LayerKind::Conv { inputs, outputs, transpose, .. } => Layer::Conv(Conv::build(
+                    &mut p,
+                    &layer.name,
+                    inputs,
+                    outputs,
+                    ConvNet::KERNEL,
+                    spec,
+                    transpose,
+                    make,
+                )?),
+            };
+            by_role.push((layer.role, built));
+        }
+        // The architecture gives each role its kind of layer: these only sort them.
+        let all = |role: Role| by_role.iter().filter(move |(r, _)| *r == role).map(|&(_, l)| l);
+        let one = |role: Role| all(role).next().expect("the architecture has this layer");
+        let dense = |l: Layer| match l {
+            Layer::Dense(l) => l,
+            Layer::Conv(_) => unreachable!("the architecture makes this layer dense"),
+        };
+        let conv = |l: Layer| match l {
+            Layer::Conv(c) => c,
+            Layer::Dense(_) => unreachable!("the architecture makes this layer a convolution"),
+        };
+        let upper = (0..config.upper.len())
+            .map(|level| {
+                let part = |part| Role::Upper { level, part };
+                Upper {
+                    q_hidden: all(part(UpperPart::QHidden)).map(dense).collect(),
+                    q_mu: dense(one(part(UpperPart::QMu))),
+                    q_scale: dense(one(part(UpperPart::QScale))),
+                    p_hidden: all(part(UpperPart::PHidden)).map(dense).collect(),
+                    p_mu: dense(one(part(UpperPart::PMu))),
+                    p_scale: dense(one(part(UpperPart::PScale))),
+                }
             })
-        };
-        for (j, &(o, c, _, _)) in convs.iter().skip(1).rev().enumerate() {
-            let name = names.decoder_conv(widths.len(), j);
-            decoder_conv.push(Conv::build(&mut p, &name, c, o, ConvNet::KERNEL, spec, true, make)?);
-        }
-        let out = out_layer(&mut p, names.out, make)?;
-        let out_logvar = match config.likelihood {
-            Likelihood::GaussianLearned => Some(out_layer(&mut p, names.out_logvar, make)?),
-            _ => None,
-        };
-        // Stochastic layers above the first, numbered from 2: `encoder2.0`, `mu2`, `logvar2`
-        // (`log_sigma2`) for q, `decoder2.0`, `decoder2_mu`, `decoder2_logvar` for p.
-        let scale = config.sigma.head_name();
-        let mut upper = Vec::new();
-        let mut below = config.latent;
-        for (l, up) in config.upper.iter().enumerate() {
-            let n = l + 2;
-            let mut q_hidden = Vec::new();
-            let mut width = below;
-            for (i, &h) in up.hidden.iter().enumerate() {
-                q_hidden.push(Linear::build(&mut p, &format!("encoder{n}.{}", 2 * i), width, h, make)?);
-                width = h;
-            }
-            let q_mu = Linear::build(&mut p, &format!("mu{n}"), width, up.latent, make)?;
-            let q_scale = Linear::build(&mut p, &format!("{scale}{n}"), width, up.latent, make)?;
-            let mut p_hidden = Vec::new();
-            let mut width = up.latent;
-            for (i, &h) in up.hidden.iter().rev().enumerate() {
-                p_hidden.push(Linear::build(&mut p, &format!("decoder{n}.{}", 2 * i), width, h, make)?);
-                width = h;
-            }
-            let p_mu = Linear::build(&mut p, &format!("decoder{n}_mu"), width, below, make)?;
-            let p_scale = Linear::build(&mut p, &format!("decoder{n}_{scale}"), width, below, make)?;
-            upper.push(Upper { q_hidden, q_mu, q_scale, p_hidden, p_mu, p_scale });
-            below = up.latent;
-        }
+            .collect();
         Ok(Vae {
+            encoder_conv: all(Role::EncoderConv).map(conv).collect(),
+            encoder: all(Role::Encoder).map(dense).collect(),
+            mu: dense(one(Role::Mu)),
+            logvar: dense(one(Role::Scale)),
+            decoder: all(Role::Decoder).map(dense).collect(),
+            decoder_conv: all(Role::DecoderConv).map(conv).collect(),
+            out: one(Role::Out),
+            out_logvar: all(Role::OutLogvar).next(),
+            upper,
             config,
             params: p,
-            encoder_conv,
-            encoder,
-            mu,
-            logvar,
-            decoder,
-            decoder_conv,
-            out,
-            out_logvar,
-            upper,
         })
     }
 

@@ -2,9 +2,10 @@
 //! multiply-adds of a step and of an evaluation, the parameter count, and the memory a run
 //! needs (checked before anything is allocated).
 
-use super::{ConvNet, Likelihood, TrainConfig};
+use super::{ConvNet, TrainConfig};
 use crate::error::Result;
 use crate::io::MemoryLimit;
+use crate::model::{architecture, LayerKind, Role};
 
 impl TrainConfig {
     /// Multiply-adds of the matrix products of one training step at a full batch: each layer's
@@ -31,82 +32,42 @@ impl TrainConfig {
         self.products(1, 1).iter().map(|p| p.inputs * p.outputs + p.outputs).sum()
     }
 
-    /// Every forward product of the model for `b` images and `k` draws of z per image: the
-    /// one description of the architecture that the step's multiply-adds, the parameter
-    /// count and the memory estimate are read from (a test checks it against
-    /// [`crate::model::Vae::build`]).
+    /// Every forward product of the model for `b` images and `k` draws of z per image, one
+    /// per layer of its [`architecture`]: what the step's multiply-adds, the parameter count
+    /// and the memory estimate are read from.
     fn products(&self, b: u128, k: u128) -> Vec<Product> {
-        let m = &self.model;
-        let mut layers = Vec::new();
-        let dense = |inputs: u128, outputs: u128, rows: u128, from_data: bool| Product {
-            inputs,
-            outputs,
-            rows,
-            from_data,
-            held: rows * (inputs + outputs),
-        };
-        let heads = if m.likelihood == Likelihood::GaussianLearned { 2 } else { 1 };
-        // A convolution is a product of `out` rows by `in·k·k` by the output pixels: listed
-        // as a layer of `in·k·k` inputs and `out` outputs over `rows · pixels` rows. It and
-        // its mirror hold the same tensors per image: the `in`-channel map, the column
-        // matrix and the `out`-channel map.
-        let convs = m.conv.as_ref().map_or(Vec::new(), ConvNet::layers);
+        let layers = architecture(&self.model);
+        // The first layer reads the data; so do both heads when they are the first.
+        let reads_data = |i: usize, role: Role| i == 0 || (role == Role::Scale && layers[0].role == Role::Mu);
         let k2 = (ConvNet::KERNEL * ConvNet::KERNEL) as u128;
-        for (i, &(c, o, side_in, side)) in convs.iter().enumerate() {
-            let (c, o) = (c as u128, o as u128);
-            let (pixels, pixels_in) = ((side * side) as u128, (side_in * side_in) as u128);
-            let per_image = c * pixels_in + c * k2 * pixels + o * pixels;
-            let conv = |inputs, outputs, images, from_data| Product {
-                inputs,
-                outputs,
-                rows: images * pixels,
-                from_data,
-                held: images * per_image,
-            };
-            layers.push(conv(c * k2, o, b, i == 0));
-            // The decoder's mirror image, the same product run backwards (the first is the
-            // output head, to one channel, once per head).
-            let mirror = conv(o * k2, if i == 0 { 1 } else { c }, b * k, false);
-            layers.extend(std::iter::repeat_n(mirror, if i == 0 { heads } else { 1 }));
-        }
-        let mut width = m.conv.as_ref().map_or(m.input, ConvNet::flat) as u128;
-        for &h in &m.hidden {
-            layers.push(dense(width, h as u128, b, m.conv.is_none() && layers.is_empty()));
-            width = h as u128;
-        }
-        let from_data = m.hidden.is_empty() && m.conv.is_none();
-        for _ in 0..2 {
-            layers.push(dense(width, m.latent as u128, b, from_data));
-        }
-        let mut width = m.latent as u128;
-        let mut widths = m.decoder_layers();
-        widths.extend(m.conv.as_ref().map(ConvNet::flat));
-        for h in widths {
-            layers.push(dense(width, h as u128, b * k, false));
-            width = h as u128;
-        }
-        if m.conv.is_none() {
-            for _ in 0..heads {
-                layers.push(dense(width, m.input as u128, b * k, false));
-            }
-        }
-        // Each upper layer: q's MLP and two heads, p's MLP and two heads, on every sample.
-        let mut below = m.latent as u128;
-        for up in &m.upper {
-            for (from, to) in [(below, up.latent as u128), (up.latent as u128, below)] {
-                let mut width = from;
-                let hidden: Vec<usize> =
-                    if from == below { up.hidden.clone() } else { up.hidden.iter().rev().copied().collect() };
-                for &h in &hidden {
-                    layers.push(dense(width, h as u128, b * k, false));
-                    width = h as u128;
+        let products = layers.iter().enumerate().map(|(i, layer)| {
+            let images = if layer.role.per_image() { b } else { b * k };
+            let from_data = reads_data(i, layer.role);
+            match layer.kind {
+                LayerKind::Dense { inputs, outputs } => {
+                    let (inputs, outputs) = (inputs as u128, outputs as u128);
+                    Product { inputs, outputs, rows: images, from_data, held: images * (inputs + outputs) }
                 }
-                layers.push(dense(width, to, b * k, false));
-                layers.push(dense(width, to, b * k, false));
+                LayerKind::Conv { inputs, outputs, side_in, side_out, transpose } => {
+                    let (inputs, outputs) = (inputs as u128, outputs as u128);
+                    let (pixels_in, pixels_out) =
+                        ((side_in * side_in) as u128, (side_out * side_out) as u128);
+                    // One product over the smaller map's pixels, `in·k·k` by `out`; its column
+                    // matrix holds the larger map's channels times k·k per such pixel. The
+                    // forward keeps the input map, the column matrix and the output map.
+                    let (pixels, columns) =
+                        if transpose { (pixels_in, outputs) } else { (pixels_out, inputs) };
+                    Product {
+                        inputs: inputs * k2,
+                        outputs,
+                        rows: images * pixels,
+                        from_data,
+                        held: images * (inputs * pixels_in + columns * k2 * pixels + outputs * pixels_out),
+                    }
+                }
             }
-            below = up.latent as u128;
-        }
-        layers
+        });
+        products.collect()
     }
 
     /// Refuses, before anything is allocated, a configuration whose parameters, optimizer
@@ -204,7 +165,7 @@ impl Product {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Objective, StochasticLayer};
+    use crate::config::{Likelihood, Objective, StochasticLayer};
 
     #[test]
     fn sizes_that_cannot_fit_are_refused_naming_the_flag() {
