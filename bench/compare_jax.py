@@ -154,7 +154,8 @@ def jax_in_process(threads, args):
 def ours_step_ms(threads, args):
     exe = ROOT / "target" / "release" / "examples" / "step_timer"
     flags = ["--threads", str(threads), "--steps", str(args.steps), "--warmup", str(args.warmup)]
-    flags += model_flags(args)
+    if args.model == "burda":
+        flags += ["--preset", "burda", "--objective", args.objective, "--k", str(args.k)]
     out = subprocess.check_output(["taskset", "-c", cpus(threads), str(exe)] + flags, cwd=ROOT)
     return json.loads(out)["median_ms"]
 

@@ -187,9 +187,9 @@ def torch_conv_step_ms(images, threads, steps, warmup):
 
 def ours_step_ms(threads, steps, warmup, model, objective, k):
     exe = ROOT / "target" / "release" / "examples" / "step_timer"
-    flags = ["--threads", str(threads), "--steps", str(steps), "--warmup", str(warmup), "--model", model]
-    if model == "burda":
-        flags += ["--objective", objective, "--k", str(k)]
+    flags = ["--threads", str(threads), "--steps", str(steps), "--warmup", str(warmup)]
+    # step_timer takes mnist_vae's flags for the model.
+    flags += {"default": [], "burda": ["--preset", "burda", "--objective", objective, "--k", str(k)], "conv": ["--arch", "conv"]}[model]
     out = subprocess.check_output([str(exe)] + flags, cwd=ROOT)
     return json.loads(out)["median_ms"]
 

@@ -26,15 +26,15 @@ EXE = ROOT / "target" / "release" / "examples" / "step_timer"
 
 # name, step_timer flags, timed steps (fewer for the slow steps, so a round takes seconds).
 CONFIGS = [
-    ("default (batch 128)", ["--model", "default"], 150),
-    ("conv (batch 128)", ["--model", "conv"], 40),
-    ("burda 1L VAE (batch 20)", ["--model", "burda"], 400),
-    ("burda 1L IWAE k=5", ["--model", "burda", "--objective", "iwae", "--k", "5"], 300),
-    ("burda 1L VAE k=5", ["--model", "burda", "--objective", "elbo", "--k", "5"], 300),
-    ("burda 1L IWAE k=50", ["--model", "burda", "--objective", "iwae", "--k", "50"], 60),
-    ("burda 2L VAE", ["--model", "burda", "--layers", "2", "--objective", "elbo-mc"], 300),
-    ("burda 2L IWAE k=5", ["--model", "burda", "--layers", "2", "--objective", "iwae", "--k", "5"], 200),
-    ("burda 1L eval k=5000 (per image)", ["--model", "burda", "--eval-k", "5000", "--warmup", "1"], 6),
+    ("default (batch 128)", [], 150),
+    ("conv (batch 128)", ["--arch", "conv"], 40),
+    ("burda 1L VAE (batch 20)", ["--preset", "burda"], 400),
+    ("burda 1L IWAE k=5", ["--preset", "burda", "--objective", "iwae", "--k", "5"], 300),
+    ("burda 1L VAE k=5", ["--preset", "burda", "--objective", "elbo", "--k", "5"], 300),
+    ("burda 1L IWAE k=50", ["--preset", "burda", "--objective", "iwae", "--k", "50"], 60),
+    ("burda 2L VAE", ["--preset", "burda", "--stochastic-layers", "2", "--objective", "elbo-mc"], 300),
+    ("burda 2L IWAE k=5", ["--preset", "burda", "--stochastic-layers", "2", "--objective", "iwae", "--k", "5"], 200),
+    ("burda 1L eval k=5000 (per image)", ["--preset", "burda", "--eval-k", "5000", "--warmup", "1"], 6),
 ]
 
 

@@ -5,10 +5,14 @@
 //! after another (`K` draws each, the k = 5000 test NLL's unit of work); with
 //! `--peak`, the f32 FMA peak this machine gives, against which to read the GFLOP/s.
 //!
+//! The model, objective and batch are `mnist_vae`'s flags (the configuration's own), so
+//! `--preset burda`, `--arch conv`, `--stochastic-layers 2`, `--objective iwae --k 5` and the
+//! rest time the step those flags train.
+//!
 //! ```sh
 //! cargo run --release --example step_timer -- --threads 2 --steps 200
-//! cargo run --release --example step_timer -- --model burda --objective iwae --k 5
-//! cargo run --release --example step_timer -- --model burda --eval-k 5000 --warmup 1 --steps 8
+//! cargo run --release --example step_timer -- --preset burda --objective iwae --k 5
+//! cargo run --release --example step_timer -- --preset burda --eval-k 5000 --warmup 1 --steps 8
 //! cargo run --release --example step_timer -- --peak --threads 1
 //! ```
 
@@ -16,17 +20,17 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use clap::{Parser, ValueEnum};
-use vae::config::{ConvNet, Objective};
+use clap::Parser;
+use vae::config::cli::parse_run;
 use vae::data::{Mnist, TEST_BINARIZATION_SEED};
 use vae::elbo::iwae_log_likelihood;
 use vae::io::MemoryLimit;
 use vae::run::{check_iwae_time, IWAE_ROWS};
 use vae::train::{stream_rng, Stream, TrainConfig, Trainer};
 
-/// Time training steps of the default VAE.
+/// Time training steps (or evaluations) of a VAE.
 #[derive(Parser, Debug)]
-#[command(about)]
+#[command(allow_negative_numbers = true)]
 struct Args {
     /// Directory of the MNIST IDX files.
     #[arg(long, default_value = "data/mnist")]
@@ -40,19 +44,6 @@ struct Args {
     /// Untimed steps first.
     #[arg(long, default_value_t = 20)]
     warmup: u64,
-    /// The model and recipe: default (pytorch/examples', batch 128) or burda (784-200-200-50
-    /// tanh, batch 20, binarized).
-    #[arg(long, default_value = "default")]
-    model: Model,
-    /// The objective (elbo, elbo-mc or iwae).
-    #[arg(long, default_value = "elbo")]
-    objective: Objective,
-    /// Stochastic layers of the burda model (1 or 2).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=2))]
-    layers: u64,
-    /// Samples of z per image (also `--samples`, as `mnist_vae` calls it).
-    #[arg(long, visible_alias = "samples", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
-    k: u64,
     /// Time the k-sample evaluation of `--steps` test images, one at a time, instead of
     /// training steps (an untrained model: the same products).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
@@ -65,18 +56,8 @@ struct Args {
     /// Most decoder rows live at once in the evaluation.
     #[arg(long, default_value_t = IWAE_ROWS as u64, value_parser = clap::value_parser!(u64).range(1..))]
     eval_rows: u64,
-}
-
-/// Which recipe to time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum Model {
-    /// pytorch/examples' VAE, batch 128.
-    Default,
-    /// Burda et al.'s one-stochastic-layer model, batch 20.
-    Burda,
-    /// The default recipe with `--arch conv`'s model: 1→32→64 channels of 4×4 stride-2
-    /// convolutions, a dense layer to the latent, and the mirror image; batch 128.
-    Conv,
+    #[command(flatten)]
+    config: TrainConfig,
 }
 
 /// The `cpu family` line of /proc/cpuinfo (25: Zen 3/4, 26: Zen 5), if there is one.
@@ -87,7 +68,10 @@ fn cpu_family() -> Option<u32> {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = match parse_run::<Args>(std::env::args_os(), |a| &mut a.config) {
+        Ok(a) => a,
+        Err(e) => e.exit(),
+    };
     if args.peak {
         let family = cpu_family().map_or("null".to_string(), |f| f.to_string());
         return match tensor::internals::fma_peak(args.threads as usize) {
@@ -114,18 +98,8 @@ fn main() -> ExitCode {
             return e.report();
         }
     };
-    let mut config = match args.model {
-        Model::Default => TrainConfig::default(),
-        Model::Burda => TrainConfig::burda(args.objective, args.k as usize, args.layers as usize),
-        Model::Conv => {
-            let mut c = TrainConfig::default();
-            c.model.hidden.clear();
-            c.model.conv = Some(ConvNet { side: 28, channels: vec![32, 64] }).into();
-            c
-        }
-    };
-    config.elbo.objective = args.objective;
-    config.elbo.samples = args.k as usize;
+    let mut config = args.config.clone();
+    config.model.fit_images(mnist.train.dim(), mnist.train.image_shape().0);
     let limit = MemoryLimit::current();
     let eval_k = args.eval_k.unwrap_or(0) as usize;
     if let Err(e) = config.validate().and_then(|_| config.check_memory(mnist.train.len(), eval_k, &limit)) {

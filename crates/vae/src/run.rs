@@ -410,10 +410,7 @@ pub fn run(opts: &RunOptions, mut log: impl FnMut(&str)) -> Result<Value> {
     let mnist = Mnist::load(&opts.data_dir)?;
     let (mut train, test) = (mnist.train, mnist.test);
     let mut opts = opts.clone();
-    opts.train.model.input = train.dim();
-    if let Some(net) = opts.train.model.conv.as_mut() {
-        net.side = train.image_shape().0;
-    }
+    opts.train.model.fit_images(train.dim(), train.image_shape().0);
     let opts = &opts;
     opts.train.validate()?;
     if let Some(n) = opts.train.train_limit {

@@ -359,6 +359,15 @@ impl Default for VaeConfig {
 }
 
 impl VaeConfig {
+    /// Sizes the model for the data: images of `pixels` pixels, `side` rows high (the data
+    /// decides; the flags do not say).
+    pub fn fit_images(&mut self, pixels: usize, side: usize) {
+        self.input = pixels;
+        if let Some(net) = self.conv.as_mut() {
+            net.side = side;
+        }
+    }
+
     /// The decoder's hidden layers, latent side first (the encoder's reversed, unless set).
     pub fn decoder_layers(&self) -> Vec<usize> {
         self.decoder_hidden.clone().unwrap_or_else(|| self.hidden.iter().rev().copied().collect())
