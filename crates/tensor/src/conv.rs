@@ -9,9 +9,9 @@
 //! sides, a plain copy. Then `Y = W·cols` with `W` seen as `[O, C·kh·kw]` (its own memory,
 //! no copy) is `[O, oh, ow, N]`, which goes back to `[N, O, oh, ow]` with the bias added.
 //! One product over the batch keeps the GEMM's `n` large (a 7×7 output image alone would be
-//! 49 columns, a poor fit for the micro-kernel's tiles). The first version unfolded NCHW
-//! directly, into columns ordered `(n, oh, ow)`: runs of `ow` pixels (7 or 14 here) instead
-//! of `N`, and a step of the convolutional VAE 1.2× PyTorch's instead of about 1.0×.
+//! 49 columns, a poor fit for the micro-kernel's tiles). Unfolding NCHW directly, into
+//! columns ordered `(n, oh, ow)`, would copy runs of `ow` pixels (7 or 14 here) instead of
+//! `N`.
 //!
 //! The transposed convolution is the adjoint of the convolution in its input, so the same
 //! pieces run the other way: `cols = Wᵀ·X`, then fold the columns back onto the image
