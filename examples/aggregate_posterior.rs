@@ -22,7 +22,6 @@ use vae::data::Mnist;
 
 /// Measure the gap between a checkpoint's aggregate posterior and its prior.
 #[derive(Parser, Debug)]
-#[command(about)]
 struct Args {
     /// A checkpoint written by mnist_vae (one stochastic layer).
     #[arg(long, default_value = "web/model/mnist-2d.safetensors")]

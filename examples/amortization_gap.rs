@@ -20,7 +20,6 @@ use vae::data::Mnist;
 
 /// Measure the amortization gap of a checkpoint.
 #[derive(Parser, Debug)]
-#[command(about)]
 struct Args {
     /// A checkpoint written by mnist_vae (one stochastic layer).
     #[arg(long, default_value = "web/model/mnist-2d.safetensors")]

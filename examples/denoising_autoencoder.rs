@@ -20,7 +20,6 @@ use vae::images::write_grid;
 
 /// A plain and a denoising over-complete autoencoder on MNIST.
 #[derive(Parser, Debug)]
-#[command(about)]
 struct Args {
     /// Directory of the MNIST IDX files.
     #[arg(long, default_value = "data/mnist")]

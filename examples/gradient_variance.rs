@@ -24,9 +24,8 @@ use vae::io::MemoryLimit;
 use vae::model::Vae;
 use vae::plot::{write_lines, Series};
 
-/// Measure the encoder-gradient variance of both estimators.
+/// Measure the encoder-gradient variance of the reparameterization trick and the score-function estimators.
 #[derive(Parser, Debug)]
-#[command(about)]
 struct Args {
     /// Directory of the MNIST IDX files.
     #[arg(long, default_value = "data/mnist")]

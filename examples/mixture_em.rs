@@ -23,7 +23,6 @@ use vae::images::write_grid;
 
 /// Fit a mixture of Bernoulli images to binarized MNIST by EM.
 #[derive(Parser, Debug)]
-#[command(about)]
 struct Args {
     /// Directory of the MNIST IDX files.
     #[arg(long, default_value = "data/mnist")]

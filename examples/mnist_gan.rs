@@ -21,7 +21,6 @@ use vae::io::MemoryLimit;
 
 /// Train a GAN on MNIST.
 #[derive(Parser, Debug)]
-#[command(about)]
 struct Args {
     /// Directory of the MNIST IDX files.
     #[arg(long, default_value = "data/mnist")]

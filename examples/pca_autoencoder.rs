@@ -19,7 +19,6 @@ use vae::data::Mnist;
 
 /// Linear autoencoder versus PCA on MNIST.
 #[derive(Parser, Debug)]
-#[command(about)]
 struct Args {
     /// Directory of the MNIST IDX files.
     #[arg(long, default_value = "data/mnist")]
