@@ -154,12 +154,14 @@ fn the_sizes_drawn_reach_the_parallel_paths() {
 #[test]
 fn small_batch_layer_products_same_bits_at_any_thread_count() {
     let mut rng = StdRng::seed_from_u64(11);
-    let w = randn::<f32>(&[200, 784], &mut rng);
-    for m in [1, 2, 5, 20, 31, 32, 33] {
+    // 1000 outputs, so that products from 6 rows up are large enough to split.
+    let w = randn::<f32>(&[1000, 784], &mut rng);
+    const { assert!(6 * 784 * 1000 >= PAR_MIN_MACS) };
+    for m in [1, 2, 5, 6, 20, 31, 32, 33] {
         let x = randn::<f32>(&[m, 784], &mut rng);
-        let bias = randn::<f32>(&[m, 200], &mut rng);
-        let g = randn::<f32>(&[m, 200], &mut rng);
-        same_bits_on_every_pool(&format!("{m}x784·(200x784)ᵀ and {m}x200·200x784"), || {
+        let bias = randn::<f32>(&[m, 1000], &mut rng);
+        let g = randn::<f32>(&[m, 1000], &mut rng);
+        same_bits_on_every_pool(&format!("{m}x784·(1000x784)ᵀ and {m}x1000·1000x784"), || {
             let mut acc = bias.clone();
             acc.matmul_acc(1.0, &x, &w.t(), 1.0);
             let batched = x.unsqueeze(0).broadcast_to(&[3, m, 784]).matmul(&w.t());
@@ -170,14 +172,16 @@ fn small_batch_layer_products_same_bits_at_any_thread_count() {
     }
 }
 
-/// The product that used to write past its output on a 32-thread pool: 305 columns in
-/// blocks of ⌈305/19⌉ = 17 gave a 19th block starting at column 306.
+/// Column blocks whose count does not divide the columns: on a 32-thread pool 305 columns
+/// in blocks of ⌈305/19⌉ = 17 would give a 19th block starting at column 306, past the
+/// output, unless the blocks are counted from the block width.
 #[test]
 fn the_product_that_overflowed_at_32_threads() {
     for n in [305, 289, 4999] {
-        same_bits_on_every_pool(&format!("64x128x{n}"), || {
-            let a = operand::<f32>(64, 128, 0, 1);
-            let b = operand::<f32>(128, n, 2, 2);
+        assert!(64 * 512 * n >= PAR_MIN_MACS);
+        same_bits_on_every_pool(&format!("64x512x{n}"), || {
+            let a = operand::<f32>(64, 512, 0, 1);
+            let b = operand::<f32>(512, n, 2, 2);
             vec![a.matmul(&b)]
         });
     }

@@ -18,8 +18,12 @@ use crate::error::{ok, Result, TensorError};
 use crate::layout::{broadcast_shapes, Dims, Layout};
 use crate::tensor::Tensor;
 
-/// Below this many multiply-adds (`m·k·n`) a product stays on the calling thread.
-pub const PAR_MIN_MACS: usize = 1 << 21;
+/// Below this many multiply-adds (`m·k·n`) a product stays on the calling thread. A
+/// batch-20 layer of Burda et al.'s model (20×784×200, 3.1 M) runs in tens of microseconds,
+/// where splitting it over two threads costs more than it saves: the step of that model
+/// gains 5 % from a second thread with it whole, and loses 4–9 % with it split
+/// (`docs/performance.md`).
+pub const PAR_MIN_MACS: usize = 1 << 22;
 /// Parallel blocks of `C` start at multiples of this many rows (or columns), and are at
 /// least this large. It is a multiple of every micro-kernel tile side matrixmultiply has
 /// (4, 8 or 16), so the tiles of a block are exactly the tiles the unsplit product would
