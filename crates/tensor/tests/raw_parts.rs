@@ -32,7 +32,7 @@ fn storage(n: usize) -> Arc<Vec<f32>> {
 
 #[test]
 fn a_layout_whose_last_index_wraps_is_refused() {
-    // (9 − 1)·2^61 = 2^64 wraps to 0 unchecked, and the GEMM was handed that row stride.
+    // (9 − 1)·2^61 = 2^64 wraps to 0 unchecked, which would hand the GEMM that row stride.
     let s = 1usize << 61;
     assert!(Layout::try_new(&[9, 1], &[s, 1], 0).is_err());
     let msg = panic_message(|| {
@@ -103,7 +103,7 @@ fn products_of_overflowing_shapes_are_errors() {
 fn the_raw_gemm_checks_its_bounds_without_wrapping() {
     let (a, b) = (vec![1.0f32; 4], vec![1.0f32; 4]);
     let mut c = vec![0.0f32; 4];
-    // m·n wraps to 0 and used to pass the output check.
+    // m·n wraps to 0, which an unchecked product would let pass the output check.
     panic_message(|| {
         let mut c = vec![0.0f32; 4];
         tensor::internals::gemm_slices(1 << 32, 1, 1 << 32, 1.0, (&a, 1, 1), (&b, 1, 1), 0.0, &mut c);

@@ -1,8 +1,8 @@
 //! Same bits at any thread count: every parallel kernel, reduction and matrix product is
 //! run on rayon pools of 1, 2, 3, 7, 32 and 64 threads and compared bit for bit with the
 //! one-thread result. The pools really have that many threads, whatever the machine, so
-//! the splits a 64-core host would make are exercised here too (a block that started past
-//! the edge of a product used to write out of bounds at 32 threads).
+//! the splits a 64-core host would make are exercised here too (at 32 threads a block can
+//! start past the edge of a product unless blocks are counted from their width).
 
 use std::sync::OnceLock;
 
