@@ -246,3 +246,19 @@ fn the_burda_rows_command_lines_give_their_stored_configurations() {
         assert_eq!(parsed.to_json(), stored, "{row}");
     }
 }
+
+/// The theory examples' own flags: distributions that do not fit together get one line and
+/// exit code 2.
+#[test]
+fn the_kl_example_refuses_distributions_that_do_not_fit() {
+    for (args, needle) in [
+        (vec!["--q", "1,1"], "--p has 3 outcomes and --q 2"),
+        (vec!["--p", "0,0,0"], "--p needs a positive weight"),
+        (vec!["--q", "1,-1,1"], "'-1' is not a non-negative weight"),
+        (vec!["--mu", "0,0"], "--mu has 2 dimensions and --logvar 3"),
+        (vec!["--logvar", "1e9,0,0"], "'1e9' is not a number in [-50, 50]"),
+    ] {
+        let out = Command::new(common::example("kl_divergence")).args(&args).output().unwrap();
+        assert_error(&out, 2, &["error:", needle]);
+    }
+}
