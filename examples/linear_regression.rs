@@ -6,26 +6,47 @@
 //!
 //! ```sh
 //! cargo run --release --example linear_regression
+//! cargo run --release --example linear_regression -- --steps 100 --sigma 0.5,2
 //! ```
 
+use clap::Parser;
 use lessons::linalg::least_squares;
 use lessons::theory::{fit_linear_regression, RegressionLoss};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use tensor::Tensor;
 
+/// Linear regression by gradient descent on the squared error and on the Gaussian negative
+/// log-likelihood, against least squares.
+#[derive(Parser, Debug)]
+struct Args {
+    /// Gradient-descent steps of every fit.
+    #[arg(long, default_value_t = 1500, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    steps: u64,
+    /// Learning rate of every fit.
+    #[arg(long, default_value_t = 0.05, value_parser = positive)]
+    lr: f64,
+    /// The fixed σ of the negative log-likelihood fits, one fit each.
+    #[arg(long, value_delimiter = ',', default_value = "0.5,2", value_parser = positive)]
+    sigma: Vec<f64>,
+}
+
+fn positive(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("'{s}' is not a positive number")),
+    }
+}
+
 fn main() -> std::process::ExitCode {
-    match fit_and_print() {
+    match fit_and_print(&Args::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => e.report(),
     }
 }
 
-/// Steps and learning rate of every fit.
-const STEPS: usize = 1500;
-const LR: f64 = 0.05;
-
-fn fit_and_print() -> vae::Result<()> {
+fn fit_and_print(args: &Args) -> vae::Result<()> {
+    let (steps, lr) = (args.steps as usize, args.lr);
     let mut rng = StdRng::seed_from_u64(7);
     let (n, d_in, d_out) = (1000, 4, 2);
     // A different noise level per output, so a learned σ has two different values to find.
@@ -42,16 +63,15 @@ fn fit_and_print() -> vae::Result<()> {
     let ms_residual = residual.square().sum_axis(0, false).mul_scalar(1.0 / n as f64);
 
     println!("{n} points, {d_in} inputs, {d_out} outputs, noise σ = {:?}", noise_sd.to_vec());
-    println!("gradient descent: {STEPS} steps at learning rate {LR}, momentum 0.9, for every loss");
+    println!("gradient descent: {steps} steps at learning rate {lr}, momentum 0.9, for every loss");
     let gap = |a: &Tensor<f64>, b: &Tensor<f64>| (a - b).abs().max().item();
-    let losses = [
-        ("MSE", RegressionLoss::Mse),
-        ("NLL, σ = 0.5", RegressionLoss::GaussianNll { sigma: 0.5 }),
-        ("NLL, σ = 2", RegressionLoss::GaussianNll { sigma: 2.0 }),
-        ("NLL, σ learned", RegressionLoss::GaussianNllLearnedSigma),
-    ];
+    let fixed =
+        args.sigma.iter().map(|&sigma| (format!("NLL, σ = {sigma}"), RegressionLoss::GaussianNll { sigma }));
+    let losses = std::iter::once(("MSE".to_string(), RegressionLoss::Mse))
+        .chain(fixed)
+        .chain(std::iter::once(("NLL, σ learned".to_string(), RegressionLoss::GaussianNllLearnedSigma)));
     for (name, loss) in losses {
-        let fit = fit_linear_regression(&x, &y, loss, STEPS, LR)?;
+        let fit = fit_linear_regression(&x, &y, loss, steps, lr)?;
         let far = gap(&fit.weight, &w_ls).max(gap(&fit.bias, &b_ls));
         println!("{name:>15}: largest gap to least squares {far:.2e}, final loss {:.6}", fit.loss);
         if let Some(sigma) = fit.sigma {
