@@ -115,11 +115,12 @@ impl CommandLine {
         if !c.lr_stages.is_empty() && !self.gave("epochs") {
             c.epochs = c.lr_stages.iter().map(|s| s.epochs).sum();
         }
-        let refuse = |flag: &str, id: &str, unused: bool, why: &str| match self.gave(id) && unused {
-            true => {
+        let refuse = |flag: &str, id: &str, unused: bool, why: &str| {
+            if self.gave(id) && unused {
                 Err(clap::Error::raw(ErrorKind::ArgumentConflict, format!("{flag} has no effect {why}\n")))
+            } else {
+                Ok(())
             }
-            false => Ok(()),
         };
         refuse(
             "--lr",
