@@ -75,11 +75,15 @@ impl StepFailure {
             let value = if self.loss.is_finite() { self.reported } else { self.loss };
             // Before any update the learning rate cannot be the cause.
             let hint = if self.updates == 0 {
-                "before any update, so the data or the objective (--beta, --likelihood) is the cause, not the learning rate"
+                "before any update, so the data or the objective is the cause, not the learning rate"
             } else {
-                "a lower --lr may help"
+                "a lower learning rate may help"
             };
-            format!("non-finite loss ({value}) at {at}; training stopped (rerun with --detect-anomaly to find the op; {hint})")
+            // Worded for every trainer in the crates, not one program's flags.
+            format!(
+                "non-finite loss ({value}) at {at}; training stopped ({hint}; anomaly detection, \
+                 mnist_vae's --detect-anomaly or Graph::set_detect_anomaly, names the op)"
+            )
         }
     }
 }
