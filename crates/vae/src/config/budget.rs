@@ -50,8 +50,7 @@ impl TrainConfig {
                 }
                 LayerKind::Conv { inputs, outputs, side_in, side_out, transpose } => {
                     let (inputs, outputs) = (inputs as u128, outputs as u128);
-                    let (pixels_in, pixels_out) =
-                        ((side_in * side_in) as u128, (side_out * side_out) as u128);
+                    let (pixels_in, pixels_out) = ((side_in as u128).pow(2), (side_out as u128).pow(2));
                     // One product over the smaller map's pixels, `in·k·k` by `out`; its column
                     // matrix holds the larger map's channels times k·k per such pixel. The
                     // forward keeps the input map, the column matrix and the output map.
