@@ -189,6 +189,9 @@ mod tests {
         };
         let e = huge(&|c| conv(c, vec![1_000_000, 1_000_000]));
         assert!(e.contains("--conv-channels 1000000,1000000 would need"), "{e}");
+        // A flattened map past usize::MAX (channels · 7 · 7) is as large as can be, not
+        // wrapped round to a small layer.
+        assert_eq!(ConvNet { side: 28, channels: vec![8, usize::MAX / 40] }.flat(), usize::MAX);
         let e = huge(&|c| {
             c.model.upper = vec![StochasticLayer { hidden: vec![100, 1 << 30], latent: 50 }].into();
             c.elbo.objective = Objective::Iwae;

@@ -112,10 +112,14 @@ impl ConvNet {
         self.side >> layers
     }
 
-    /// Units of the flattened last feature map: what the dense layers see.
+    /// Units of the flattened last feature map: what the dense layers see. Saturates rather
+    /// than wraps, so a size too large for memory is refused as too large, never taken for
+    /// a small one.
     pub fn flat(&self) -> usize {
         let s = self.side_after(self.channels.len());
-        self.channels.last().map_or(self.side * self.side, |c| c * s * s)
+        self.channels
+            .last()
+            .map_or(self.side.saturating_mul(self.side), |c| c.saturating_mul(s).saturating_mul(s))
     }
 
     /// `(channels in, channels out, side in, side out)` of every convolution of the encoder.
