@@ -8,6 +8,7 @@ use rayon::prelude::*;
 use crate::element::Element;
 use crate::error::Result;
 use crate::layout::{broadcast_shapes, Layout};
+use crate::simd::{vectorized, VectorLoop};
 use crate::tensor::Tensor;
 
 /// Below this many elements a kernel stays on the calling thread.
@@ -25,14 +26,62 @@ pub fn parallel(n: usize) -> bool {
 /// `out[i] = f(src[i])` over equal-length slices. Every contiguous unary loop goes through
 /// here, so that `f` has one call site and is inlined into a loop that vectorizes.
 #[inline(never)]
-fn fill_unary<T: Element, F: Fn(T) -> T>(out: &mut [T], src: &[T], f: &F) {
-    out.iter_mut().zip(src).for_each(|(o, &s)| *o = f(s));
+pub(crate) fn fill_unary<T: Element, F: Fn(T) -> T>(out: &mut [T], src: &[T], f: &F) {
+    struct Loop<'a, T, F>(&'a mut [T], &'a [T], &'a F);
+    impl<T: Element, F: Fn(T) -> T> VectorLoop for Loop<'_, T, F> {
+        type Output = ();
+        #[inline(always)]
+        fn run(self) {
+            let Loop(out, src, f) = self;
+            out.iter_mut().zip(src).for_each(|(o, &s)| *o = f(s));
+        }
+    }
+    vectorized(Loop(out, src, f));
 }
 
 /// `out[i] = f(a[i], b[i])` over equal-length slices; the binary twin of [`fill_unary`].
 #[inline(never)]
 fn fill_binary<T: Element, F: Fn(T, T) -> T>(out: &mut [T], a: &[T], b: &[T], f: &F) {
-    out.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (&a, &b))| *o = f(a, b));
+    struct Loop<'a, T, F>(&'a mut [T], &'a [T], &'a [T], &'a F);
+    impl<T: Element, F: Fn(T, T) -> T> VectorLoop for Loop<'_, T, F> {
+        type Output = ();
+        #[inline(always)]
+        fn run(self) {
+            let Loop(out, a, b, f) = self;
+            out.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (&a, &b))| *o = f(a, b));
+        }
+    }
+    vectorized(Loop(out, a, b, f));
+}
+
+/// `out[i] = f(out[i])` in place (one call site, so `f` inlines).
+#[inline(never)]
+fn assign_unary<T: Element, F: Fn(T) -> T>(out: &mut [T], f: &F) {
+    struct Loop<'a, T, F>(&'a mut [T], &'a F);
+    impl<T: Element, F: Fn(T) -> T> VectorLoop for Loop<'_, T, F> {
+        type Output = ();
+        #[inline(always)]
+        fn run(self) {
+            let Loop(out, f) = self;
+            out.iter_mut().for_each(|x| *x = f(*x));
+        }
+    }
+    vectorized(Loop(out, f));
+}
+
+/// `out[i] = f(out[i], b[i])` over equal-length slices (one call site, so `f` inlines).
+#[inline(never)]
+pub(crate) fn assign_binary<T: Element, F: Fn(T, T) -> T>(out: &mut [T], b: &[T], f: &F) {
+    struct Loop<'a, T, F>(&'a mut [T], &'a [T], &'a F);
+    impl<T: Element, F: Fn(T, T) -> T> VectorLoop for Loop<'_, T, F> {
+        type Output = ();
+        #[inline(always)]
+        fn run(self) {
+            let Loop(out, b, f) = self;
+            out.iter_mut().zip(b).for_each(|(o, &b)| *o = f(*o, b));
+        }
+    }
+    vectorized(Loop(out, b, f));
 }
 
 /// Runs `rows(first_row, chunk)` over `out` seen as rows of `inner` elements: on the calling
@@ -113,11 +162,11 @@ where
                 (1, 1) => fill_binary(o, &a[oa..oa + inner], &b[ob..ob + inner], &f),
                 (1, 0) => {
                     let bv = b[ob];
-                    o.iter_mut().zip(&a[oa..oa + inner]).for_each(|(o, &a)| *o = f(a, bv));
+                    fill_unary(o, &a[oa..oa + inner], &|a| f(a, bv));
                 }
                 (0, 1) => {
                     let av = a[oa];
-                    o.iter_mut().zip(&b[ob..ob + inner]).for_each(|(o, &b)| *o = f(av, b));
+                    fill_unary(o, &b[ob..ob + inner], &|b| f(av, b));
                 }
                 _ => o.iter_mut().enumerate().for_each(|(j, o)| *o = f(a[oa + j * sa], b[ob + j * sb])),
             }
@@ -179,7 +228,7 @@ pub fn zip_assign<T: Element, F: Fn(T, T) -> T + Sync + Send>(
                 1 => assign_binary(o, &bs[ob..ob + inner], &f),
                 0 => {
                     let v = bs[ob];
-                    o.iter_mut().for_each(|o| *o = f(*o, v));
+                    assign_unary(o, &|o| f(o, v));
                 }
                 _ => o.iter_mut().enumerate().for_each(|(j, o)| *o = f(*o, bs[ob + j * sb])),
             }
@@ -189,18 +238,12 @@ pub fn zip_assign<T: Element, F: Fn(T, T) -> T + Sync + Send>(
     Ok(())
 }
 
-/// `out[i] = f(out[i], b[i])` over equal-length slices (one call site, so `f` inlines).
-#[inline(never)]
-fn assign_binary<T: Element, F: Fn(T, T) -> T>(out: &mut [T], b: &[T], f: &F) {
-    out.iter_mut().zip(b).for_each(|(o, &b)| *o = f(*o, b));
-}
-
 /// `a[i] = f(a[i])` in place (copy on write if the storage is shared).
 pub fn map_assign<T: Element, F: Fn(T) -> T + Sync + Send>(a: &mut Tensor<T>, f: F) {
     let out = a.make_mut_slice();
     if parallel(out.len()) {
-        out.par_chunks_mut(PAR_CHUNK).for_each(|o| o.iter_mut().for_each(|x| *x = f(*x)));
+        out.par_chunks_mut(PAR_CHUNK).for_each(|o| assign_unary(o, &f));
     } else {
-        out.iter_mut().for_each(|x| *x = f(*x));
+        assign_unary(out, &f);
     }
 }

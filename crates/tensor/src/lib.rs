@@ -20,8 +20,9 @@
 //! [`Layout`] is checked with checked arithmetic when it is made (element count, strides,
 //! offset and last index within `isize`), every tensor's layout is checked against its
 //! storage, and every size an operation computes from its operands is checked before it is
-//! used. Raw pointers appear only in one private module, `matmul`: the GEMM call and the
-//! SIMD paths of the product kernels of our own.
+//! used. Raw pointers and `unsafe` appear only in one private module, `simd`: the GEMM call,
+//! the SIMD paths of the product kernels of our own, and the functions compiled for the
+//! vector instructions the CPU is found to have at run time ([`vectorized`]).
 //!
 //! ```
 //! use tensor::Tensor;
@@ -32,7 +33,7 @@
 //! assert_eq!(y.sum_axis(0, false).to_vec(), vec![25., 47., 69.]);
 //! ```
 #![warn(missing_docs)]
-// Raw pointers are confined to the `matmul` module; the compiler holds us to it.
+// Raw pointers and `unsafe` are confined to the `simd` module; the compiler holds us to it.
 #![deny(unsafe_code)]
 
 mod conv;
@@ -42,10 +43,11 @@ mod error;
 mod fastmath;
 mod kernels;
 mod layout;
-#[allow(unsafe_code)]
-mod matmul;
+use simd::matmul;
 mod pool;
 mod reduce;
+#[allow(unsafe_code)]
+mod simd;
 mod tensor;
 
 pub use conv::{Conv2dSpec, ConvGrads, ConvSaved, ConvWants};
@@ -53,6 +55,7 @@ pub use element::{DType, Element};
 pub use elementwise::{sigmoid_scalar, softplus_scalar};
 pub use error::{fail, ok, Result, TensorError};
 pub use layout::{broadcast_shapes, checked_len, contiguous_strides, try_contiguous_strides, Dims, Layout};
+pub use simd::{vectorized, VectorLoop};
 pub use tensor::Tensor;
 
 /// What tests and benchmarks look at inside the crate: thresholds, counters and the raw
@@ -62,8 +65,9 @@ pub use tensor::Tensor;
 pub mod internals {
     pub use crate::fastmath::{exp_f32, softplus_tail_f32, tanh_f32};
     pub use crate::kernels::{parallel, PAR_MIN_LEN};
-    pub use crate::matmul::{fma_peak, gemm_calls, gemm_slices, PAR_MIN_MACS};
+    pub use crate::matmul::{gemm_calls, gemm_slices, PAR_MIN_MACS};
     pub use crate::reduce::sum_slice;
+    pub use crate::simd::{adam_bandwidth, fma_peak, limit as limit_path, Path};
 }
 
 /// Frees the pooled tensor buffers (of both element types) that the work since the last

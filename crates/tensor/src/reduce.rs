@@ -5,8 +5,9 @@ use rayon::prelude::*;
 
 use crate::element::Element;
 use crate::error::{ok, Result, TensorError};
-use crate::kernels::parallel;
+use crate::kernels::{assign_binary, parallel};
 use crate::layout::{count, Dims};
+use crate::simd::{vectorized, VectorLoop};
 use crate::tensor::Tensor;
 
 /// Elements per task of a parallel full sum (fixed, so results do not depend on threads).
@@ -15,38 +16,53 @@ const SUM_CHUNK: usize = 1 << 14;
 /// Sum of a slice with eight independent accumulators, so that the loop vectorizes.
 #[inline]
 pub fn sum_slice<T: Element>(s: &[T]) -> T {
-    let mut acc = [T::zero(); 8];
-    let chunks = s.chunks_exact(8);
-    let rest = chunks.remainder();
-    for c in chunks {
-        for i in 0..8 {
-            acc[i] += c[i];
+    struct Loop<'a, T>(&'a [T]);
+    impl<T: Element> VectorLoop for Loop<'_, T> {
+        type Output = T;
+        #[inline(always)]
+        fn run(self) -> T {
+            let chunks = self.0.chunks_exact(8);
+            let rest = chunks.remainder();
+            let mut acc = [T::zero(); 8];
+            for c in chunks {
+                for i in 0..8 {
+                    acc[i] += c[i];
+                }
+            }
+            rest.iter().fold(tree_sum(&acc), |total, &x| total + x)
         }
     }
-    let mut total = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for &x in rest {
-        total += x;
-    }
-    total
+    vectorized(Loop(s))
 }
 
 /// `Σ f(a[i], b[i])` over equal-length slices with eight accumulators (one call site of
 /// `f`, so it inlines and the loop vectorizes).
 #[inline(never)]
 fn sum_zip<T: Element, F: Fn(T, T) -> T>(a: &[T], b: &[T], f: &F) -> T {
-    let mut acc = [T::zero(); 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            acc[i] += f(x[i], y[i]);
+    struct Loop<'a, T, F>(&'a [T], &'a [T], &'a F);
+    impl<T: Element, F: Fn(T, T) -> T> VectorLoop for Loop<'_, T, F> {
+        type Output = T;
+        #[inline(always)]
+        fn run(self) -> T {
+            let Loop(a, b, f) = self;
+            let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+            let (ra, rb) = (ca.remainder(), cb.remainder());
+            let mut acc = [T::zero(); 8];
+            for (x, y) in ca.zip(cb) {
+                for i in 0..8 {
+                    acc[i] += f(x[i], y[i]);
+                }
+            }
+            ra.iter().zip(rb).fold(tree_sum(&acc), |total, (&x, &y)| total + f(x, y))
         }
     }
-    let mut total = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for (&x, &y) in ra.iter().zip(rb) {
-        total += f(x, y);
-    }
-    total
+    vectorized(Loop(a, b, f))
+}
+
+/// The eight accumulators of [`sum_slice`] and [`sum_zip`] added in a fixed tree.
+#[inline(always)]
+fn tree_sum<T: Element>(acc: &[T; 8]) -> T {
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
 }
 
 #[derive(Clone, Copy)]
@@ -132,7 +148,7 @@ fn reduce_axis<T: Element>(
                 dst[0] = kind.fold(x);
             } else {
                 for row in x.chunks_exact(inner) {
-                    dst.iter_mut().zip(row).for_each(|(d, &r)| *d = kind.combine(*d, r));
+                    assign_binary(dst, row, &|d, r| kind.combine(d, r));
                 }
             }
         };

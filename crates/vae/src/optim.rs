@@ -2,15 +2,16 @@
 //! rules and state names (so a checkpoint's optimizer state reads like PyTorch's).
 
 use rayon::prelude::*;
-use tensor::{Element, Tensor};
+use tensor::{vectorized, Element, Tensor, VectorLoop};
 
 use crate::error::{Result, VaeError};
 
 pub use crate::config::{OptimizerConfig, OptimizerKind};
 use crate::nn::ParamSet;
 
-/// Below this many elements a parameter's update stays on the calling thread (the split is
-/// elementwise, so the bits do not depend on it).
+/// Below this many elements a parameter's update stays on the calling thread; above, it
+/// splits into tasks of this many (the split is elementwise, so the bits do not depend on
+/// it).
 const PAR_MIN_LEN: usize = 1 << 15;
 
 /// An optimizer: its settings, the step count and per-parameter state.
@@ -101,20 +102,15 @@ impl<T: Element> Optimizer<T> {
                     let inv_sqrt_bc2 = T::from_f64_lossy(1.0 / bc2.sqrt());
                     let (b1, b2, eps) =
                         (T::from_f64_lossy(beta1), T::from_f64_lossy(beta2), T::from_f64_lossy(eps));
-                    let (c1, c2) = (T::one() - b1, T::one() - b2);
-                    let update = |(((p, m), v), &g): (((&mut T, &mut T), &mut T), &T)| {
-                        *m = b1 * *m + c1 * g;
-                        *v = b2 * *v + c2 * g * g;
-                        *p -= step_size * *m / (v.sqrt() * inv_sqrt_bc2 + eps);
-                    };
+                    let rule = AdamRule { b1, b2, eps, step_size, inv_sqrt_bc2 };
                     if p.len() >= PAR_MIN_LEN && rayon::current_num_threads() > 1 {
-                        p.par_iter_mut()
-                            .zip(m.par_iter_mut())
-                            .zip(v.par_iter_mut())
-                            .zip(g.par_iter())
-                            .for_each(update);
+                        p.par_chunks_mut(PAR_MIN_LEN)
+                            .zip(m.par_chunks_mut(PAR_MIN_LEN))
+                            .zip(v.par_chunks_mut(PAR_MIN_LEN))
+                            .zip(g.par_chunks(PAR_MIN_LEN))
+                            .for_each(|(((p, m), v), g)| vectorized(AdamUpdate { rule, p, m, v, g }));
                     } else {
-                        p.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g.iter()).for_each(update);
+                        vectorized(AdamUpdate { rule, p, m, v, g });
                     }
                 }
                 OptimizerKind::Sgd { momentum } => {
@@ -142,6 +138,42 @@ impl<T: Element> Optimizer<T> {
             }
         }
         Ok(())
+    }
+}
+
+/// Adam's coefficients for one step: `β₁`, `β₂`, `ε`, `lr / (1 − β₁ᵗ)` and `1 / √(1 − β₂ᵗ)`.
+#[derive(Clone, Copy)]
+struct AdamRule<T> {
+    b1: T,
+    b2: T,
+    eps: T,
+    step_size: T,
+    inv_sqrt_bc2: T,
+}
+
+/// Adam's update of a run of one parameter's elements, their moments and gradients (a
+/// [`VectorLoop`]: it runs with the CPU's widest vectors, being most of an optimizer step's
+/// memory traffic).
+struct AdamUpdate<'a, T> {
+    rule: AdamRule<T>,
+    p: &'a mut [T],
+    m: &'a mut [T],
+    v: &'a mut [T],
+    g: &'a [T],
+}
+
+impl<T: Element> VectorLoop for AdamUpdate<'_, T> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run(self) {
+        let AdamRule { b1, b2, eps, step_size, inv_sqrt_bc2 } = self.rule;
+        let (c1, c2) = (T::one() - b1, T::one() - b2);
+        for (((p, m), v), &g) in self.p.iter_mut().zip(self.m.iter_mut()).zip(self.v.iter_mut()).zip(self.g) {
+            *m = b1 * *m + c1 * g;
+            *v = b2 * *v + c2 * g * g;
+            *p -= step_size * *m / (v.sqrt() * inv_sqrt_bc2 + eps);
+        }
     }
 }
 

@@ -3,8 +3,7 @@
 //! copied), an accumulate form `C = alpha·A·B + beta·C`, and rayon over disjoint blocks of
 //! `C` (rows or columns) with each block one single-threaded GEMM call. Small-batch products
 //! go to kernels of our own instead: a layer's forward `x·Wᵀ` to [`dot`], its input
-//! gradient `G·W` to [`axpy`]. This module (with those two files) holds the crate's only
-//! `unsafe`.
+//! gradient `G·W` to [`axpy`], each with a tile per [`Path`].
 
 mod axpy;
 mod dot;
@@ -13,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
+use super::Path;
 use crate::element::Element;
 use crate::error::{ok, Result, TensorError};
 use crate::layout::{broadcast_shapes, Dims, Layout};
@@ -161,53 +161,6 @@ impl Gemm for f64 {
     const RAW_GEMM: RawGemm<f64> = matrixmultiply::dgemm;
     const DOT: Option<DotKernel<f64>> = None;
     const AXPY: Option<AxpyKernel<f64>> = None;
-}
-
-/// Which instructions a kernel of our own computes its tiles with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Path {
-    Portable,
-    #[cfg(target_arch = "x86_64")]
-    Avx2,
-    #[cfg(target_arch = "x86_64")]
-    Avx512,
-}
-
-impl Path {
-    /// Every path, the widest first.
-    const ALL: &[Path] = &[
-        #[cfg(target_arch = "x86_64")]
-        Path::Avx512,
-        #[cfg(target_arch = "x86_64")]
-        Path::Avx2,
-        Path::Portable,
-    ];
-
-    /// Whether this CPU runs the path (under Miri, only the portable one).
-    fn runs(self) -> bool {
-        match self {
-            Path::Portable => true,
-            #[cfg(target_arch = "x86_64")]
-            Path::Avx2 => {
-                !cfg!(miri)
-                    && std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-            }
-            #[cfg(target_arch = "x86_64")]
-            Path::Avx512 => !cfg!(miri) && std::arch::is_x86_feature_detected!("avx512f"),
-        }
-    }
-
-    /// The widest path this CPU runs.
-    fn detect() -> Path {
-        Path::ALL.iter().copied().find(|p| p.runs()).unwrap_or(Path::Portable)
-    }
-
-    /// Every path this CPU runs, the portable one (the reference) first.
-    #[cfg(test)]
-    fn available() -> Vec<Path> {
-        Path::ALL.iter().rev().copied().filter(|p| p.runs()).collect()
-    }
 }
 
 /// `out[j] = alpha·sums[j]`, or `alpha·sums[j] + beta·out[j]` when `beta ≠ 0` (`out` is not
@@ -593,66 +546,4 @@ pub(crate) fn gemm_strided<T: Element>(
     c: &mut [T],
 ) {
     gemm(m, k, n, T::one(), a.into(), b.into(), beta, c, true);
-}
-
-// ------------------------------------------------------------------ the host's FMA peak
-
-/// GFLOP/s of `threads` threads each running independent f32 FMA chains for a while, at
-/// once: the FMA peak this machine gives (AVX-512 where the CPU has it, else AVX2). `None`
-/// off x86-64 or without FMA. What a product's GFLOP/s is read against.
-#[cfg(feature = "internals")]
-pub fn fma_peak(threads: usize) -> Option<f64> {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::*;
-        const CHAINS: usize = 12;
-        const ROUNDS: usize = 50_000_000;
-        // 12 chains cover the FMA latency (4 cycles) times the FMA pipes (2) with room.
-        #[target_feature(enable = "avx512f")]
-        fn zmm() -> (f32, usize) {
-            let (a, b) = (_mm512_set1_ps(0.999_999), _mm512_set1_ps(1e-7));
-            let mut acc = [_mm512_setzero_ps(); CHAINS];
-            for _ in 0..ROUNDS {
-                for c in &mut acc {
-                    *c = _mm512_fmadd_ps(*c, a, b);
-                }
-            }
-            (acc.iter().map(|&c| _mm512_reduce_add_ps(c)).sum(), ROUNDS * CHAINS * 32)
-        }
-        #[target_feature(enable = "avx2,fma")]
-        fn ymm() -> (f32, usize) {
-            let (a, b) = (_mm256_set1_ps(0.999_999), _mm256_set1_ps(1e-7));
-            let mut acc = [_mm256_setzero_ps(); CHAINS];
-            for _ in 0..ROUNDS {
-                for c in &mut acc {
-                    *c = _mm256_fmadd_ps(*c, a, b);
-                }
-            }
-            let mut lanes = [0f32; 8];
-            let sum = acc.iter().fold(_mm256_setzero_ps(), |s, &c| _mm256_add_ps(s, c));
-            // SAFETY: `lanes` holds the 8 floats the store writes.
-            unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), sum) };
-            (lanes.iter().sum(), ROUNDS * CHAINS * 16)
-        }
-        let run: fn() -> (f32, usize) = if is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F (checked above).
-            || unsafe { zmm() }
-        } else if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU has AVX2 and FMA (checked above).
-            || unsafe { ymm() }
-        } else {
-            return None;
-        };
-        let start = std::time::Instant::now();
-        let flops: usize = std::thread::scope(|s| {
-            let workers: Vec<_> = (0..threads).map(|_| s.spawn(|| std::hint::black_box(run()).1)).collect();
-            workers.into_iter().map(|w| w.join().unwrap_or(0)).sum()
-        });
-        Some(flops as f64 / start.elapsed().as_secs_f64() / 1e9)
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = threads;
-        None
-    }
 }

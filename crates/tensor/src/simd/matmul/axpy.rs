@@ -9,7 +9,8 @@
 //! nor the tiling. The portable path is the reference (and what
 //! Miri runs); AVX-512F and AVX2 + FMA are chosen at run time.
 
-use super::{write_scaled, Path};
+use super::write_scaled;
+use crate::simd::Path;
 
 /// Rows of `C` per register tile.
 const MR: usize = 4;

@@ -15,7 +15,8 @@
 //! Part of the `matmul` module, which holds the crate's `unsafe`: the SIMD paths read
 //! through raw pointers inside the bounds [`dot_nt`] checks first.
 
-use super::{write_scaled, Path};
+use super::write_scaled;
+use crate::simd::Path;
 
 /// Lanes of one accumulator: the summation order every path follows.
 const LANES: usize = 16;
