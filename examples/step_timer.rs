@@ -3,7 +3,9 @@
 //! GFLOP/s of the step's matrix products at the median, and the host's CPU family.
 //! With `--eval-k K` it times instead the importance-weighted evaluation of one test image
 //! after another (`K` draws each, the k = 5000 test NLL's unit of work); with
-//! `--peak`, the f32 FMA peak this machine gives, against which to read the GFLOP/s.
+//! `--peak`, the f32 FMA peak this machine gives, against which to read the GFLOP/s; with
+//! `--floor`, the step's floor (its products at that peak plus Adam's bytes at the rate the
+//! host streams them).
 //!
 //! The model, objective and batch are `mnist_vae`'s flags (the configuration's own), so
 //! `--preset burda`, `--arch conv`, `--stochastic-layers 2`, `--objective iwae --k 5` and the
@@ -14,6 +16,7 @@
 //! cargo run --release --example step_timer -- --preset burda --objective iwae --k 5
 //! cargo run --release --example step_timer -- --preset burda --eval-k 5000 --warmup 1 --steps 8
 //! cargo run --release --example step_timer -- --peak --threads 1
+//! cargo run --release --example step_timer -- --preset burda --floor --threads 1
 //! ```
 
 use std::path::PathBuf;
@@ -53,11 +56,70 @@ struct Args {
     /// steps' GFLOP/s on a virtual machine whose clock and vector width are its own.
     #[arg(long)]
     peak: bool,
+    /// Print instead the step's floor on `--threads` threads: its matrix products at the
+    /// host's FMA peak plus Adam's bytes (28 per parameter) at the rate this host streams
+    /// them for this model's parameter count (`tensor::internals::adam_bandwidth`).
+    #[arg(long, conflicts_with_all = ["peak", "eval_k"])]
+    floor: bool,
     /// Most decoder rows live at once in the evaluation.
     #[arg(long, default_value_t = IWAE_ROWS as u64, value_parser = clap::value_parser!(u64).range(1..))]
     eval_rows: u64,
+    /// The widest instruction set the elementwise loops and the product kernels of our own
+    /// may use (the widest this CPU has by default); the results are the same bits on each.
+    #[arg(long, value_enum)]
+    vector_path: Option<VectorPath>,
     #[command(flatten)]
     config: TrainConfig,
+}
+
+/// `--vector-path`'s values.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum VectorPath {
+    /// The target's baseline (SSE2 on x86-64).
+    Portable,
+    /// AVX2 and FMA.
+    Avx2,
+    /// AVX-512F.
+    Avx512,
+}
+
+/// Caps the paths `tensor` chooses from at `widest`, or says why it cannot.
+fn limit_vector_path(widest: VectorPath) -> Result<(), String> {
+    use tensor::internals::Path;
+    let path = match widest {
+        VectorPath::Portable => Path::Portable,
+        #[cfg(target_arch = "x86_64")]
+        VectorPath::Avx2 => Path::Avx2,
+        #[cfg(target_arch = "x86_64")]
+        VectorPath::Avx512 => Path::Avx512,
+        #[cfg(not(target_arch = "x86_64"))]
+        other => return Err(format!("--vector-path {other:?} needs an x86-64 CPU")),
+    };
+    if !Path::available().contains(&path) {
+        return Err(format!("--vector-path: this CPU does not run {path:?}"));
+    }
+    tensor::internals::limit_path(Some(path));
+    Ok(())
+}
+
+/// Prints the floor of the configured step (see `--floor`) as one JSON line.
+fn print_floor(config: &TrainConfig, threads: usize) -> ExitCode {
+    let Some(peak) = tensor::internals::fma_peak(threads) else {
+        eprintln!("error: no x86-64 FMA on this machine to measure");
+        return ExitCode::FAILURE;
+    };
+    let parameters = usize::try_from(config.parameters()).unwrap_or(usize::MAX);
+    let bandwidth = tensor::internals::adam_bandwidth(parameters, threads);
+    let flops = 2.0 * config.step_macs() as f64;
+    let adam_bytes = 28.0 * parameters as f64;
+    let (products_ms, adam_ms) = (flops / peak / 1e6, adam_bytes / bandwidth / 1e6);
+    println!(
+        "{{\"floor_ms\": {:.4}, \"products_ms\": {products_ms:.4}, \"adam_ms\": {adam_ms:.4}, \"step_mflop\": {:.1}, \"peak_gflops\": {peak:.1}, \"parameters\": {parameters}, \"adam_gbs\": {bandwidth:.1}, \"threads\": {threads}, \"cpu_family\": {}}}",
+        products_ms + adam_ms,
+        flops / 1e6,
+        cpu_family().map_or("null".to_string(), |f| f.to_string())
+    );
+    ExitCode::SUCCESS
 }
 
 /// The `cpu family` line of /proc/cpuinfo (25: Zen 3/4, 26: Zen 5), if there is one.
@@ -88,6 +150,10 @@ fn main() -> ExitCode {
             }
         };
     }
+    if let Err(e) = args.vector_path.map_or(Ok(()), limit_vector_path) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(args.threads as usize).build_global() {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
@@ -104,6 +170,9 @@ fn main() -> ExitCode {
     let eval_k = args.eval_k.unwrap_or(0) as usize;
     if let Err(e) = config.validate().and_then(|_| config.check_memory(mnist.train.len(), eval_k, &limit)) {
         return e.report();
+    }
+    if args.floor {
+        return print_floor(&config, args.threads as usize);
     }
     let mut trainer = Trainer::new(config.clone());
     if let Some(k) = args.eval_k {
@@ -149,10 +218,11 @@ fn main() -> ExitCode {
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
     println!(
-        "{{\"median_ms\": {median:.4}, \"mean_ms\": {mean:.4}, \"threads\": {}, \"gflops\": {:.1}, \"cpu_family\": {}}}",
+        "{{\"median_ms\": {median:.4}, \"mean_ms\": {mean:.4}, \"threads\": {}, \"gflops\": {:.1}, \"cpu_family\": {}, \"vector_path\": \"{:?}\"}}",
         args.threads,
         2.0 * macs as f64 / (median * 1e-3) / 1e9,
-        cpu_family().map_or("null".to_string(), |f| f.to_string())
+        cpu_family().map_or("null".to_string(), |f| f.to_string()),
+        tensor::internals::Path::detect()
     );
     ExitCode::SUCCESS
 }
