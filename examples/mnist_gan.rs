@@ -88,7 +88,7 @@ fn train(args: &Args) -> vae::Result<()> {
     for epoch in 1..=args.epochs {
         let (mut d_sum, mut g_sum, mut steps) = (0.0, 0.0, 0usize);
         for idx in data.batches(args.batch_size as usize, Some(&mut rng)) {
-            let losses = rayon::scope(|_| gan.step(&data.intensities::<f32>(&idx), &mut rng))?;
+            let losses = tensor::with_workers_awake(|| gan.step(&data.intensities::<f32>(&idx), &mut rng))?;
             d_sum += losses.discriminator;
             g_sum += losses.generator;
             steps += 1;

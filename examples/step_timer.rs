@@ -186,8 +186,8 @@ fn main() -> ExitCode {
         // The test set as `iwae_nll` evaluates it: binarized once when the recipe binarizes.
         let test = if config.binarize { mnist.test.binarized(TEST_BINARIZATION_SEED) } else { mnist.test };
         let mut rng = stream_rng(1, 1, Stream::Final);
-        // On a rayon worker, as the evaluation runs.
-        rayon::scope(|_| {
+        // On a rayon worker with the others awake, as the evaluation runs.
+        tensor::with_workers_awake(|| {
             for i in 0..(args.warmup + args.steps) as usize {
                 let start = Instant::now();
                 let x = test.intensities::<f32>(&[i % test.len()]);

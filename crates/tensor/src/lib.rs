@@ -49,6 +49,7 @@ mod reduce;
 #[allow(unsafe_code)]
 mod simd;
 mod tensor;
+mod workers;
 
 pub use conv::{Conv2dSpec, ConvGrads, ConvSaved, ConvWants};
 pub use element::{DType, Element};
@@ -57,6 +58,7 @@ pub use error::{fail, ok, Result, TensorError};
 pub use layout::{broadcast_shapes, checked_len, contiguous_strides, try_contiguous_strides, Dims, Layout};
 pub use simd::{vectorized, VectorLoop};
 pub use tensor::Tensor;
+pub use workers::{with_workers_awake, AWAKE_IDLE};
 
 /// What tests and benchmarks look at inside the crate: thresholds, counters and the raw
 /// kernels. Not part of the API (it may change with any release); the feature `internals`

@@ -339,8 +339,8 @@ pub fn iwae_nll(trainer: &Trainer, test: &Dataset, k: usize, progress: bool) -> 
     let all: Vec<usize> = (0..test.len()).collect();
     let binary = trainer.config.binarize.then(|| test.binarized(TEST_BINARIZATION_SEED));
     let (model, test) = (&trainer.model, binary.as_ref().unwrap_or(test));
-    // On a rayon worker, so the kernels fork without a hand-off.
-    let total: f64 = rayon::scope(|_| {
+    // On a rayon worker with the others awake, like the training step.
+    let total: f64 = tensor::with_workers_awake(|| {
         let mut total = 0.0;
         for chunk in all.chunks(per_call) {
             let x = test.intensities::<f32>(chunk);
@@ -365,7 +365,8 @@ pub fn iwae_seconds(model: &Vae<f32>, config: &TrainConfig, images: usize, k: us
     let probe_k = k.clamp(1, IWAE_ROWS);
     let x = Tensor::<f32>::zeros(&[1, model.config.input]);
     let mut rng = StdRng::seed_from_u64(0);
-    let mut call = || rayon::scope(|_| iwae_log_likelihood(model, &x, probe_k, IWAE_ROWS, &mut rng));
+    let mut call =
+        || tensor::with_workers_awake(|| iwae_log_likelihood(model, &x, probe_k, IWAE_ROWS, &mut rng));
     call();
     let start = Instant::now();
     call();

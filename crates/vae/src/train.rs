@@ -219,9 +219,10 @@ impl Trainer {
     /// negative ELBO. A non-finite loss (or, in anomaly mode, gradient) is an error naming
     /// the step, and the parameters are then left as they were.
     pub fn step(&mut self, x: Tensor<f32>, rng: &mut StdRng) -> Result<f64> {
-        // Run the whole step on a rayon worker: its kernels then fork to the other workers
-        // directly, instead of each kernel handing off from this thread and back.
-        rayon::scope(|_| self.step_on_pool(x, rng))
+        // Run the whole step on a rayon worker with the others awake: its kernels then fork
+        // to running workers directly, instead of each kernel handing off from this thread
+        // and waking a worker.
+        tensor::with_workers_awake(|| self.step_on_pool(x, rng))
     }
 
     fn step_on_pool(&mut self, x: Tensor<f32>, rng: &mut StdRng) -> Result<f64> {
@@ -289,8 +290,8 @@ pub fn evaluate(model: &Vae<f32>, config: &TrainConfig, data: &Dataset, rng: &mu
     let batches = data.batches::<StdRng>(EVAL_BATCH, None);
     let objective = if model.config.upper.is_empty() { Objective::Elbo } else { Objective::ElboMc };
     let cfg = ElboConfig { objective, ..ElboConfig::default() };
-    // On a rayon worker, like the training step, so kernels fork without a hand-off.
-    let total: f64 = rayon::scope(|_| {
+    // On a rayon worker with the others awake, like the training step.
+    let total: f64 = tensor::with_workers_awake(|| {
         let mut total = 0.0;
         for idx in &batches {
             let x = data.batch::<f32, _>(idx, config.binarize.then_some(&mut *rng));
