@@ -1,7 +1,6 @@
 //! Optimizers over a [`ParamSet`]: Adam, SGD with momentum, Adagrad, with PyTorch's update
 //! rules and state names (so a checkpoint's optimizer state reads like PyTorch's).
 
-use rayon::prelude::*;
 use tensor::{vectorized, Element, Tensor, VectorLoop};
 
 use crate::error::{Result, VaeError};
@@ -9,9 +8,9 @@ use crate::error::{Result, VaeError};
 pub use crate::config::{OptimizerConfig, OptimizerKind};
 use crate::nn::ParamSet;
 
-/// Below this many elements a parameter's update stays on the calling thread; above, it
-/// splits into tasks of this many (the split is elementwise, so the bits do not depend on
-/// it).
+/// The grain of the update's split: a list of parameters, or one parameter's elements, is
+/// halved between threads while it holds at least twice this many elements (the split is
+/// elementwise, so the bits do not depend on it).
 const PAR_MIN_LEN: usize = 1 << 15;
 
 /// An optimizer: its settings, the step count and per-parameter state.
@@ -77,68 +76,154 @@ impl<T: Element> Optimizer<T> {
         // Bias corrections: β^t with the step count saturated at i32::MAX, where β^t of any
         // β < 1 is long since 0 (no wrap-around, however long the run).
         let t = i32::try_from(self.steps).unwrap_or(i32::MAX);
-        for (i, (p, g)) in params.tensors_mut().iter_mut().zip(grads).enumerate() {
-            // PyTorch's L2 weight decay: the gradient of ½·wd·‖p‖², added to the gradient.
-            let g = if !coupled {
-                g.contiguous()
-            } else {
-                let wd = T::from_f64_lossy(weight_decay);
-                g.zip_with(p, |g, p| g + wd * p)
+        let rule = Rule::new(kind, lr, t, self.steps == 1);
+        // PyTorch's L2 weight decay: the gradient of ½·wd·‖p‖², added to the gradient. The
+        // rule reads each gradient as one slice; gradients that are already that, without
+        // decay, are read in place (a step then allocates nothing).
+        let adjusted: Vec<Tensor<T>>;
+        let grads = if coupled || grads.iter().any(|g| g.as_slice().is_none()) {
+            let wd = T::from_f64_lossy(weight_decay);
+            let adjust = |(p, g): (&Tensor<T>, &Tensor<T>)| {
+                if coupled {
+                    g.zip_with(p, |g, p| g + wd * p)
+                } else {
+                    g.contiguous()
+                }
             };
-            let g = g.as_slice().expect("contiguous");
-            let p = p.make_mut_slice();
-            // Decoupled decay: the parameters shrink before the rule's step (PyTorch's AdamW).
-            if let Some(keep) = shrink {
-                p.iter_mut().for_each(|p| *p *= keep);
-            }
-            match kind {
-                OptimizerKind::Adam { beta1, beta2, eps } => {
-                    let (m_slot, v_slot) = self.state.split_at_mut(1);
-                    let m = m_slot[0][i].make_mut_slice();
-                    let v = v_slot[0][i].make_mut_slice();
-                    let bc1 = 1.0 - beta1.powi(t);
-                    let bc2 = 1.0 - beta2.powi(t);
-                    let step_size = T::from_f64_lossy(lr / bc1);
-                    let inv_sqrt_bc2 = T::from_f64_lossy(1.0 / bc2.sqrt());
-                    let (b1, b2, eps) =
-                        (T::from_f64_lossy(beta1), T::from_f64_lossy(beta2), T::from_f64_lossy(eps));
-                    let rule = AdamRule { b1, b2, eps, step_size, inv_sqrt_bc2 };
-                    if p.len() >= PAR_MIN_LEN && rayon::current_num_threads() > 1 {
-                        p.par_chunks_mut(PAR_MIN_LEN)
-                            .zip(m.par_chunks_mut(PAR_MIN_LEN))
-                            .zip(v.par_chunks_mut(PAR_MIN_LEN))
-                            .zip(g.par_chunks(PAR_MIN_LEN))
-                            .for_each(|(((p, m), v), g)| vectorized(AdamUpdate { rule, p, m, v, g }));
-                    } else {
-                        vectorized(AdamUpdate { rule, p, m, v, g });
-                    }
-                }
-                OptimizerKind::Sgd { momentum } => {
-                    let lr = T::from_f64_lossy(lr);
-                    if momentum == 0.0 {
-                        p.iter_mut().zip(g).for_each(|(p, &g)| *p -= lr * g);
-                    } else {
-                        let mu = T::from_f64_lossy(momentum);
-                        let first = self.steps == 1;
-                        let buf = self.state[0][i].make_mut_slice();
-                        p.iter_mut().zip(buf.iter_mut()).zip(g).for_each(|((p, b), &g)| {
-                            *b = if first { g } else { mu * *b + g };
-                            *p -= lr * *b;
-                        });
-                    }
-                }
-                OptimizerKind::Adagrad { eps } => {
-                    let (lr, eps) = (T::from_f64_lossy(lr), T::from_f64_lossy(eps));
-                    let sum = self.state[0][i].make_mut_slice();
-                    p.iter_mut().zip(sum.iter_mut()).zip(g).for_each(|((p, s), &g)| {
-                        *s += g * g;
-                        *p -= lr * g / (s.sqrt() + eps);
-                    });
-                }
-            }
-        }
+            adjusted = params.tensors().iter().zip(grads).map(adjust).collect();
+            &adjusted
+        } else {
+            grads
+        };
+        let update = Update { rule, shrink, split: rayon::current_num_threads() > 1 };
+        let mut slots = self.state.iter_mut();
+        let s0 = slots.next().map_or(&mut [][..], |s| &mut s[..]);
+        let s1 = slots.next().map_or(&mut [][..], |s| &mut s[..]);
+        update.tensors(params.tensors_mut(), s0, s1, grads);
         Ok(())
     }
+}
+
+/// A rule's coefficients for one step.
+#[derive(Clone, Copy)]
+enum Rule<T> {
+    Adam(AdamRule<T>),
+    /// SGD; `momentum` is `None` at 0 (no buffer), and `first` says the buffer starts as
+    /// the gradient (PyTorch's first step).
+    Sgd {
+        lr: T,
+        momentum: Option<T>,
+        first: bool,
+    },
+    Adagrad {
+        lr: T,
+        eps: T,
+    },
+}
+
+impl<T: Element> Rule<T> {
+    /// The coefficients of step `t` (counted from 1) of `kind` at rate `lr`.
+    fn new(kind: OptimizerKind, lr: f64, t: i32, first: bool) -> Self {
+        let lossy = T::from_f64_lossy;
+        match kind {
+            OptimizerKind::Adam { beta1, beta2, eps } => Rule::Adam(AdamRule {
+                b1: lossy(beta1),
+                b2: lossy(beta2),
+                eps: lossy(eps),
+                step_size: lossy(lr / (1.0 - beta1.powi(t))),
+                inv_sqrt_bc2: lossy(1.0 / (1.0 - beta2.powi(t)).sqrt()),
+            }),
+            OptimizerKind::Sgd { momentum } => {
+                Rule::Sgd { lr: lossy(lr), momentum: (momentum != 0.0).then(|| lossy(momentum)), first }
+            }
+            OptimizerKind::Adagrad { eps } => Rule::Adagrad { lr: lossy(lr), eps: lossy(eps) },
+        }
+    }
+
+    /// Updates a run of one parameter's elements `p` with their gradients `g` and state
+    /// `s0`, `s1` (the rule's slots in order, empty where it has fewer). Each element's
+    /// update reads only that element, so any split into runs gives the same bits.
+    fn apply(self, p: &mut [T], s0: &mut [T], s1: &mut [T], g: &[T]) {
+        match self {
+            Rule::Adam(rule) => vectorized(AdamUpdate { rule, p, m: s0, v: s1, g }),
+            Rule::Sgd { lr, momentum: None, .. } => p.iter_mut().zip(g).for_each(|(p, &g)| *p -= lr * g),
+            Rule::Sgd { lr, momentum: Some(mu), first } => {
+                p.iter_mut().zip(s0.iter_mut()).zip(g).for_each(|((p, b), &g)| {
+                    *b = if first { g } else { mu * *b + g };
+                    *p -= lr * *b;
+                })
+            }
+            Rule::Adagrad { lr, eps } => p.iter_mut().zip(s0.iter_mut()).zip(g).for_each(|((p, s), &g)| {
+                *s += g * g;
+                *p -= lr * g / (s.sqrt() + eps);
+            }),
+        }
+    }
+}
+
+/// One step's update of a list of parameters: the rule, the decoupled decay's factor, and
+/// whether to split the work among the pool's threads.
+///
+/// The work forks as one tree of `rayon::join`s (no allocation, one hand-off per branch):
+/// the parameter list halves by element count, and a parameter longer than two
+/// [`PAR_MIN_LEN`] runs halves its elements. Each element's update reads only that element,
+/// so the bits do not depend on the split.
+#[derive(Clone, Copy)]
+struct Update<T> {
+    rule: Rule<T>,
+    /// `1 − lr·wd` of PyTorch's AdamW: the parameters shrink before the rule's step.
+    shrink: Option<T>,
+    split: bool,
+}
+
+impl<T: Element> Update<T> {
+    /// Updates parameters `p` with their gradients `g` and state `s0`, `s1` (the rule's
+    /// slots, empty where it has fewer). The gradients are contiguous.
+    fn tensors(self, p: &mut [Tensor<T>], s0: &mut [Tensor<T>], s1: &mut [Tensor<T>], g: &[Tensor<T>]) {
+        let len: usize = p.iter().map(Tensor::len).sum();
+        if self.split && p.len() > 1 && len >= 2 * PAR_MIN_LEN {
+            let mut before = 0;
+            let half = p.iter().position(|t| {
+                before += t.len();
+                2 * before >= len
+            });
+            let mid = half.map_or(1, |i| i + 1).clamp(1, p.len() - 1);
+            let ((p0, p1), (g0, g1)) = (p.split_at_mut(mid), g.split_at(mid));
+            let ((a0, a1), (b0, b1)) = (split_state(s0, mid), split_state(s1, mid));
+            rayon::join(|| self.tensors(p0, a0, b0, g0), || self.tensors(p1, a1, b1, g1));
+            return;
+        }
+        for (i, (p, g)) in p.iter_mut().zip(g).enumerate() {
+            let (s0, s1) = (state_of(s0, i), state_of(s1, i));
+            self.elements(p.make_mut_slice(), s0, s1, g.as_slice().expect("contiguous"));
+        }
+    }
+
+    /// Updates the elements `p` of one parameter (a run of them) with `g`, `s0` and `s1`.
+    fn elements(self, p: &mut [T], s0: &mut [T], s1: &mut [T], g: &[T]) {
+        if self.split && p.len() >= 2 * PAR_MIN_LEN {
+            let mid = p.len() / 2 / PAR_MIN_LEN * PAR_MIN_LEN;
+            let ((p0, p1), (g0, g1)) = (p.split_at_mut(mid), g.split_at(mid));
+            let ((a0, a1), (b0, b1)) = (split_state(s0, mid), split_state(s1, mid));
+            rayon::join(|| self.elements(p0, a0, b0, g0), || self.elements(p1, a1, b1, g1));
+            return;
+        }
+        if let Some(keep) = self.shrink {
+            p.iter_mut().for_each(|p| *p *= keep);
+        }
+        self.rule.apply(p, s0, s1, g);
+    }
+}
+
+/// Parameter `i`'s state in a slot, empty for a slot the rule does not have.
+fn state_of<T: Element>(s: &mut [Tensor<T>], i: usize) -> &mut [T] {
+    s.get_mut(i).map_or(&mut [][..], Tensor::make_mut_slice)
+}
+
+/// Splits a slot's state at `mid` as its parameters split; a slot the rule does not have
+/// (empty) gives two empty halves.
+fn split_state<S>(s: &mut [S], mid: usize) -> (&mut [S], &mut [S]) {
+    s.split_at_mut(mid.min(s.len()))
 }
 
 /// Adam's coefficients for one step: `β₁`, `β₂`, `ε`, `lr / (1 − β₁ᵗ)` and `1 / √(1 − β₂ᵗ)`.
@@ -239,6 +324,61 @@ mod tests {
         assert_eq!(run(true), vec![4.0 * keep, -0.5 * keep]);
         let coupled = run(false);
         assert!((coupled[0] - 3.7).abs() < 0.01 && (coupled[1] + 0.2).abs() < 0.01, "{coupled:?}");
+    }
+
+    /// Three steps of `kind` on a parameter long enough to split into runs (the last one
+    /// short) and a small one, on a pool of `threads`: the parameters and the state's bits.
+    fn three_steps_on(kind: OptimizerKind, weight_decay: f64, threads: usize) -> Vec<Vec<u32>> {
+        let len = 3 * PAR_MIN_LEN + 5;
+        let wave = |n: usize, f: f32| (0..n).map(|i| (i as f32 * f).sin()).collect::<Vec<f32>>();
+        let mut params = ParamSet::<f32>::new();
+        params.push("big", Tensor::from_vec(wave(len, 0.37), &[len]));
+        params.push("small", Tensor::from_vec(wave(7, 1.1), &[7]));
+        let config = OptimizerConfig { kind, lr: 0.01, weight_decay, ..OptimizerConfig::default() };
+        let mut opt = Optimizer::new(config, &params);
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        for step in 0..3 {
+            let f = 0.11 + step as f32;
+            let grads = [Tensor::from_vec(wave(len, f), &[len]), Tensor::from_vec(wave(7, f), &[7])];
+            pool.install(|| opt.step(&mut params, &grads)).unwrap();
+        }
+        let state = opt.named_state(&params).map(|(_, t)| t.clone());
+        params
+            .tensors()
+            .iter()
+            .cloned()
+            .chain(state)
+            .map(|t| t.to_vec().iter().map(|x| x.to_bits()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn every_rule_gives_the_same_bits_on_1_4_and_7_threads() {
+        let kinds = [
+            OptimizerKind::adam(),
+            OptimizerKind::Sgd { momentum: 0.9 },
+            OptimizerKind::Sgd { momentum: 0.0 },
+            OptimizerKind::Adagrad { eps: 1e-10 },
+        ];
+        for kind in kinds {
+            for weight_decay in [0.0, 0.1] {
+                let one = three_steps_on(kind, weight_decay, 1);
+                // Every element of the long parameter moved (all but the first have a
+                // gradient): no run was left out.
+                let moved = one[0]
+                    .iter()
+                    .enumerate()
+                    .skip(1)
+                    .all(|(i, &b)| f32::from_bits(b) != (i as f32 * 0.37).sin());
+                assert!(moved, "{kind:?} wd {weight_decay}");
+                for threads in [4, 7] {
+                    assert!(
+                        one == three_steps_on(kind, weight_decay, threads),
+                        "{kind:?} wd {weight_decay}, {threads} threads"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
