@@ -281,3 +281,37 @@ fn kl_and_likelihoods_match_closed_forms_and_monte_carlo() {
     let ceiling = 4.0 * (255f64.ln() - 0.5 * LN_2PI);
     assert!(tiny.is_finite() && tiny <= ceiling + 1e-9 && tiny > ceiling - 1e-6, "{tiny} against {ceiling}");
 }
+
+/// The reparameterized ELBO of k draws (one batch through the decoder) is the mean of the
+/// k one-draw ELBOs, in value and in every parameter's gradient, for every likelihood.
+#[test]
+fn k_draws_in_one_batch_are_the_mean_of_k_single_draws() {
+    for likelihood in [Likelihood::Bernoulli, Likelihood::Gaussian, Likelihood::GaussianLearned] {
+        let (model, x) = small(likelihood, 5);
+        let mut rng = StdRng::seed_from_u64(11);
+        let noise = sample_noise::<f64, _>(3, 4, 3, &mut rng);
+        let cfg = ElboConfig { samples: 3, beta: 0.7, ..ElboConfig::default() };
+        // Loss, reported reconstruction and gradients of the objective with `noise`.
+        type Run = (f64, f64, Vec<Vec<f64>>);
+        let run = |noise: &[Tensor<f64>]| -> Run {
+            let g = Graph::new();
+            let vars = model.params.bind(&g);
+            let terms = elbo_with_noise(&model.attach(&vars).unwrap(), g.constant(x.clone()), noise, &cfg);
+            let mut store = terms.loss.backward();
+            let grads: Vec<Vec<f64>> = vars.iter().map(|&v| store.take(v).unwrap().to_vec()).collect();
+            (terms.loss.value().item(), terms.recon, grads)
+        };
+        let (loss, recon, grads) = run(&noise);
+        let singles: Vec<_> = noise.iter().map(|e| run(std::slice::from_ref(e))).collect();
+        let mean = |f: &dyn Fn(&Run) -> f64| singles.iter().map(f).sum::<f64>() / 3.0;
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * (1.0 + b.abs());
+        assert!(close(loss, mean(&|s| s.0)), "{likelihood}: loss {loss} against {}", mean(&|s| s.0));
+        assert!(close(recon, mean(&|s| s.1)), "{likelihood}: reconstruction {recon}");
+        for (p, grad) in grads.iter().enumerate() {
+            for (i, &v) in grad.iter().enumerate() {
+                let want = mean(&|s| s.2[p][i]);
+                assert!(close(v, want), "{likelihood}: parameter {p}[{i}]: {v} against {want}");
+            }
+        }
+    }
+}

@@ -119,6 +119,20 @@ pub fn elbo_with_noise<'g, T: Element>(
     // The score function's baseline, log p(x | z = mu) per image, held fixed.
     let baseline = (config.estimator == Estimator::ScoreBaseline)
         .then(|| log_likelihood(likelihood, model.decode(mu.detach()), x).detach());
+    let inv_l = T::from_f64_lossy(1.0 / noise.len() as f64);
+    let beta = T::from_f64_lossy(config.beta);
+    // Several reparameterized draws go through the decoder as one batch of matrix products.
+    if config.estimator == Estimator::Reparam && noise.len() > 1 {
+        let (k, batch, latent, d) = (noise.len(), mu.shape()[0], mu.shape()[1], x.shape()[1]);
+        let draws: Vec<T> = noise.iter().flat_map(|e| e.to_vec()).collect();
+        let eps = graph.constant(Tensor::from_vec(draws, &[k, batch, latent]));
+        let z = model.reparameterize(mu, logvar, eps).reshape(&[k * batch, latent]);
+        let dec = decode_per_draw(model, z, k, batch, d);
+        let ll = log_likelihood(likelihood, dec, x.broadcast_to(&[k, batch, d])).sum();
+        let recon = -ll.value().item().to_f64_lossless() / k as f64;
+        let loss = (-ll).mul_scalar(inv_l) + kl.mul_scalar(beta);
+        return ElboTerms { loss, recon, kl: kl.value().item().to_f64_lossless() };
+    }
     for eps in noise {
         let eps = graph.constant(eps.clone());
         let z = model.reparameterize(mu, logvar, eps);
@@ -146,9 +160,7 @@ pub fn elbo_with_noise<'g, T: Element>(
             None => term,
         });
     }
-    let inv_l = T::from_f64_lossy(1.0 / noise.len() as f64);
-    let loss =
-        recon_sum.expect("one sample").mul_scalar(inv_l) + kl.mul_scalar(T::from_f64_lossy(config.beta));
+    let loss = recon_sum.expect("one sample").mul_scalar(inv_l) + kl.mul_scalar(beta);
     ElboTerms { loss, recon: recon_value / noise.len() as f64, kl: kl.value().item().to_f64_lossless() }
 }
 
@@ -186,11 +198,7 @@ pub fn log_weights<'g, T: Element>(
     let (mu, logvar) = model.encode(x);
     let (e1, sq1) = noise(sizes[0]);
     let mut z = (mu + logvar.mul_scalar(half).exp() * e1).reshape(&[k * batch, sizes[0]]);
-    // Each draw's decoder output against its image, the images broadcast over the draws
-    // (read in place, not copied k times).
-    let dec = model.decode(z);
-    let per_draw = |v: Var<'g, T>| v.reshape(&[k, batch, d]);
-    let dec = DecoderOut { out: per_draw(dec.out), logvar: dec.logvar.map(per_draw) };
+    let dec = decode_per_draw(model, z, k, batch, d);
     let log_px = log_likelihood(model.config().likelihood, dec, x.broadcast_to(&[k, batch, d]));
     let mut log_q = (sq1 + logvar.sum_axis(1, false)).mul_scalar(neg_half).add_scalar(c(sizes[0]));
     let mut log_w = log_px;
@@ -207,6 +215,21 @@ pub fn log_weights<'g, T: Element>(
     let top = *sizes.last().expect("one layer at least");
     let log_pz = rows((z * z).sum_axis(1, false).mul_scalar(neg_half).add_scalar(c(top)));
     (log_w + log_pz - log_q, log_px)
+}
+
+/// The decoder's outputs for `k` draws of codes per image, `z` being `[k·batch, latent]`,
+/// as `[k, batch, d]`: each draw against its image, the images broadcast over the draws
+/// (read in place, not copied k times).
+fn decode_per_draw<'g, T: Element>(
+    model: &BoundVae<'_, 'g, T>,
+    z: Var<'g, T>,
+    k: usize,
+    batch: usize,
+    d: usize,
+) -> DecoderOut<'g, T> {
+    let dec = model.decode(z);
+    let per_draw = |v: Var<'g, T>| v.reshape(&[k, batch, d]);
+    DecoderOut { out: per_draw(dec.out), logvar: dec.logvar.map(per_draw) }
 }
 
 /// The log-weight objectives for noise `eps` (`[k, batch, latent]`): for
