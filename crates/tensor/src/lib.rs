@@ -67,7 +67,7 @@ pub use workers::{with_workers_awake, AWAKE_IDLE};
 pub mod internals {
     pub use crate::fastmath::{exp_f32, softplus_tail_f32, tanh_f32};
     pub use crate::kernels::{parallel, PAR_MIN_LEN};
-    pub use crate::matmul::{gemm_calls, gemm_slices, PAR_MIN_MACS};
+    pub use crate::matmul::{gemm_calls, gemm_slices, OWN_SPLIT_MIN_MACS, PAR_MIN_MACS};
     pub use crate::reduce::sum_slice;
     pub use crate::simd::{adam_bandwidth, fma_peak, limit as limit_path, Path};
 }

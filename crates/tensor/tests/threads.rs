@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rayon::{ThreadPool, ThreadPoolBuilder};
-use tensor::internals::{PAR_MIN_LEN, PAR_MIN_MACS};
+use tensor::internals::{OWN_SPLIT_MIN_MACS, PAR_MIN_LEN, PAR_MIN_MACS};
 use tensor::{Element, Tensor};
 
 const THREADS: [usize; 6] = [1, 2, 3, 7, 32, 64];
@@ -148,15 +148,17 @@ fn the_sizes_drawn_reach_the_parallel_paths() {
 }
 
 /// A layer's forward `x·Wᵀ` and input gradient `G·W` at small batches, which the kernels of
-/// our own compute in row blocks as even as the rows allow (1 to 32 rows, split among up to
-/// 64 threads), and the same products at 33 rows (matrixmultiply): the same bits on every
-/// pool.
+/// our own compute whole (1 row), in column blocks (2 and 5 rows) or in row blocks as even
+/// as the rows allow (6 to 32 rows), split among up to 64 threads, and the same products at
+/// 33 rows (matrixmultiply): the same bits on every pool.
 #[test]
 fn small_batch_layer_products_same_bits_at_any_thread_count() {
     let mut rng = StdRng::seed_from_u64(11);
     // 1000 outputs, so that products from 6 rows up are large enough to split.
     let w = randn::<f32>(&[1000, 784], &mut rng);
     const { assert!(6 * 784 * 1000 >= PAR_MIN_MACS) };
+    const { assert!(784 * 1000 < OWN_SPLIT_MIN_MACS && 2 * 784 * 1000 >= OWN_SPLIT_MIN_MACS) };
+    const { assert!(5 * 784 * 1000 < PAR_MIN_MACS) };
     for m in [1, 2, 5, 6, 20, 31, 32, 33] {
         let x = randn::<f32>(&[m, 784], &mut rng);
         let bias = randn::<f32>(&[m, 1000], &mut rng);

@@ -18,12 +18,17 @@ use crate::error::{ok, Result, TensorError};
 use crate::layout::{broadcast_shapes, Dims, Layout};
 use crate::tensor::Tensor;
 
-/// Below this many multiply-adds (`m·k·n`) a product stays on the calling thread. A
-/// batch-20 layer of Burda et al.'s model (20×784×200, 3.1 M) runs in tens of microseconds,
-/// where splitting it over two threads costs more than it saves: the step of that model
-/// gains 5 % from a second thread with it whole, and loses 4–9 % with it split
-/// (`docs/performance.md`).
+/// Below this many multiply-adds (`m·k·n`) a product is not split into blocks of rows (or,
+/// for matrixmultiply, of the output's longer side). Each row block of a few-row product
+/// reads the whole weight again, which costs more than a second thread saves on Burda et
+/// al.'s batch-20 layers (20×784×200, 3.1 M); those split by columns instead, from
+/// [`OWN_SPLIT_MIN_MACS`].
 pub const PAR_MIN_MACS: usize = 1 << 22;
+/// From this many multiply-adds up to [`PAR_MIN_MACS`], a product that a kernel of our own
+/// takes (at most 32 rows) is split into blocks of columns, one per thread: each block reads
+/// its own part of the weight, so a second thread pays on Burda et al.'s batch-20 layers
+/// (`docs/performance.md`).
+pub const OWN_SPLIT_MIN_MACS: usize = 1 << 20;
 /// Parallel blocks of `C` start at multiples of this many rows (or columns), and are at
 /// least this large. It is a multiple of every micro-kernel tile side matrixmultiply has
 /// (4, 8 or 16), so the tiles of a block are exactly the tiles the unsplit product would
@@ -278,9 +283,13 @@ fn assert_holds(len: usize, m: usize, n: usize) {
     }
 }
 
-/// `m` rows of a product (`c` row-major, row stride `n`) through a kernel of our own.
+/// A product through a kernel of our own in `blocks` blocks of columns, each on its own
+/// task into its own part of one pooled buffer (an `m×width` matrix, holding `c`'s block
+/// first when `beta` reads it), then copied into `c`. Each task reads all of `a` (a few
+/// rows) and its own columns of `b`, so the weight is read once in all; the kernels
+/// compute an element the same way in any block, so the bits do not depend on `blocks`.
 #[allow(clippy::too_many_arguments)]
-fn own_rows<T: Element>(
+fn own_columns<T: Element>(
     own: Own<T>,
     m: usize,
     k: usize,
@@ -290,13 +299,55 @@ fn own_rows<T: Element>(
     b: Operand<T>,
     beta: T,
     c: &mut [T],
+    blocks: usize,
+) {
+    assert_holds(c.len(), m, n);
+    // Blocks counted from their width, so that none starts past the last column.
+    let cols = n.div_ceil(blocks);
+    let blocks = n.div_ceil(cols);
+    let mut scratch = crate::pool::take_or_fail::<T>(m * cols * blocks);
+    let parts = std::sync::Arc::get_mut(&mut scratch).expect("pooled storage is the caller's alone");
+    let read: &[T] = c;
+    parts.par_chunks_mut(m * cols).enumerate().for_each(|(i, part)| {
+        let first = i * cols;
+        let width = cols.min(n - first);
+        if beta != T::zero() {
+            for r in 0..m {
+                part[r * width..][..width].copy_from_slice(&read[r * n + first..][..width]);
+            }
+        }
+        own_block(own, m, k, width, alpha, a, b.right(first), beta, part, width);
+    });
+    for (i, part) in parts.chunks(m * cols).enumerate() {
+        let first = i * cols;
+        let width = cols.min(n - first);
+        for r in 0..m {
+            c[r * n + first..][..width].copy_from_slice(&part[r * width..][..width]);
+        }
+    }
+    crate::pool::give(&mut scratch);
+}
+
+/// `m` rows of a product (`c` row-major, row stride `ldc`) through a kernel of our own.
+#[allow(clippy::too_many_arguments)]
+fn own_block<T: Element>(
+    own: Own<T>,
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: T,
+    a: Operand<T>,
+    b: Operand<T>,
+    beta: T,
+    c: &mut [T],
+    ldc: usize,
 ) {
     // Offsets are at most their storage's length (a valid layout's first index, or an
     // empty one's offset), so the slices start inside; the kernels check the rest.
     let (ad, bd) = (&a.data[a.offset..], &b.data[b.offset..]);
     match own {
-        Own::Dot(dot) => dot(m, n, k, alpha, ad, a.rs, bd, b.cs, beta, c, n),
-        Own::Axpy(axpy) => axpy(m, n, k, alpha, (ad, a.rs, a.cs), bd, b.rs, beta, c, n),
+        Own::Dot(dot) => dot(m, n, k, alpha, ad, a.rs, bd, b.cs, beta, c, ldc),
+        Own::Axpy(axpy) => axpy(m, n, k, alpha, (ad, a.rs, a.cs), bd, b.rs, beta, c, ldc),
     }
 }
 
@@ -350,13 +401,17 @@ fn gemm<T: Element>(
         // Blocks of rows, as even as the row count allows (the kernels' tiles need no
         // alignment: an element is computed the same way in any block).
         let blocks = if large { threads.min(m) } else { 1 };
+        let macs = m.saturating_mul(k).saturating_mul(n);
+        if blocks < 2 && threads > 1 && macs >= OWN_SPLIT_MIN_MACS && n >= 2 * BLOCK_ALIGN {
+            return own_columns(own, m, k, n, alpha, a, b, beta, c, threads.min(n / BLOCK_ALIGN));
+        }
         if blocks < 2 {
-            return own_rows(own, m, k, n, alpha, a, b, beta, c);
+            return own_block(own, m, k, n, alpha, a, b, beta, c, n);
         }
         assert_holds(c.len(), m, n);
         let rows = m.div_ceil(blocks);
         c[..m * n].par_chunks_mut(rows * n).enumerate().for_each(|(i, block)| {
-            own_rows(own, block.len() / n, k, n, alpha, a.down(i * rows), b, beta, block);
+            own_block(own, block.len() / n, k, n, alpha, a.down(i * rows), b, beta, block, n);
         });
         return;
     }
