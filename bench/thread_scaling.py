@@ -8,6 +8,11 @@ thread count is a core count. The median over rounds of each configuration's med
 is compared: `2t/1t` above 1 + `--tolerance` is a slowdown, and the script then exits 1.
 
     python3 bench/thread_scaling.py [--rounds 3] [--tolerance 0.03] [--only burda]
+    python3 bench/thread_scaling.py --baseline /tmp/build-COMMIT/target/release/examples/step_timer
+
+With `--baseline`, another build's `step_timer` (a worktree of another commit, say) is timed
+interleaved with this one on every configuration, and the table shows both; the slowdowns
+flagged are this build's.
 
 It needs nothing beyond Python's standard library and a release build of `step_timer`
 (which it makes). CI does not run it: its numbers belong to the host it runs on.
@@ -47,9 +52,9 @@ def cpus(threads):
     return ",".join(str(c) for c in allowed[:threads])
 
 
-def step_ms(flags, steps, threads):
-    """The median milliseconds of one step_timer run."""
-    cmd = ["taskset", "-c", cpus(threads), str(EXE), "--threads", str(threads), "--steps", str(steps)] + flags
+def step_ms(exe, flags, steps, threads):
+    """The median milliseconds of one run of the step_timer `exe`."""
+    cmd = ["taskset", "-c", cpus(threads), str(exe), "--threads", str(threads), "--steps", str(steps)] + flags
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     if out.returncode != 0:
         sys.exit(f"thread_scaling: {' '.join(cmd)} failed: {out.stderr.strip()}")
@@ -73,27 +78,36 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--tolerance", type=float, default=0.03, help="a 2t/1t ratio above 1 + this is a slowdown")
     ap.add_argument("--only", help="only the configurations whose name contains this")
+    ap.add_argument("--baseline", type=Path, help="another build's step_timer, timed interleaved with this one")
     args = ap.parse_args()
     subprocess.check_call(["cargo", "build", "--release", "--quiet", "--example", "step_timer"], cwd=ROOT)
+    if args.baseline is not None and not args.baseline.is_file():
+        sys.exit(f"thread_scaling: --baseline {args.baseline}: no such file")
+    builds = ([args.baseline] if args.baseline else []) + [EXE]
     configs = [c for c in CONFIGS if args.only is None or args.only in c[0]]
-    times = {(name, t): [] for name, _, _ in configs for t in (1, 2)}
+    times = {(exe, name, t): [] for exe in builds for name, _, _ in configs for t in (1, 2)}
     for r in range(args.rounds):
         for name, flags, steps in configs:
             for t in (1, 2):
-                times[(name, t)].append(step_ms(flags, steps, t))
+                for exe in builds:
+                    times[(exe, name, t)].append(step_ms(exe, flags, steps, t))
         print(f"round {r + 1} of {args.rounds} done", file=sys.stderr)
     print(f"host: {cpu_kind()}; {args.rounds} rounds, interleaved, median ms per step")
     print()
-    print("| configuration | 1 thread | 2 threads | 2t / 1t | |")
-    print("|---|---|---|---|---|")
+    heads = "".join(f" {'baseline ' if exe != EXE else ''}1 thread | 2 threads | 2t / 1t |" for exe in builds)
+    print(f"| configuration |{heads} |")
+    print("|---|" + "---|---|---|" * len(builds) + "---|")
     slow = []
     for name, _, _ in configs:
-        one, two = statistics.median(times[(name, 1)]), statistics.median(times[(name, 2)])
-        ratio = two / one
+        cells = ""
+        for exe in builds:
+            one, two = (statistics.median(times[(exe, name, t)]) for t in (1, 2))
+            ratio = two / one
+            cells += f" {one:.3f} | {two:.3f} | {ratio:.2f} |"
         flag = "**slower**" if ratio > 1 + args.tolerance else ""
         if flag:
             slow.append(name)
-        print(f"| {name} | {one:.3f} | {two:.3f} | {ratio:.2f} | {flag} |")
+        print(f"| {name} |{cells} {flag} |")
     if slow:
         print(f"\nthe second thread slows down: {', '.join(slow)}")
         sys.exit(1)
