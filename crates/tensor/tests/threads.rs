@@ -174,6 +174,28 @@ fn small_batch_layer_products_same_bits_at_any_thread_count() {
     }
 }
 
+/// Few-row products in the range that splits by columns, at widths that make a block's
+/// columns pass through its tile in several runs (20 rows by 784 columns, 32 by 1000) and in
+/// one: `x·Wᵀ` (the dot kernel) and `G·W` (the axpy kernel), written and accumulated.
+#[test]
+fn column_split_products_same_bits_at_any_thread_count() {
+    let mut rng = StdRng::seed_from_u64(12);
+    for (m, k, n) in [(20, 200, 784), (32, 100, 1000), (2, 784, 1000), (5, 784, 1000)] {
+        assert!(m * k * n >= OWN_SPLIT_MIN_MACS && m * k * n < PAR_MIN_MACS, "{m}x{k}x{n}");
+        let x = randn::<f32>(&[m, k], &mut rng);
+        let w = randn::<f32>(&[n, k], &mut rng);
+        let v = randn::<f32>(&[n, n], &mut rng).narrow(0, 0, k);
+        let bias = randn::<f32>(&[m, n], &mut rng);
+        same_bits_on_every_pool(&format!("{m}x{k}·({n}x{k})ᵀ and {m}x{k}·{k}x{n}"), || {
+            let mut acc = bias.clone();
+            acc.matmul_acc(0.5, &x, &w.t(), 1.5);
+            let mut grad = bias.clone();
+            grad.matmul_acc(1.0, &x, &v, 1.0);
+            vec![x.matmul(&w.t()), acc, x.matmul(&v), grad]
+        });
+    }
+}
+
 /// Column blocks whose count does not divide the columns: on a 32-thread pool 305 columns
 /// in blocks of ⌈305/19⌉ = 17 would give a 19th block starting at column 306, past the
 /// output, unless the blocks are counted from the block width.

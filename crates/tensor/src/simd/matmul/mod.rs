@@ -11,6 +11,7 @@ mod dot;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
+use smallvec::SmallVec;
 
 use super::Path;
 use crate::element::Element;
@@ -283,11 +284,11 @@ fn assert_holds(len: usize, m: usize, n: usize) {
     }
 }
 
-/// A product through a kernel of our own in `blocks` blocks of columns, each on its own
-/// task into its own part of one pooled buffer (an `m×width` matrix, holding `c`'s block
-/// first when `beta` reads it), then copied into `c`. Each task reads all of `a` (a few
-/// rows) and its own columns of `b`, so the weight is read once in all; the kernels
-/// compute an element the same way in any block, so the bits do not depend on `blocks`.
+/// A product through a kernel of our own (at most [`OWN_MAX_ROWS`] rows) in `blocks` blocks
+/// of columns, one task each, forked as a tree of `rayon::join`s. Each task reads all of `a`
+/// (a few rows) and its own columns of `b`, so the weight is read once in all, and writes
+/// its own segment of every row of `c` in place. The kernels compute an element the same way
+/// in any block, so the bits do not depend on `blocks`.
 #[allow(clippy::too_many_arguments)]
 fn own_columns<T: Element>(
     own: Own<T>,
@@ -302,30 +303,83 @@ fn own_columns<T: Element>(
     blocks: usize,
 ) {
     assert_holds(c.len(), m, n);
-    // Blocks counted from their width, so that none starts past the last column.
-    let cols = n.div_ceil(blocks);
-    let blocks = n.div_ceil(cols);
-    let mut scratch = crate::pool::take_or_fail::<T>(m * cols * blocks);
-    let parts = std::sync::Arc::get_mut(&mut scratch).expect("pooled storage is the caller's alone");
-    let read: &[T] = c;
-    parts.par_chunks_mut(m * cols).enumerate().for_each(|(i, part)| {
-        let first = i * cols;
-        let width = cols.min(n - first);
+    assert!(m <= OWN_MAX_ROWS, "own_columns: {m} rows");
+    let rows: RowSegments<T> = c[..m * n].chunks_mut(n).collect();
+    column_blocks(own, k, alpha, a, b, beta, rows, 0, blocks);
+}
+
+/// The rows a kernel of our own takes at most.
+const OWN_MAX_ROWS: usize = if DOT_MAX_ROWS > AXPY_MAX_ROWS { DOT_MAX_ROWS } else { AXPY_MAX_ROWS };
+
+/// One segment of each row of a few-row product's output, all of the same width.
+type RowSegments<'c, T> = SmallVec<[&'c mut [T]; OWN_MAX_ROWS]>;
+
+/// The columns `first..` of a product whose output rows' segments are `rows`, in `blocks`
+/// blocks: halved until one block is left, each half on its own side of a `rayon::join`.
+#[allow(clippy::too_many_arguments)]
+fn column_blocks<T: Element>(
+    own: Own<T>,
+    k: usize,
+    alpha: T,
+    a: Operand<T>,
+    b: Operand<T>,
+    beta: T,
+    mut rows: RowSegments<T>,
+    first: usize,
+    blocks: usize,
+) {
+    let width = rows.first().map_or(0, |r| r.len());
+    if blocks < 2 {
+        return column_block(own, k, alpha, a, b.right(first), beta, &mut rows);
+    }
+    let left = blocks / 2;
+    let mid = width * left / blocks;
+    let (mut l, mut r) = (RowSegments::new(), RowSegments::new());
+    for row in rows {
+        let (x, y) = row.split_at_mut(mid);
+        l.push(x);
+        r.push(y);
+    }
+    rayon::join(
+        || column_blocks(own, k, alpha, a, b, beta, l, first, left),
+        || column_blocks(own, k, alpha, a, b, beta, r, first + mid, blocks - left),
+    );
+}
+
+/// Elements of the tile a column block is computed in before it is copied to its rows.
+const COLUMN_TILE: usize = 4096;
+
+/// One block of columns (`b` starting at its first column) into the row segments `rows`: in
+/// runs of columns through a tile on the stack (holding the segments first when `beta`
+/// reads them), each run copied out to the segments.
+fn column_block<T: Element>(
+    own: Own<T>,
+    k: usize,
+    alpha: T,
+    a: Operand<T>,
+    b: Operand<T>,
+    beta: T,
+    rows: &mut [&mut [T]],
+) {
+    let (m, width) = (rows.len(), rows.first().map_or(0, |r| r.len()));
+    if m == 0 {
+        return;
+    }
+    let mut tile = [T::default(); COLUMN_TILE];
+    let run = COLUMN_TILE / m;
+    for j in (0..width).step_by(run) {
+        let w = run.min(width - j);
+        let tile = &mut tile[..m * w];
         if beta != T::zero() {
-            for r in 0..m {
-                part[r * width..][..width].copy_from_slice(&read[r * n + first..][..width]);
+            for (t, row) in tile.chunks_mut(w).zip(rows.iter()) {
+                t.copy_from_slice(&row[j..j + w]);
             }
         }
-        own_block(own, m, k, width, alpha, a, b.right(first), beta, part, width);
-    });
-    for (i, part) in parts.chunks(m * cols).enumerate() {
-        let first = i * cols;
-        let width = cols.min(n - first);
-        for r in 0..m {
-            c[r * n + first..][..width].copy_from_slice(&part[r * width..][..width]);
+        own_block(own, m, k, w, alpha, a, b.right(j), beta, tile, w);
+        for (t, row) in tile.chunks(w).zip(rows.iter_mut()) {
+            row[j..j + w].copy_from_slice(t);
         }
     }
-    crate::pool::give(&mut scratch);
 }
 
 /// `m` rows of a product (`c` row-major, row stride `ldc`) through a kernel of our own.
