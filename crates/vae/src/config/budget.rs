@@ -11,8 +11,8 @@ impl TrainConfig {
     /// Multiply-adds of the matrix products of one training step at a full batch: each layer's
     /// forward product, and in backward its weight gradient and (but for the first layer,
     /// whose input is data) its input gradient. Encoder layers see `batch` rows, decoder
-    /// layers `batch · samples` (the log-weight objectives; the closed-form ELBO decodes each
-    /// sample in turn, which is the same count).
+    /// layers `batch · samples` (every objective decodes its samples as one batch, but the
+    /// score-function estimators, which decode each in turn: the same count).
     pub fn step_macs(&self) -> u128 {
         let products = self.products(self.batch_size as u128, self.elbo.samples as u128);
         products.iter().map(|p| p.macs() * if p.from_data { 2 } else { 3 }).sum()
