@@ -1,13 +1,15 @@
 //! Running a piece of work on the rayon pool with the pool's other workers kept awake.
 //!
 //! A rayon worker that finds nothing to do goes to sleep, and a kernel that forks wakes it
-//! again. On bare metal that costs tens of microseconds; on a virtual machine whose host
-//! deschedules an idle vCPU it can cost milliseconds. A training step at batch 20 is a few
-//! hundred microseconds made of parallel sections of tens of microseconds with serial work
-//! between them, so a worker woken by each section arrives after the section is done: the
-//! second thread then does nothing and its hand-offs make the step slower than on one.
-//! [`with_workers_awake`] keeps the other workers looking for jobs for the length of the
-//! work, as OpenMP runtimes keep their threads spinning between parallel regions.
+//! again. A training step at batch 20 is a few hundred microseconds made of parallel
+//! sections of tens of microseconds with serial work between them; where waking a thread
+//! takes longer than a section (the virtual machines of `docs/performance.md`), the woken
+//! worker arrives after the section is done, the second thread does nothing, and its
+//! hand-offs make the step slower than on one. [`with_workers_awake`] keeps the other
+//! workers looking for jobs for the length of the work, as OpenMP runtimes keep their
+//! threads spinning between parallel regions, and has them offer their core to the
+//! operating system now and then, so that spinning costs nothing when other processes need
+//! the cores.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -95,17 +97,30 @@ impl Drop for Awake<'_> {
     }
 }
 
+/// Idle turns of a spinning worker between two offers of its core to the operating system
+/// (`sched_yield`). With nothing else to run the offer returns at once; with another
+/// process's threads waiting (two training runs of two threads each on two cores, say) they
+/// get the core instead of a worker that has nothing to do.
+const SPINS_PER_OS_YIELD: u32 = 64;
+
 /// Runs the pool's jobs as they come until `done` is set, or until none has come for
 /// [`AWAKE_IDLE`].
 fn spin_until(done: &AtomicBool) {
     let mut last_job = Instant::now();
+    let mut idle = 0u32;
     while !done.load(Ordering::Acquire) {
         if rayon::yield_now() == Some(rayon::Yield::Executed) {
             last_job = Instant::now();
+            idle = 0;
         } else if last_job.elapsed() > AWAKE_IDLE {
             return;
         } else {
-            std::hint::spin_loop();
+            idle = idle.wrapping_add(1);
+            if idle.is_multiple_of(SPINS_PER_OS_YIELD) {
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
         }
     }
 }
