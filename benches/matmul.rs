@@ -52,6 +52,8 @@ const CASES: &[Case] = &[
     case("burda_igrad_20x200x784", 20, 200, 784, false, false),
     case("burda_igrad_20x784x200", 20, 784, 200, false, false),
     case("burda_igrad_100x784x200", 100, 784, 200, false, false),
+    case("burda_wgrad_784x100x200", 784, 100, 200, true, false),
+    case("burda_wgrad_200x100x784", 200, 100, 784, true, false),
     case("eval_fwd_5000x200x784", 5000, 200, 784, false, true),
     case("square_256", 256, 256, 256, false, false),
     case("square_512", 512, 512, 512, false, false),

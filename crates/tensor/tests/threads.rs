@@ -196,6 +196,30 @@ fn column_split_products_same_bits_at_any_thread_count() {
     }
 }
 
+/// Products of more rows than split by columns that the axpy kernel takes: weight gradients
+/// `Gᵀ·X` at a batch of 20 (depth 20, 200 or 784 rows) and input gradients `G·W` of 100 rows
+/// (an importance-weighted decoder's 20×5 draws), split by rows from `OWN_SPLIT_MIN_MACS`
+/// below `PAR_MIN_MACS` and above it, written and accumulated: the same bits on every pool.
+#[test]
+fn many_row_axpy_products_same_bits_at_any_thread_count() {
+    let mut rng = StdRng::seed_from_u64(13);
+    for (rows, batch, cols) in
+        [(784, 20, 200), (200, 20, 784), (100, 200, 200), (100, 784, 200), (127, 30, 300)]
+    {
+        assert!(rows * batch * cols >= OWN_SPLIT_MIN_MACS, "{rows}x{batch}x{cols}");
+        // The weight gradient's left operand is the transposed view of a [batch, rows] gradient.
+        let g = randn::<f32>(&[batch, rows], &mut rng);
+        let x = randn::<f32>(&[batch, cols], &mut rng);
+        let bias = randn::<f32>(&[rows, cols], &mut rng);
+        same_bits_on_every_pool(&format!("{rows}x{batch}x{cols}"), || {
+            let mut acc = bias.clone();
+            acc.matmul_acc(0.7, &g.t(), &x, 1.3);
+            let lhs = g.t().contiguous();
+            vec![g.t().matmul(&x), acc, lhs.matmul(&x)]
+        });
+    }
+}
+
 /// Column blocks whose count does not divide the columns: on a 32-thread pool 305 columns
 /// in blocks of ⌈305/19⌉ = 17 would give a 19th block starting at column 306, past the
 /// output, unless the blocks are counted from the block width.

@@ -1,13 +1,17 @@
 //! A product kernel of our own for `C = alpha·A·B + beta·C` in `f32` when `B`'s rows are
-//! contiguous and `C` has few rows: a layer's input gradient `G·W` at a small batch. Each
-//! row of `C` is a sum of rows of `B` scaled by elements of `A` (read at any strides): a
-//! register tile of `MR` rows of `C` by up to 48 columns takes one element of `A` per row
-//! (broadcast) and one run of `B`'s row per step, straight from where they lie. No packing.
+//! contiguous and `C` has few rows or `A` few columns: a layer's input gradient `G·W` at a
+//! small batch, and its weight gradient `Gᵀ·X` at a small batch. Each row of `C` is a sum of
+//! rows of `B` scaled by elements of `A` (read at any strides): a register tile of `MR` rows
+//! of `C` (8 on AVX-512) by up to 48 columns takes one element of `A` per row (broadcast)
+//! and one run of `B`'s row per step, straight from where they lie. No packing. The tiles
+//! sweep the rows of `C` under one panel of 48 columns before the next, so the panel of `B`
+//! they all read stays in the core's caches.
 //!
 //! Every element is one chain of fused multiply-adds over `p` in increasing order from +0,
-//! on every path and in any tile, then [`write_scaled`]: the bits depend on neither the CPU
-//! nor the tiling. The portable path is the reference (and what
-//! Miri runs); AVX-512F and AVX2 + FMA are chosen at run time.
+//! on every path and in any tile, then `alpha·s`, or `alpha·s + beta·c` (unfused, as
+//! [`write_scaled`] computes it; the AVX-512 tile does this in registers and stores into
+//! `C` directly): the bits depend on neither the CPU nor the tiling. The portable path is
+//! the reference (and what Miri runs); AVX-512F and AVX2 + FMA are chosen at run time.
 
 use super::write_scaled;
 use crate::simd::Path;
@@ -66,13 +70,41 @@ fn axpy_nn_on(
         a_fits && fits(k, ldb, n, b.len()) && fits(m, ldc, n, c.len()),
         "axpy_nn: a {m}x{k} (strides {rsa}, {csa}), b {k}x{n} (ld {ldb}) or c {m}x{n} (ld {ldc}) reaches past its slice"
     );
+    // Column panels outside, row tiles inside: a panel of `B` (`k` runs of `NC` floats) is
+    // read by every tile of rows while it is still in the core's caches.
     let mut sums = [[0f32; NC]; MR];
-    for i0 in (0..m).step_by(MR) {
-        let mr = MR.min(m - i0);
-        for j0 in (0..n).step_by(NC) {
-            let nc = NC.min(n - j0);
-            // With k = 0 the slices may end before these starts; nothing is read then.
-            let (at, bt) = (a.get(i0 * rsa..).unwrap_or(&[]), b.get(j0..).unwrap_or(&[]));
+    for j0 in (0..n).step_by(NC) {
+        let nc = NC.min(n - j0);
+        // With k = 0 the slice may end before this start; nothing is read then.
+        let bt = b.get(j0..).unwrap_or(&[]);
+        #[cfg(target_arch = "x86_64")]
+        if path == Path::Avx512 {
+            for i0 in (0..m).step_by(x86::MR512) {
+                let mr = x86::MR512.min(m - i0);
+                let at = a.get(i0 * rsa..).unwrap_or(&[]);
+                // SAFETY: `detect` chose this path only on a CPU with AVX-512F; every element
+                // the tile reads (`a` at r·rsa + p·csa, `b` at p·ldb + j for r < mr, p < k,
+                // j < nc) lies inside its slice, and so does every element it writes (`c`
+                // at (i0 + r)·ldc + j0 + j), all checked above.
+                unsafe {
+                    x86::avx512_tile(
+                        mr,
+                        nc,
+                        k,
+                        (at.as_ptr(), rsa, csa),
+                        bt.as_ptr(),
+                        ldb,
+                        (alpha, beta),
+                        c.as_mut_ptr().add(i0 * ldc + j0),
+                        ldc,
+                    )
+                };
+            }
+            continue;
+        }
+        for i0 in (0..m).step_by(MR) {
+            let mr = MR.min(m - i0);
+            let at = a.get(i0 * rsa..).unwrap_or(&[]);
             tile(path, mr, nc, k, (at, rsa, csa), bt, ldb, &mut sums);
             for (r, row) in sums.iter().enumerate().take(mr) {
                 write_scaled(&mut c[(i0 + r) * ldc + j0..][..nc], row, alpha, beta);
@@ -109,14 +141,14 @@ fn tile(
                 }
             }
         }
+        // (`axpy_nn_on` runs AVX-512's tiles itself, writing `C` from registers.)
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `detect` chose this path only on a CPU with AVX2 and FMA; every element the
-        // tile reads (`a` at r·rsa + p·csa, `b` at p·ldb + j for r < mr, p < k, j < nc) lies
-        // inside its slice (checked by `axpy_nn`, asserted above).
-        Path::Avx2 => unsafe { x86::avx2_tile(mr, nc, k, a.as_ptr(), rsa, csa, b.as_ptr(), ldb, sums) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as above, on a CPU with AVX-512F.
-        Path::Avx512 => unsafe { x86::avx512_tile(mr, nc, k, a.as_ptr(), rsa, csa, b.as_ptr(), ldb, sums) },
+        // SAFETY: `detect` chose these paths only on a CPU with AVX2 and FMA; every element
+        // the tile reads (`a` at r·rsa + p·csa, `b` at p·ldb + j for r < mr, p < k, j < nc)
+        // lies inside its slice (checked by `axpy_nn`, asserted above).
+        Path::Avx2 | Path::Avx512 => unsafe {
+            x86::avx2_tile(mr, nc, k, a.as_ptr(), rsa, csa, b.as_ptr(), ldb, sums)
+        },
     }
 }
 
@@ -128,63 +160,85 @@ mod x86 {
 
     use super::{MR, NC};
 
-    // The AVX-512 tile is dispatched by row count up to 4, in whole 16-lane vectors.
-    const _: () = assert!(MR == 4 && NC.is_multiple_of(16));
+    /// Rows of `C` per AVX-512 register tile: 8 rows by 3 vectors is 24 accumulators, with
+    /// the 3 vectors of `B` and a broadcast, 28 of the 32 registers.
+    pub(super) const MR512: usize = 8;
+    const _: () = assert!(NC.is_multiple_of(16));
 
-    /// The AVX-512F tile: `NC / 16` vectors of columns per row; vectors past `nc` are
-    /// loaded masked (lanes past `nc` read nothing and are not used). One instantiation per
-    /// row count, whose loops the compiler unrolls into registers.
+    /// The AVX-512F tile: rows `0..mr` and columns `0..nc` of `C = alpha·A·B + beta·C`, in
+    /// `NC / 16` vectors of columns per row; vectors past `nc` are loaded and stored masked
+    /// (lanes past `nc` touch no memory). Each element is the same chain of fused
+    /// multiply-adds as on the other paths, then `alpha·s` (`+ beta·c` when `beta` ≠ 0) as
+    /// separate multiplies and an add, as [`write_scaled`](super::write_scaled) computes it.
+    /// One instantiation per row count, whose loops the compiler unrolls into registers.
     ///
     /// # Safety
-    /// The CPU has AVX-512F; `a` holds the `mr×k` elements at `r·rsa + p·csa` and `b` the
-    /// `k` runs of `nc` floats `ldb` apart; `1 ≤ mr ≤ MR`, `nc ≤ NC`.
+    /// The CPU has AVX-512F; `a.0` holds the `mr×k` elements at `r·a.1 + p·a.2`, `b` the `k`
+    /// runs of `nc` floats `ldb` apart, and `c` the `mr` runs of `nc` floats `ldc` apart,
+    /// which nothing else reads or writes during the call; `1 ≤ mr ≤ MR512`, `nc ≤ NC`.
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn avx512_tile(
         mr: usize,
         nc: usize,
         k: usize,
-        a: *const f32,
-        rsa: usize,
-        csa: usize,
+        a: (*const f32, usize, usize),
         b: *const f32,
         ldb: usize,
-        sums: &mut [[f32; NC]; MR],
+        scale: (f32, f32),
+        c: *mut f32,
+        ldc: usize,
     ) {
         let mut masks = [0 as __mmask16; NC / 16];
         for (v, mask) in masks.iter_mut().enumerate() {
             let left = nc.saturating_sub(16 * v);
             *mask = if left >= 16 { 0xffff } else { (1u16 << left) - 1 };
         }
-        // SAFETY (all four): the caller's contract, with `R = mr`.
-        unsafe {
-            match mr {
-                4 => avx512_rows::<4>(k, a, rsa, csa, b, ldb, masks, sums),
-                3 => avx512_rows::<3>(k, a, rsa, csa, b, ldb, masks, sums),
-                2 => avx512_rows::<2>(k, a, rsa, csa, b, ldb, masks, sums),
-                _ => avx512_rows::<1>(k, a, rsa, csa, b, ldb, masks, sums),
-            }
+        // One instantiation per row count and vector count (a last run of at most 16 or 32
+        // columns skips the vectors it would only mask off).
+        macro_rules! rows {
+            ($v:literal) => {
+                // SAFETY (every arm): the caller's contract, with `R = mr` and `V` vectors
+                // covering `nc`.
+                unsafe {
+                    match mr {
+                        8 => avx512_rows::<8, $v>(k, a, b, ldb, masks, scale, c, ldc),
+                        7 => avx512_rows::<7, $v>(k, a, b, ldb, masks, scale, c, ldc),
+                        6 => avx512_rows::<6, $v>(k, a, b, ldb, masks, scale, c, ldc),
+                        5 => avx512_rows::<5, $v>(k, a, b, ldb, masks, scale, c, ldc),
+                        4 => avx512_rows::<4, $v>(k, a, b, ldb, masks, scale, c, ldc),
+                        3 => avx512_rows::<3, $v>(k, a, b, ldb, masks, scale, c, ldc),
+                        2 => avx512_rows::<2, $v>(k, a, b, ldb, masks, scale, c, ldc),
+                        _ => avx512_rows::<1, $v>(k, a, b, ldb, masks, scale, c, ldc),
+                    }
+                }
+            };
+        }
+        match nc.div_ceil(16) {
+            3 => rows!(3),
+            2 => rows!(2),
+            _ => rows!(1),
         }
     }
 
-    /// [`avx512_tile`] for `R` rows (the first `R` rows of `sums`).
+    /// [`avx512_tile`] for `R` rows and the first `V` vectors of columns.
     ///
     /// # Safety
-    /// As for [`avx512_tile`] with `mr = R`; `masks` cover no lane past the run of `b`.
+    /// As for [`avx512_tile`] with `mr = R` and `nc ≤ 16·V`; `masks` cover no lane past the
+    /// runs of `b` and `c`.
     #[target_feature(enable = "avx512f")]
     #[inline]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn avx512_rows<const R: usize>(
+    unsafe fn avx512_rows<const R: usize, const V: usize>(
         k: usize,
-        a: *const f32,
-        rsa: usize,
-        csa: usize,
+        (a, rsa, csa): (*const f32, usize, usize),
         b: *const f32,
         ldb: usize,
         masks: [__mmask16; NC / 16],
-        sums: &mut [[f32; NC]; MR],
+        (alpha, beta): (f32, f32),
+        c: *mut f32,
+        ldc: usize,
     ) {
-        const V: usize = NC / 16;
         let mut acc = [[_mm512_setzero_ps(); V]; R];
         for p in 0..k {
             let mut bv = [_mm512_setzero_ps(); V];
@@ -200,10 +254,19 @@ mod x86 {
                 }
             }
         }
+        let (alpha_v, beta_v) = (_mm512_set1_ps(alpha), _mm512_set1_ps(beta));
         for r in 0..R {
             for v in 0..V {
-                // SAFETY: `sums[r]` holds NC floats, and 16·v + 16 ≤ NC.
-                unsafe { _mm512_storeu_ps(sums[r].as_mut_ptr().add(16 * v), acc[r][v]) };
+                // Row r's vector v of `c`: inside the caller's run of nc floats where unmasked.
+                let out = c.wrapping_add(r * ldc + 16 * v);
+                let mut y = _mm512_mul_ps(alpha_v, acc[r][v]);
+                if beta != 0.0 {
+                    // SAFETY: lanes past nc are masked off; the others lie in row r's run.
+                    let old = unsafe { _mm512_maskz_loadu_ps(masks[v], out) };
+                    y = _mm512_add_ps(y, _mm512_mul_ps(beta_v, old));
+                }
+                // SAFETY: as for the load; nothing else touches the run during the call.
+                unsafe { _mm512_mask_storeu_ps(out, masks[v], y) };
             }
         }
     }
@@ -274,24 +337,26 @@ mod tests {
     fn every_path_gives_the_same_bits_and_the_right_product() {
         let mut rng = StdRng::seed_from_u64(5);
         for case in 0..if cfg!(miri) { 4 } else { 300 } {
-            let (m, n, k) = (rng.random_range(1..11), rng.random_range(1..120), rng.random_range(0..40));
+            let (m, n, k) = (rng.random_range(1..20), rng.random_range(1..120), rng.random_range(0..40));
             // A stored [m, k] (rows) or [k, m] (a transposed view).
             let (rsa, csa) = if case % 2 == 0 { (k.max(1), 1) } else { (1, m) };
             let ldb = n + rng.random_range(0..4);
             let a: Vec<f32> = (0..m * k.max(1)).map(|_| rng.random_range(-1.0..1.0)).collect();
             let b: Vec<f32> = (0..k * ldb).map(|_| rng.random_range(-1.0..1.0)).collect();
-            let beta = [0.0, 1.0, -0.5][case % 3];
+            // Scales that round (0.3, 1.7) tell a fused epilogue from `write_scaled`'s.
+            let beta = [0.0, 1.0, -0.5, 0.3][case % 4];
+            let alpha = [2.0, 1.7][case % 5 / 3];
             let c0: Vec<f32> = (0..m * n).map(|_| rng.random_range(-1.0..1.0)).collect();
             let mut first: Option<Vec<u32>> = None;
             for path in Path::available() {
                 let mut c = c0.clone();
-                axpy_nn_on(path, m, n, k, 2.0, (&a, rsa, csa), &b, ldb, beta, &mut c, n);
+                axpy_nn_on(path, m, n, k, alpha, (&a, rsa, csa), &b, ldb, beta, &mut c, n);
                 for i in 0..m {
                     for j in 0..n {
                         let dot: f64 =
                             (0..k).map(|p| a[i * rsa + p * csa] as f64 * b[p * ldb + j] as f64).sum();
-                        let want =
-                            2.0 * dot + if beta == 0.0 { 0.0 } else { beta as f64 * c0[i * n + j] as f64 };
+                        let want = alpha as f64 * dot
+                            + if beta == 0.0 { 0.0 } else { beta as f64 * c0[i * n + j] as f64 };
                         let got = c[i * n + j] as f64;
                         assert!(
                             (got - want).abs() <= 1e-5 * (1.0 + k as f64),
@@ -306,7 +371,7 @@ mod tests {
                 }
             }
             let mut c = c0.clone();
-            axpy_nn(m, n, k, 2.0, (&a, rsa, csa), &b, ldb, beta, &mut c, n);
+            axpy_nn(m, n, k, alpha, (&a, rsa, csa), &b, ldb, beta, &mut c, n);
             assert_eq!(c.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), first.unwrap());
         }
     }

@@ -3,7 +3,7 @@
 //! copied), an accumulate form `C = alpha·A·B + beta·C`, and rayon over disjoint blocks of
 //! `C` (rows or columns) with each block one single-threaded GEMM call. Small-batch products
 //! go to kernels of our own instead: a layer's forward `x·Wᵀ` to [`dot`], its input
-//! gradient `G·W` to [`axpy`], each with a tile per [`Path`].
+//! gradient `G·W` and its weight gradient `Gᵀ·X` to [`axpy`], each with a tile per [`Path`].
 
 mod axpy;
 mod dot;
@@ -185,10 +185,24 @@ fn write_scaled(out: &mut [f32], sums: &[f32], alpha: f32, beta: f32) {
 const DOT_MAX_ROWS: usize = 32;
 
 /// Products of at most this many rows whose right operand's rows are contiguous (a layer's
-/// input gradient `G·W` at a small batch) go to the row-axpy kernel ([`axpy`]), which reads
-/// both operands in place. (Its weight gradient `Gᵀ·X` has many rows; there matrixmultiply,
-/// which packs `X` once where the kernel would read it once per tile of rows, is faster.)
-const AXPY_MAX_ROWS: usize = 32;
+/// input gradient `G·W` at a small batch, and at the 100 rows of an importance-weighted
+/// decoder's 20×5 draws) go to the row-axpy kernel ([`axpy`]), which reads both operands in
+/// place. At 100 rows it is 1.25× matrixmultiply's speed on Burda et al.'s input gradient; at
+/// 128 rows (the default batch) the two are level, and matrixmultiply keeps those
+/// (`docs/performance.md`).
+const AXPY_MAX_ROWS: usize = 127;
+
+/// Products at most this deep (`k`) whose right operand's rows are contiguous go to the
+/// row-axpy kernel whatever their row count: a layer's weight gradient `Gᵀ·X` at a batch of
+/// at most 32, where matrixmultiply would pack both operands for a few multiply-adds per
+/// element. (At depth 100 and more matrixmultiply, packing `X` once, is as fast or faster.)
+const AXPY_MAX_DEPTH: usize = 32;
+
+/// Products of at most this many rows that a kernel of our own takes are split among threads
+/// by blocks of columns (each block reads its own part of the weight); products with more
+/// rows, by blocks of rows.
+const OWN_COLUMN_SPLIT_MAX_ROWS: usize = 32;
+const _: () = assert!(DOT_MAX_ROWS <= OWN_COLUMN_SPLIT_MAX_ROWS);
 
 /// A kernel of our own that takes a whole product.
 #[derive(Clone, Copy)]
@@ -207,14 +221,14 @@ enum Own<T> {
 /// `mul_add`, which without a fused instruction, as on wasm32, is a library call per
 /// element: there matrixmultiply takes every product (except under Miri, which checks the
 /// kernels through the portable path).
-fn own_kernel<T: Element>(m: usize, a: &Operand<T>, b: &Operand<T>) -> Option<Own<T>> {
+fn own_kernel<T: Element>(m: usize, k: usize, a: &Operand<T>, b: &Operand<T>) -> Option<Own<T>> {
     if !cfg!(miri) && Path::detect() == Path::Portable {
         return None;
     }
     if let Some(dot) = T::DOT.filter(|_| m <= DOT_MAX_ROWS && a.cs == 1 && b.rs == 1) {
         return Some(Own::Dot(dot));
     }
-    T::AXPY.filter(|_| m <= AXPY_MAX_ROWS && b.cs == 1).map(Own::Axpy)
+    T::AXPY.filter(|_| (m <= AXPY_MAX_ROWS || k <= AXPY_MAX_DEPTH) && b.cs == 1).map(Own::Axpy)
 }
 
 /// The one GEMM call: `c = alpha·a·b + beta·c` for `a` `m×k`, `b` `k×n`, and `c` the `m×n`
@@ -284,7 +298,7 @@ fn assert_holds(len: usize, m: usize, n: usize) {
     }
 }
 
-/// A product through a kernel of our own (at most [`OWN_MAX_ROWS`] rows) in `blocks` blocks
+/// A product through a kernel of our own (at most [`OWN_COLUMN_SPLIT_MAX_ROWS`] rows) in `blocks` blocks
 /// of columns, one task each, forked as a tree of `rayon::join`s. Each task reads all of `a`
 /// (a few rows) and its own columns of `b`, so the weight is read once in all, and writes
 /// its own segment of every row of `c` in place. The kernels compute an element the same way
@@ -303,16 +317,13 @@ fn own_columns<T: Element>(
     blocks: usize,
 ) {
     assert_holds(c.len(), m, n);
-    assert!(m <= OWN_MAX_ROWS, "own_columns: {m} rows");
+    assert!(m <= OWN_COLUMN_SPLIT_MAX_ROWS, "own_columns: {m} rows");
     let rows: RowSegments<T> = c[..m * n].chunks_mut(n).collect();
     column_blocks(own, k, alpha, a, b, beta, rows, 0, blocks);
 }
 
-/// The rows a kernel of our own takes at most.
-const OWN_MAX_ROWS: usize = if DOT_MAX_ROWS > AXPY_MAX_ROWS { DOT_MAX_ROWS } else { AXPY_MAX_ROWS };
-
 /// One segment of each row of a few-row product's output, all of the same width.
-type RowSegments<'c, T> = SmallVec<[&'c mut [T]; OWN_MAX_ROWS]>;
+type RowSegments<'c, T> = SmallVec<[&'c mut [T]; OWN_COLUMN_SPLIT_MAX_ROWS]>;
 
 /// The columns `first..` of a product whose output rows' segments are `rows`, in `blocks`
 /// blocks: halved until one block is left, each half on its own side of a `rayon::join`.
@@ -451,12 +462,16 @@ fn gemm<T: Element>(
 ) {
     let threads = if split { rayon::current_num_threads() } else { 1 };
     let large = m.saturating_mul(k).saturating_mul(n) >= PAR_MIN_MACS;
-    if let Some(own) = own_kernel(m, &a, &b) {
-        // Blocks of rows, as even as the row count allows (the kernels' tiles need no
-        // alignment: an element is computed the same way in any block).
-        let blocks = if large { threads.min(m) } else { 1 };
+    if let Some(own) = own_kernel(m, k, &a, &b) {
         let macs = m.saturating_mul(k).saturating_mul(n);
-        if blocks < 2 && threads > 1 && macs >= OWN_SPLIT_MIN_MACS && n >= 2 * BLOCK_ALIGN {
+        let few_rows = m <= OWN_COLUMN_SPLIT_MAX_ROWS;
+        // Blocks of rows, as even as the row count allows (the kernels' tiles need no
+        // alignment: an element is computed the same way in any block); from
+        // OWN_SPLIT_MIN_MACS when there are many rows (a weight gradient at a small batch,
+        // whose `b` every block reads is a few rows of activations).
+        let by_rows = large || (!few_rows && macs >= OWN_SPLIT_MIN_MACS);
+        let blocks = if by_rows { threads.min(m) } else { 1 };
+        if blocks < 2 && threads > 1 && few_rows && macs >= OWN_SPLIT_MIN_MACS && n >= 2 * BLOCK_ALIGN {
             return own_columns(own, m, k, n, alpha, a, b, beta, c, threads.min(n / BLOCK_ALIGN));
         }
         if blocks < 2 {
