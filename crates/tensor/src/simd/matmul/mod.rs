@@ -298,11 +298,11 @@ fn assert_holds(len: usize, m: usize, n: usize) {
     }
 }
 
-/// A product through a kernel of our own (at most [`OWN_COLUMN_SPLIT_MAX_ROWS`] rows) in `blocks` blocks
-/// of columns, one task each, forked as a tree of `rayon::join`s. Each task reads all of `a`
-/// (a few rows) and its own columns of `b`, so the weight is read once in all, and writes
-/// its own segment of every row of `c` in place. The kernels compute an element the same way
-/// in any block, so the bits do not depend on `blocks`.
+/// A product through a kernel of our own (at most [`OWN_COLUMN_SPLIT_MAX_ROWS`] rows) in
+/// `blocks` blocks of columns, one task each, forked as a tree of `rayon::join`s. Each task
+/// reads all of `a` (a few rows) and its own columns of `b`, so the weight is read once in
+/// all, and writes its own segment of every row of `c` in place. The kernels compute an
+/// element the same way in any block, so the bits do not depend on `blocks`.
 #[allow(clippy::too_many_arguments)]
 fn own_columns<T: Element>(
     own: Own<T>,
