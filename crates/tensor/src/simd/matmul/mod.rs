@@ -298,121 +298,102 @@ fn assert_holds(len: usize, m: usize, n: usize) {
     }
 }
 
-/// A product through a kernel of our own (at most [`OWN_COLUMN_SPLIT_MAX_ROWS`] rows) in
-/// `blocks` blocks of columns, one task each, forked as a tree of `rayon::join`s. Each task
-/// reads all of `a` (a few rows) and its own columns of `b`, so the weight is read once in
-/// all, and writes its own segment of every row of `c` in place. The kernels compute an
-/// element the same way in any block, so the bits do not depend on `blocks`.
-#[allow(clippy::too_many_arguments)]
-fn own_columns<T: Element>(
+/// A product through a kernel of our own, without its output: what every block of it shares.
+/// `a` is `m×k` and `b` `k×n`; a block is the product of some of `a`'s rows and `b`'s
+/// columns, and the kernels compute an element the same way in any block, so the bits do
+/// not depend on how the output is cut.
+#[derive(Clone, Copy)]
+struct OwnProduct<'a, T> {
     own: Own<T>,
-    m: usize,
     k: usize,
-    n: usize,
     alpha: T,
-    a: Operand<T>,
-    b: Operand<T>,
+    a: Operand<'a, T>,
+    b: Operand<'a, T>,
     beta: T,
-    c: &mut [T],
-    blocks: usize,
-) {
-    assert_holds(c.len(), m, n);
-    assert!(m <= OWN_COLUMN_SPLIT_MAX_ROWS, "own_columns: {m} rows");
-    let rows: RowSegments<T> = c[..m * n].chunks_mut(n).collect();
-    column_blocks(own, k, alpha, a, b, beta, rows, 0, blocks);
 }
 
 /// One segment of each row of a few-row product's output, all of the same width.
 type RowSegments<'c, T> = SmallVec<[&'c mut [T]; OWN_COLUMN_SPLIT_MAX_ROWS]>;
 
-/// The columns `first..` of a product whose output rows' segments are `rows`, in `blocks`
-/// blocks: halved until one block is left, each half on its own side of a `rayon::join`.
-#[allow(clippy::too_many_arguments)]
-fn column_blocks<T: Element>(
-    own: Own<T>,
-    k: usize,
-    alpha: T,
-    a: Operand<T>,
-    b: Operand<T>,
-    beta: T,
-    mut rows: RowSegments<T>,
-    first: usize,
-    blocks: usize,
-) {
-    let width = rows.first().map_or(0, |r| r.len());
-    if blocks < 2 {
-        return column_block(own, k, alpha, a, b.right(first), beta, &mut rows);
-    }
-    let left = blocks / 2;
-    let mid = width * left / blocks;
-    let (mut l, mut r) = (RowSegments::new(), RowSegments::new());
-    for row in rows {
-        let (x, y) = row.split_at_mut(mid);
-        l.push(x);
-        r.push(y);
-    }
-    rayon::join(
-        || column_blocks(own, k, alpha, a, b, beta, l, first, left),
-        || column_blocks(own, k, alpha, a, b, beta, r, first + mid, blocks - left),
-    );
-}
-
 /// Elements of the tile a column block is computed in before it is copied to its rows.
 const COLUMN_TILE: usize = 4096;
 
-/// One block of columns (`b` starting at its first column) into the row segments `rows`: in
-/// runs of columns through a tile on the stack (holding the segments first when `beta`
-/// reads them), each run copied out to the segments.
-fn column_block<T: Element>(
-    own: Own<T>,
-    k: usize,
-    alpha: T,
-    a: Operand<T>,
-    b: Operand<T>,
-    beta: T,
-    rows: &mut [&mut [T]],
-) {
-    let (m, width) = (rows.len(), rows.first().map_or(0, |r| r.len()));
-    if m == 0 {
-        return;
+impl<T: Element> OwnProduct<'_, T> {
+    /// The product with `a` starting `rows` rows down.
+    fn down(self, rows: usize) -> Self {
+        OwnProduct { a: self.a.down(rows), ..self }
     }
-    let mut tile = [T::default(); COLUMN_TILE];
-    let run = COLUMN_TILE / m;
-    for j in (0..width).step_by(run) {
-        let w = run.min(width - j);
-        let tile = &mut tile[..m * w];
-        if beta != T::zero() {
-            for (t, row) in tile.chunks_mut(w).zip(rows.iter()) {
-                t.copy_from_slice(&row[j..j + w]);
+
+    /// The product with `b` starting `cols` columns to the right.
+    fn right(self, cols: usize) -> Self {
+        OwnProduct { b: self.b.right(cols), ..self }
+    }
+
+    /// `m` rows by `n` columns of the product into `c` (row-major, row stride `ldc`).
+    fn block(self, m: usize, n: usize, c: &mut [T], ldc: usize) {
+        let OwnProduct { own, k, alpha, a, b, beta } = self;
+        // Offsets are at most their storage's length (a valid layout's first index, or an
+        // empty one's offset), so the slices start inside; the kernels check the rest.
+        let (ad, bd) = (&a.data[a.offset..], &b.data[b.offset..]);
+        match own {
+            Own::Dot(dot) => dot(m, n, k, alpha, ad, a.rs, bd, b.cs, beta, c, ldc),
+            Own::Axpy(axpy) => axpy(m, n, k, alpha, (ad, a.rs, a.cs), bd, b.rs, beta, c, ldc),
+        }
+    }
+
+    /// The whole `m×n` product (at most [`OWN_COLUMN_SPLIT_MAX_ROWS`] rows) into the
+    /// row-major `c`, in `blocks` blocks of columns, one task each, forked as a tree of
+    /// `rayon::join`s. Each task reads all of `a` (a few rows) and its own columns of `b`, so
+    /// the weight is read once in all, and writes its own segment of every row of `c` in
+    /// place.
+    fn columns(self, m: usize, n: usize, c: &mut [T], blocks: usize) {
+        assert_holds(c.len(), m, n);
+        assert!(m <= OWN_COLUMN_SPLIT_MAX_ROWS, "own columns: {m} rows");
+        let rows: RowSegments<T> = c[..m * n].chunks_mut(n).collect();
+        self.column_blocks(rows, blocks);
+    }
+
+    /// The columns of `b` from its first, into the output rows' segments `rows`, in `blocks`
+    /// blocks: halved until one block is left, each half on its own side of a `rayon::join`.
+    fn column_blocks(self, mut rows: RowSegments<T>, blocks: usize) {
+        if blocks < 2 {
+            return self.column_block(&mut rows);
+        }
+        let width = rows.first().map_or(0, |r| r.len());
+        let left = blocks / 2;
+        let mid = width * left / blocks;
+        let (mut l, mut r) = (RowSegments::new(), RowSegments::new());
+        for row in rows {
+            let (x, y) = row.split_at_mut(mid);
+            l.push(x);
+            r.push(y);
+        }
+        rayon::join(|| self.column_blocks(l, left), || self.right(mid).column_blocks(r, blocks - left));
+    }
+
+    /// One block of columns (`b` starting at its first column) into the row segments `rows`:
+    /// in runs of columns through a tile on the stack (holding the segments first when
+    /// `beta` reads them), each run copied out to the segments.
+    fn column_block(self, rows: &mut [&mut [T]]) {
+        let (m, width) = (rows.len(), rows.first().map_or(0, |r| r.len()));
+        if m == 0 {
+            return;
+        }
+        let mut tile = [T::default(); COLUMN_TILE];
+        let run = COLUMN_TILE / m;
+        for j in (0..width).step_by(run) {
+            let w = run.min(width - j);
+            let tile = &mut tile[..m * w];
+            if self.beta != T::zero() {
+                for (t, row) in tile.chunks_mut(w).zip(rows.iter()) {
+                    t.copy_from_slice(&row[j..j + w]);
+                }
+            }
+            self.right(j).block(m, w, tile, w);
+            for (t, row) in tile.chunks(w).zip(rows.iter_mut()) {
+                row[j..j + w].copy_from_slice(t);
             }
         }
-        own_block(own, m, k, w, alpha, a, b.right(j), beta, tile, w);
-        for (t, row) in tile.chunks(w).zip(rows.iter_mut()) {
-            row[j..j + w].copy_from_slice(t);
-        }
-    }
-}
-
-/// `m` rows of a product (`c` row-major, row stride `ldc`) through a kernel of our own.
-#[allow(clippy::too_many_arguments)]
-fn own_block<T: Element>(
-    own: Own<T>,
-    m: usize,
-    k: usize,
-    n: usize,
-    alpha: T,
-    a: Operand<T>,
-    b: Operand<T>,
-    beta: T,
-    c: &mut [T],
-    ldc: usize,
-) {
-    // Offsets are at most their storage's length (a valid layout's first index, or an
-    // empty one's offset), so the slices start inside; the kernels check the rest.
-    let (ad, bd) = (&a.data[a.offset..], &b.data[b.offset..]);
-    match own {
-        Own::Dot(dot) => dot(m, n, k, alpha, ad, a.rs, bd, b.cs, beta, c, ldc),
-        Own::Axpy(axpy) => axpy(m, n, k, alpha, (ad, a.rs, a.cs), bd, b.rs, beta, c, ldc),
     }
 }
 
@@ -463,6 +444,7 @@ fn gemm<T: Element>(
     let threads = if split { rayon::current_num_threads() } else { 1 };
     let large = m.saturating_mul(k).saturating_mul(n) >= PAR_MIN_MACS;
     if let Some(own) = own_kernel(m, k, &a, &b) {
+        let product = OwnProduct { own, k, alpha, a, b, beta };
         let macs = m.saturating_mul(k).saturating_mul(n);
         let few_rows = m <= OWN_COLUMN_SPLIT_MAX_ROWS;
         // Blocks of rows, as even as the row count allows (the kernels' tiles need no
@@ -472,15 +454,15 @@ fn gemm<T: Element>(
         let by_rows = large || (!few_rows && macs >= OWN_SPLIT_MIN_MACS);
         let blocks = if by_rows { threads.min(m) } else { 1 };
         if blocks < 2 && threads > 1 && few_rows && macs >= OWN_SPLIT_MIN_MACS && n >= 2 * BLOCK_ALIGN {
-            return own_columns(own, m, k, n, alpha, a, b, beta, c, threads.min(n / BLOCK_ALIGN));
+            return product.columns(m, n, c, threads.min(n / BLOCK_ALIGN));
         }
         if blocks < 2 {
-            return own_block(own, m, k, n, alpha, a, b, beta, c, n);
+            return product.block(m, n, c, n);
         }
         assert_holds(c.len(), m, n);
         let rows = m.div_ceil(blocks);
         c[..m * n].par_chunks_mut(rows * n).enumerate().for_each(|(i, block)| {
-            own_block(own, block.len() / n, k, n, alpha, a.down(i * rows), b, beta, block, n);
+            product.down(i * rows).block(block.len() / n, n, block, n);
         });
         return;
     }
