@@ -220,6 +220,35 @@ fn many_row_axpy_products_same_bits_at_any_thread_count() {
     }
 }
 
+/// Layer forwards `x·Wᵀ` of 33 to 128 rows, which go through a row-major copy of `Wᵀ` (the
+/// axpy kernel reads it up to 127 rows, matrixmultiply at 128), copied on several threads
+/// from 65,536 elements: written and accumulated, the same bits on every pool, and each
+/// element within rounding of the sum in `f64`.
+#[test]
+fn forwards_through_a_row_major_copy_same_bits_at_any_thread_count() {
+    let mut rng = StdRng::seed_from_u64(17);
+    for (m, k, n) in [(33, 200, 200), (100, 200, 784), (127, 9, 40), (128, 784, 400)] {
+        let x = randn::<f32>(&[m, k], &mut rng);
+        let w = randn::<f32>(&[n, k], &mut rng);
+        let bias = randn::<f32>(&[m, n], &mut rng);
+        let got = x.matmul(&w.t()).to_vec();
+        let (xv, wv) = (x.to_vec(), w.to_vec());
+        for (e, &g) in got.iter().enumerate() {
+            let (i, j) = (e / n, e % n);
+            let want: f64 = (0..k).map(|p| f64::from(xv[i * k + p]) * f64::from(wv[j * k + p])).sum();
+            assert!(
+                (f64::from(g) - want).abs() <= 1e-4 * (1.0 + want.abs()),
+                "{m}x{k}x{n} at ({i}, {j}): {g} vs {want}"
+            );
+        }
+        same_bits_on_every_pool(&format!("{m}x{k}·({n}x{k})ᵀ"), || {
+            let mut acc = bias.clone();
+            acc.matmul_acc(0.5, &x, &w.t(), 1.5);
+            vec![x.matmul(&w.t()), acc]
+        });
+    }
+}
+
 /// Column blocks whose count does not divide the columns: on a 32-thread pool 305 columns
 /// in blocks of ⌈305/19⌉ = 17 would give a 19th block starting at column 306, past the
 /// output, unless the blocks are counted from the block width.

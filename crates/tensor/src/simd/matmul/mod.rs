@@ -7,6 +7,7 @@
 
 mod axpy;
 mod dot;
+mod transpose;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -144,6 +145,10 @@ type DotKernel<T> = fn(usize, usize, usize, T, &[T], usize, &[T], usize, T, &mut
 /// ([`axpy::axpy_nn`]'s signature: `m, n, k, alpha, (a, rsa, csa), b, ldb, beta, c, ldc`).
 type AxpyKernel<T> = fn(usize, usize, usize, T, (&[T], usize, usize), &[T], usize, T, &mut [T], usize);
 
+/// A copy of a column-major operand into row-major order ([`transpose::rows_from_columns`]'s
+/// signature: `src, ld, k, n, dst`).
+type RowsFromColumns<T> = fn(&[T], usize, usize, usize, &mut [T]);
+
 /// The raw GEMM of one precision: `matrixmultiply`'s `sgemm` or `dgemm`, and the kernels of
 /// our own that precision has. A supertrait of [`Element`], sealed by living in this private
 /// module; only `gemm_block` calls the GEMM.
@@ -155,18 +160,22 @@ pub trait Gemm: Sized {
     const DOT: Option<DotKernel<Self>>;
     /// The row-axpy kernel for small row counts, where this precision has one.
     const AXPY: Option<AxpyKernel<Self>>;
+    /// The copy of a column-major operand into row-major order.
+    const ROWS_FROM_COLUMNS: RowsFromColumns<Self>;
 }
 
 impl Gemm for f32 {
     const RAW_GEMM: RawGemm<f32> = matrixmultiply::sgemm;
     const DOT: Option<DotKernel<f32>> = Some(dot::dot_nt);
     const AXPY: Option<AxpyKernel<f32>> = Some(axpy::axpy_nn);
+    const ROWS_FROM_COLUMNS: RowsFromColumns<f32> = transpose::rows_from_columns_f32;
 }
 
 impl Gemm for f64 {
     const RAW_GEMM: RawGemm<f64> = matrixmultiply::dgemm;
     const DOT: Option<DotKernel<f64>> = None;
     const AXPY: Option<AxpyKernel<f64>> = None;
+    const ROWS_FROM_COLUMNS: RowsFromColumns<f64> = transpose::rows_from_columns;
 }
 
 /// `out[j] = alpha·sums[j]`, or `alpha·sums[j] + beta·out[j]` when `beta ≠ 0` (`out` is not
@@ -489,6 +498,58 @@ fn gemm<T: Element>(
     }
 }
 
+/// `Tensor` products (not batched) of at most this many rows on a column-major `b` go
+/// through a row-major copy of it ([`gemm_on_row_major_copy`]): a layer's forward at the
+/// default batch of 128, and at an importance-weighted decoder's 100 rows. With more rows
+/// matrixmultiply's packing of `b` is spread over enough of them that the copy, one more pass
+/// over `b`, does not pay (the 1,000-row decoder of IWAE at k = 50 ran slower through it);
+/// the convolutions' products, which do not go through `Tensor::matmul`, ran slower through
+/// it too.
+const COPY_MAX_ROWS: usize = 128;
+
+/// Elements from which the row-major copy of a column-major `b` is split among threads.
+const COPY_SPLIT_MIN: usize = 1 << 16;
+
+/// [`gemm`] for a column-major `b` (a layer's `Wᵀ`): `b` copied into row-major order in a
+/// buffer from the storage pool (by blocks of its rows on the pool's threads when it is
+/// large), then the product on the copy, which the row-axpy kernel reads in place (up to its
+/// row count) or matrixmultiply packs from contiguous runs ([`transpose`]). The copy moves
+/// values only and the choice depends on the shape alone, so the bits do not depend on the
+/// pool. False, with nothing done, when the buffer cannot be had.
+#[allow(clippy::too_many_arguments)]
+fn gemm_on_row_major_copy<T: Element>(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: T,
+    a: Operand<T>,
+    b: Operand<T>,
+    beta: T,
+    c: &mut [T],
+) -> bool {
+    let Some(mut copy) = k.checked_mul(n).and_then(|len| crate::pool::take::<T>(len).ok()) else {
+        return false;
+    };
+    let Some(dst) = std::sync::Arc::get_mut(&mut copy) else {
+        return false;
+    };
+    let threads = rayon::current_num_threads();
+    let src = &b.data[b.offset..];
+    if threads > 1 && k * n >= COPY_SPLIT_MIN {
+        // Blocks of whole 8-row strips, so each block copies in full 8×8 blocks as the
+        // whole copy would.
+        let rows = k.div_ceil(threads).next_multiple_of(8);
+        dst.par_chunks_mut(rows * n).enumerate().for_each(|(i, block)| {
+            T::ROWS_FROM_COLUMNS(&src[i * rows..], b.cs, block.len() / n, n, block);
+        });
+    } else {
+        T::ROWS_FROM_COLUMNS(src, b.cs, k, n, dst);
+    }
+    gemm(m, k, n, alpha, a, Operand { data: &copy, offset: 0, rs: n, cs: 1 }, beta, c, true);
+    crate::pool::give(&mut copy);
+    true
+}
+
 /// The shapes of a (batched) product: batch shape, `m`, `k`, `n`, and both operand layouts
 /// broadcast over the batch shape.
 struct Plan {
@@ -553,7 +614,10 @@ impl Plan {
         let ops = |i: usize| (self.operand(a, &self.la, i), self.operand(b, &self.lb, i));
         if nb == 1 {
             let (oa, ob) = ops(0);
-            gemm(m, k, n, alpha, oa, ob, beta, c, true);
+            let copy_b = m <= COPY_MAX_ROWS && ob.rs == 1 && ob.cs > 1 && k > 1 && n > 1;
+            if !(copy_b && gemm_on_row_major_copy(m, k, n, alpha, oa, ob, beta, c)) {
+                gemm(m, k, n, alpha, oa, ob, beta, c, true);
+            }
         } else if m * n > 0
             && nb.saturating_mul(m).saturating_mul(k).saturating_mul(n) >= PAR_MIN_MACS
             && rayon::current_num_threads() > 1
