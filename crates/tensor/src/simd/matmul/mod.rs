@@ -1,9 +1,11 @@
 //! Matrix products through `matrixmultiply`: 2-D and batched (leading batch axes that
-//! broadcast), any operand strides passed straight to the GEMM (a transposed view is never
-//! copied), an accumulate form `C = alpha·A·B + beta·C`, and rayon over disjoint blocks of
-//! `C` (rows or columns) with each block one single-threaded GEMM call. Small-batch products
-//! go to kernels of our own instead: a layer's forward `x·Wᵀ` to [`dot`], its input
-//! gradient `G·W` and its weight gradient `Gᵀ·X` to [`axpy`], each with a tile per [`Path`].
+//! broadcast), any operand strides passed straight to the GEMM, an accumulate form
+//! `C = alpha·A·B + beta·C`, and rayon over disjoint blocks of `C` (rows or columns) with
+//! each block one single-threaded GEMM call. Small-batch products go to kernels of our own
+//! instead: a layer's forward `x·Wᵀ` to [`dot`], its input gradient `G·W` and its weight
+//! gradient `Gᵀ·X` to [`axpy`], each with a tile per [`Path`]. The one operand ever copied
+//! is a column-major right operand (a layer's `Wᵀ`) of a product of 33 to 128 rows, which
+//! [`transpose`] lays out in rows for the kernel that takes the product.
 
 mod axpy;
 mod dot;
@@ -637,7 +639,8 @@ impl Plan {
 
 impl<T: Element> Tensor<T> {
     /// The matrix product over the last two axes; leading axes are batch axes that
-    /// broadcast. Operands of any strides are used in place. Panics, naming both shapes,
+    /// broadcast. Operands of any strides are read in place, except a column-major right
+    /// operand of a product of 33 to 128 rows, which is copied into rows first. Panics, naming both shapes,
     /// when the inner dimensions differ or an operand has rank below 2.
     ///
     /// ```
