@@ -506,7 +506,8 @@ fn gemm<T: Element>(
 /// matrixmultiply's packing of `b` is spread over enough of them that the copy, one more pass
 /// over `b`, does not pay (the 1,000-row decoder of IWAE at k = 50 ran slower through it);
 /// the convolutions' products, which do not go through `Tensor::matmul`, ran slower through
-/// it too.
+/// it too. Products the dot kernel takes (at most 32 rows) keep it: the copy made Burda et
+/// al.'s batch-20 step 5 % slower on two threads (Zen 4).
 const COPY_MAX_ROWS: usize = 128;
 
 /// Elements from which the row-major copy of a column-major `b` is split among threads.
@@ -616,7 +617,12 @@ impl Plan {
         let ops = |i: usize| (self.operand(a, &self.la, i), self.operand(b, &self.lb, i));
         if nb == 1 {
             let (oa, ob) = ops(0);
-            let copy_b = m <= COPY_MAX_ROWS && ob.rs == 1 && ob.cs > 1 && k > 1 && n > 1;
+            let copy_b = own_kernel(m, k, &oa, &ob).is_none()
+                && m <= COPY_MAX_ROWS
+                && ob.rs == 1
+                && ob.cs > 1
+                && k > 1
+                && n > 1;
             if !(copy_b && gemm_on_row_major_copy(m, k, n, alpha, oa, ob, beta, c)) {
                 gemm(m, k, n, alpha, oa, ob, beta, c, true);
             }
