@@ -4,8 +4,9 @@
 //! each block one single-threaded GEMM call. Small-batch products go to kernels of our own
 //! instead: a layer's forward `x·Wᵀ` to [`dot`], its input gradient `G·W` and its weight
 //! gradient `Gᵀ·X` to [`axpy`], each with a tile per [`Path`]. The one operand ever copied
-//! is a column-major right operand (a layer's `Wᵀ`) of a product of 33 to 128 rows, which
-//! [`transpose`] lays out in rows for the kernel that takes the product.
+//! is a column-major right operand (a layer's `Wᵀ`) of a product of at most 128 rows that
+//! no kernel of our own reads in place (a forward above 32 rows), which [`transpose`] lays
+//! out in rows for the kernel that takes the product.
 
 mod axpy;
 mod dot;
@@ -646,8 +647,9 @@ impl Plan {
 impl<T: Element> Tensor<T> {
     /// The matrix product over the last two axes; leading axes are batch axes that
     /// broadcast. Operands of any strides are read in place, except a column-major right
-    /// operand of a product of 33 to 128 rows, which is copied into rows first. Panics, naming both shapes,
-    /// when the inner dimensions differ or an operand has rank below 2.
+    /// operand of a product of at most 128 rows that no kernel of our own reads in place,
+    /// which is copied into rows first. Panics, naming both shapes, when the inner
+    /// dimensions differ or an operand has rank below 2.
     ///
     /// ```
     /// use tensor::Tensor;
