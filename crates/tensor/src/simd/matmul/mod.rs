@@ -502,7 +502,7 @@ fn gemm<T: Element>(
 }
 
 /// `Tensor` products (not batched) of at most this many rows on a column-major `b` go
-/// through a row-major copy of it ([`gemm_on_row_major_copy`]): a layer's forward at the
+/// through a row-major copy of it ([`row_major_copy`]): a layer's forward at the
 /// default batch of 128, and at an importance-weighted decoder's 100 rows. With more rows
 /// matrixmultiply's packing of `b` is spread over enough of them that the copy, one more pass
 /// over `b`, does not pay (the 1,000-row decoder of IWAE at k = 50 ran slower through it);
@@ -514,29 +514,14 @@ const COPY_MAX_ROWS: usize = 128;
 /// Elements from which the row-major copy of a column-major `b` is split among threads.
 const COPY_SPLIT_MIN: usize = 1 << 16;
 
-/// [`gemm`] for a column-major `b` (a layer's `Wᵀ`): `b` copied into row-major order in a
-/// buffer from the storage pool (by blocks of its rows on the pool's threads when it is
-/// large), then the product on the copy, which the row-axpy kernel reads in place (up to its
-/// row count) or matrixmultiply packs from contiguous runs ([`transpose`]). The copy moves
-/// values only and the choice depends on the shape alone, so the bits do not depend on the
-/// pool. False, with nothing done, when the buffer cannot be had.
-#[allow(clippy::too_many_arguments)]
-fn gemm_on_row_major_copy<T: Element>(
-    m: usize,
-    k: usize,
-    n: usize,
-    alpha: T,
-    a: Operand<T>,
-    b: Operand<T>,
-    beta: T,
-    c: &mut [T],
-) -> bool {
-    let Some(mut copy) = k.checked_mul(n).and_then(|len| crate::pool::take::<T>(len).ok()) else {
-        return false;
-    };
-    let Some(dst) = std::sync::Arc::get_mut(&mut copy) else {
-        return false;
-    };
+/// A column-major `b` (a layer's `Wᵀ`, `k×n`) copied into row-major order, in a buffer from
+/// the storage pool (to give back when done), by blocks of its rows on the pool's threads
+/// when it is large: the row-axpy kernel reads the copy in place (up to its row count) and
+/// matrixmultiply packs it from contiguous runs ([`transpose`]). The copy moves values only,
+/// so the bits do not depend on the pool. `None` when the buffer cannot be had.
+fn row_major_copy<T: Element>(b: Operand<T>, k: usize, n: usize) -> Option<std::sync::Arc<Vec<T>>> {
+    let mut copy = crate::pool::take::<T>(k.checked_mul(n)?).ok()?;
+    let dst = std::sync::Arc::get_mut(&mut copy)?;
     let threads = rayon::current_num_threads();
     let src = &b.data[b.offset..];
     if threads > 1 && k * n >= COPY_SPLIT_MIN {
@@ -549,9 +534,7 @@ fn gemm_on_row_major_copy<T: Element>(
     } else {
         T::ROWS_FROM_COLUMNS(src, b.cs, k, n, dst);
     }
-    gemm(m, k, n, alpha, a, Operand { data: &copy, offset: 0, rs: n, cs: 1 }, beta, c, true);
-    crate::pool::give(&mut copy);
-    true
+    Some(copy)
 }
 
 /// The shapes of a (batched) product: batch shape, `m`, `k`, `n`, and both operand layouts
@@ -624,8 +607,11 @@ impl Plan {
                 && ob.cs > 1
                 && k > 1
                 && n > 1;
-            if !(copy_b && gemm_on_row_major_copy(m, k, n, alpha, oa, ob, beta, c)) {
-                gemm(m, k, n, alpha, oa, ob, beta, c, true);
+            let mut copy = if copy_b { row_major_copy(ob, k, n) } else { None };
+            let ob = copy.as_deref().map_or(ob, |data| Operand { data, offset: 0, rs: n, cs: 1 });
+            gemm(m, k, n, alpha, oa, ob, beta, c, true);
+            if let Some(copy) = &mut copy {
+                crate::pool::give(copy);
             }
         } else if m * n > 0
             && nb.saturating_mul(m).saturating_mul(k).saturating_mul(n) >= PAR_MIN_MACS
