@@ -2,7 +2,9 @@
 //! training step (forward, backward, Adam), the forward pass alone, and forward + backward,
 //! each at 1 and 2 threads; and the training step of Burda et al.'s model at batch 20, with
 //! k = 1 and the IWAE's k = 5 (throughput in floating-point operations of its products, so
-//! criterion's "elem/s" reads as FLOP/s).
+//! criterion's "elem/s" reads as FLOP/s); and Adam's update of that model's parameters
+//! alone (throughput in the bytes it must move, 28 a parameter, so "B/s" reads against the
+//! host's bandwidth, `step_timer --floor`).
 //!
 //! Run: `cargo bench --bench backward`.
 
@@ -15,7 +17,7 @@ use std::time::Duration;
 use tensor::Tensor;
 use vae::config::Objective;
 use vae::elbo::{elbo_with_noise, sample_noise, ElboConfig};
-use vae::train::{TrainConfig, Trainer};
+use vae::train::{Parameters, TrainConfig, Trainer};
 
 fn bench(c: &mut Criterion) {
     let mut rng = StdRng::seed_from_u64(0);
@@ -81,11 +83,37 @@ fn bench_burda(c: &mut Criterion) {
     group.finish();
 }
 
+/// Adam's update of the 425,284 parameters of Burda et al.'s one-stochastic-layer model
+/// with gradients of the same shapes, at 1 and 2 threads: the part of the step that is
+/// memory traffic rather than products.
+fn bench_adam(c: &mut Criterion) {
+    let mut rng = StdRng::seed_from_u64(0);
+    let cfg = TrainConfig::burda(Objective::ElboMc, 1, 1);
+    let mut group = c.benchmark_group("adam_update");
+    group.warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3)).sample_size(50);
+    for threads in [1, 2] {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let Trainer { mut model, mut optimizer, .. } = Trainer::new(cfg.clone());
+        let grads: Vec<Tensor<f32>> = model
+            .params()
+            .tensors()
+            .iter()
+            .map(|p| Tensor::rand_uniform(p.shape(), -1e-2, 1e-2, &mut rng))
+            .collect();
+        let len: usize = grads.iter().map(Tensor::len).sum();
+        group.throughput(criterion::Throughput::Bytes(28 * len as u64));
+        group.bench_function(BenchmarkId::new("burda", format!("{threads}t")), |b| {
+            pool.install(|| b.iter(|| optimizer.step(model.params_mut(), black_box(&grads)).unwrap()))
+        });
+    }
+    group.finish();
+}
+
 // No plots: the workspace builds plotters with only the ab_glyph font backend (for
 // `vae`'s curves.png), where criterion's plot text would find no font.
 criterion_group! {
     name = benches;
     config = Criterion::default().without_plots();
-    targets = bench, bench_burda
+    targets = bench, bench_burda, bench_adam
 }
 criterion_main!(benches);

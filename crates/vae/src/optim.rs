@@ -144,19 +144,59 @@ impl<T: Element> Rule<T> {
     /// `s0`, `s1` (the rule's slots in order, empty where it has fewer). Each element's
     /// update reads only that element, so any split into runs gives the same bits.
     fn apply(self, p: &mut [T], s0: &mut [T], s1: &mut [T], g: &[T]) {
-        match self {
-            Rule::Adam(rule) => vectorized(AdamUpdate { rule, p, m: s0, v: s1, g }),
+        vectorized(RuleLoop { rule: self, p, s0, s1, g })
+    }
+}
+
+/// A rule's update of a run of one parameter's elements, their state and gradients (a
+/// [`VectorLoop`]: it runs with the CPU's widest vectors, being most of an optimizer step's
+/// memory traffic).
+///
+/// Each loop keeps the state it writes in a local and computes the parameter's step from
+/// that local, not from the slice: read back from memory, a value just stored waits for
+/// the store to reach the cache wherever store-to-load forwarding fails, as it does on Zen 4
+/// for a 64-byte store across a cache line (the allocator aligns buffers to 16 bytes), and
+/// there the wait costs more than the update's arithmetic (`docs/performance.md`).
+struct RuleLoop<'a, T> {
+    rule: Rule<T>,
+    p: &'a mut [T],
+    s0: &'a mut [T],
+    s1: &'a mut [T],
+    g: &'a [T],
+}
+
+impl<T: Element> VectorLoop for RuleLoop<'_, T> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run(self) {
+        let RuleLoop { rule, p, s0, s1, g } = self;
+        match rule {
+            Rule::Adam(AdamRule { b1, b2, eps, step_size, inv_sqrt_bc2 }) => {
+                let (c1, c2) = (T::one() - b1, T::one() - b2);
+                for (((p, m), v), &g) in p.iter_mut().zip(s0.iter_mut()).zip(s1.iter_mut()).zip(g) {
+                    let m_next = b1 * *m + c1 * g;
+                    let v_next = b2 * *v + c2 * g * g;
+                    *m = m_next;
+                    *v = v_next;
+                    *p -= step_size * m_next / (v_next.sqrt() * inv_sqrt_bc2 + eps);
+                }
+            }
             Rule::Sgd { lr, momentum: None, .. } => p.iter_mut().zip(g).for_each(|(p, &g)| *p -= lr * g),
             Rule::Sgd { lr, momentum: Some(mu), first } => {
-                p.iter_mut().zip(s0.iter_mut()).zip(g).for_each(|((p, b), &g)| {
-                    *b = if first { g } else { mu * *b + g };
-                    *p -= lr * *b;
-                })
+                for ((p, b), &g) in p.iter_mut().zip(s0.iter_mut()).zip(g) {
+                    let b_next = if first { g } else { mu * *b + g };
+                    *b = b_next;
+                    *p -= lr * b_next;
+                }
             }
-            Rule::Adagrad { lr, eps } => p.iter_mut().zip(s0.iter_mut()).zip(g).for_each(|((p, s), &g)| {
-                *s += g * g;
-                *p -= lr * g / (s.sqrt() + eps);
-            }),
+            Rule::Adagrad { lr, eps } => {
+                for ((p, s), &g) in p.iter_mut().zip(s0.iter_mut()).zip(g) {
+                    let s_next = *s + g * g;
+                    *s = s_next;
+                    *p -= lr * g / (s_next.sqrt() + eps);
+                }
+            }
         }
     }
 }
@@ -234,32 +274,6 @@ struct AdamRule<T> {
     eps: T,
     step_size: T,
     inv_sqrt_bc2: T,
-}
-
-/// Adam's update of a run of one parameter's elements, their moments and gradients (a
-/// [`VectorLoop`]: it runs with the CPU's widest vectors, being most of an optimizer step's
-/// memory traffic).
-struct AdamUpdate<'a, T> {
-    rule: AdamRule<T>,
-    p: &'a mut [T],
-    m: &'a mut [T],
-    v: &'a mut [T],
-    g: &'a [T],
-}
-
-impl<T: Element> VectorLoop for AdamUpdate<'_, T> {
-    type Output = ();
-
-    #[inline(always)]
-    fn run(self) {
-        let AdamRule { b1, b2, eps, step_size, inv_sqrt_bc2 } = self.rule;
-        let (c1, c2) = (T::one() - b1, T::one() - b2);
-        for (((p, m), v), &g) in self.p.iter_mut().zip(self.m.iter_mut()).zip(self.v.iter_mut()).zip(self.g) {
-            *m = b1 * *m + c1 * g;
-            *v = b2 * *v + c2 * g * g;
-            *p -= step_size * *m / (v.sqrt() * inv_sqrt_bc2 + eps);
-        }
-    }
 }
 
 #[cfg(test)]
