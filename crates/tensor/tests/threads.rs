@@ -221,7 +221,7 @@ fn many_row_axpy_products_same_bits_at_any_thread_count() {
 }
 
 /// Layer forwards `x·Wᵀ` of 33 to 128 rows, which go through a row-major copy of `Wᵀ` (the
-/// axpy kernel reads it up to 127 rows, matrixmultiply at 128), copied on several threads
+/// axpy kernel reads it), copied on several threads
 /// from 65,536 elements: written and accumulated, the same bits on every pool, and each
 /// element within rounding of the sum in `f64`.
 #[test]

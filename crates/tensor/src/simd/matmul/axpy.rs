@@ -1,11 +1,12 @@
 //! A product kernel of our own for `C = alpha·A·B + beta·C` in `f32` when `B`'s rows are
 //! contiguous and `C` has few rows or `A` few columns: a layer's input gradient `G·W` at a
 //! small batch, and its weight gradient `Gᵀ·X` at a small batch. Each row of `C` is a sum of
-//! rows of `B` scaled by elements of `A` (read at any strides): a register tile of `MR` rows
-//! of `C` (8 on AVX-512) by up to 48 columns takes one element of `A` per row (broadcast)
-//! and one run of `B`'s row per step, straight from where they lie. No packing. The tiles
-//! sweep the rows of `C` under one panel of 48 columns before the next, so the panel of `B`
-//! they all read stays in the core's caches.
+//! rows of `B` scaled by elements of `A` (read at any strides): a register tile of rows of
+//! `C` (8 rows by 48 columns on AVX-512, 6 by 16 on AVX2) takes one element of `A` per row
+//! (broadcast) and one run of `B`'s row per step, straight from where they lie, and writes
+//! `C` from its registers. No packing. The tiles sweep the rows of `C` under one panel of
+//! 48 columns before the next, so the panel of `B` they all read stays in the core's
+//! caches.
 //!
 //! Every element is one chain of fused multiply-adds over `p` in increasing order from +0,
 //! on every path and in any tile, then `alpha·s`, or `alpha·s + beta·c` (unfused, as
@@ -16,9 +17,9 @@
 use super::write_scaled;
 use crate::simd::Path;
 
-/// Rows of `C` per register tile.
+/// Rows of `C` per tile of the portable path.
 const MR: usize = 4;
-/// Columns of `C` per register tile (three 16-lane vectors).
+/// Columns of `C` per panel of `B` (three 16-lane vectors of the AVX-512 tile).
 const NC: usize = 48;
 
 /// `C = alpha·A·B + beta·C` for `A` `m×k` with strides `(rsa, csa)`, `B` `k×n` whose row
@@ -102,10 +103,39 @@ fn axpy_nn_on(
             }
             continue;
         }
+        #[cfg(target_arch = "x86_64")]
+        if path == Path::Avx2 {
+            for i0 in (0..m).step_by(x86::MR256) {
+                let mr = x86::MR256.min(m - i0);
+                let at = a.get(i0 * rsa..).unwrap_or(&[]);
+                for j1 in (0..nc).step_by(x86::NC256) {
+                    let ncs = x86::NC256.min(nc - j1);
+                    let bs = bt.get(j1..).unwrap_or(&[]);
+                    // SAFETY: `detect` chose this path only on a CPU with AVX2 and FMA; every
+                    // element the tile reads (`a` at r·rsa + p·csa, `b` at p·ldb + j0 + j1 + j
+                    // for r < mr, p < k, j < ncs) lies inside its slice, and so does every
+                    // element it writes (`c` at (i0 + r)·ldc + j0 + j1 + j), all checked above.
+                    unsafe {
+                        x86::avx2_tile(
+                            mr,
+                            ncs,
+                            k,
+                            (at.as_ptr(), rsa, csa),
+                            bs.as_ptr(),
+                            ldb,
+                            (alpha, beta),
+                            c.as_mut_ptr().add(i0 * ldc + j0 + j1),
+                            ldc,
+                        )
+                    };
+                }
+            }
+            continue;
+        }
         for i0 in (0..m).step_by(MR) {
             let mr = MR.min(m - i0);
             let at = a.get(i0 * rsa..).unwrap_or(&[]);
-            tile(path, mr, nc, k, (at, rsa, csa), bt, ldb, &mut sums);
+            portable_tile(mr, nc, k, (at, rsa, csa), bt, ldb, &mut sums);
             for (r, row) in sums.iter().enumerate().take(mr) {
                 write_scaled(&mut c[(i0 + r) * ldc + j0..][..nc], row, alpha, beta);
             }
@@ -114,41 +144,27 @@ fn axpy_nn_on(
 }
 
 /// `sums[r][j] = Σ_p a[r·rsa + p·csa]·b[p·ldb + j]` for `r < mr`, `j < nc`, each one chain
-/// of fused multiply-adds in increasing `p`. The caller has checked the bounds.
-#[allow(clippy::too_many_arguments)]
-fn tile(
-    path: Path,
+/// of fused multiply-adds in increasing `p`: the reference the vector tiles are tested
+/// against. The caller has checked the bounds.
+fn portable_tile(
     mr: usize,
     nc: usize,
     k: usize,
-    a: (&[f32], usize, usize),
+    (a, rsa, csa): (&[f32], usize, usize),
     b: &[f32],
     ldb: usize,
     sums: &mut [[f32; NC]; MR],
 ) {
-    let (a, rsa, csa) = a;
     debug_assert!(mr <= MR && nc <= NC);
     debug_assert!(k == 0 || ((mr - 1) * rsa + (k - 1) * csa < a.len() && (k - 1) * ldb + nc <= b.len()));
-    match path {
-        Path::Portable => {
-            for (r, row) in sums.iter_mut().enumerate().take(mr) {
-                for (j, s) in row.iter_mut().enumerate().take(nc) {
-                    let mut acc = 0f32;
-                    for p in 0..k {
-                        acc = a[r * rsa + p * csa].mul_add(b[p * ldb + j], acc);
-                    }
-                    *s = acc;
-                }
+    for (r, row) in sums.iter_mut().enumerate().take(mr) {
+        for (j, s) in row.iter_mut().enumerate().take(nc) {
+            let mut acc = 0f32;
+            for p in 0..k {
+                acc = a[r * rsa + p * csa].mul_add(b[p * ldb + j], acc);
             }
+            *s = acc;
         }
-        // (`axpy_nn_on` runs AVX-512's tiles itself, writing `C` from registers.)
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `detect` chose these paths only on a CPU with AVX2 and FMA; every element
-        // the tile reads (`a` at r·rsa + p·csa, `b` at p·ldb + j for r < mr, p < k, j < nc)
-        // lies inside its slice (checked by `axpy_nn`, asserted above).
-        Path::Avx2 | Path::Avx512 => unsafe {
-            x86::avx2_tile(mr, nc, k, a.as_ptr(), rsa, csa, b.as_ptr(), ldb, sums)
-        },
     }
 }
 
@@ -158,7 +174,7 @@ fn tile(
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{MR, NC};
+    use super::NC;
 
     /// Rows of `C` per AVX-512 register tile: 8 rows by 3 vectors is 24 accumulators, with
     /// the 3 vectors of `B` and a broadcast, 28 of the 32 registers.
@@ -271,52 +287,133 @@ mod x86 {
         }
     }
 
-    /// The AVX2 + FMA tile: six 8-lane vectors of columns per row, two rows at a time (the
-    /// register file is half as large); partial vectors are loaded masked.
+    /// Rows of `C` per AVX2 register tile: 6 rows by 2 vectors is 12 accumulators, with the
+    /// 2 vectors of `B` and a broadcast, 15 of the 16 registers.
+    pub(super) const MR256: usize = 6;
+    /// Columns of `C` per AVX2 register tile (two 8-lane vectors): a 48-column panel of `B`
+    /// is read by three of them in turn.
+    pub(super) const NC256: usize = 16;
+    const _: () = assert!(NC.is_multiple_of(NC256));
+
+    /// The AVX2 + FMA tile: rows `0..mr` and columns `0..nc` of `C = alpha·A·B + beta·C`,
+    /// the same chains of fused multiply-adds and the same epilogue as
+    /// [`avx512_tile`]; a last vector past `nc` is loaded and stored masked.
     ///
     /// # Safety
-    /// The CPU has AVX2 and FMA; `a` and `b` as for [`avx512_tile`].
+    /// The CPU has AVX2 and FMA; `a.0` holds the `mr×k` elements at `r·a.1 + p·a.2`, `b` the
+    /// `k` runs of `nc` floats `ldb` apart, and `c` the `mr` runs of `nc` floats `ldc` apart,
+    /// which nothing else reads or writes during the call; `1 ≤ mr ≤ MR256`, `nc ≤ NC256`.
     #[target_feature(enable = "avx2,fma")]
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn avx2_tile(
         mr: usize,
         nc: usize,
         k: usize,
-        a: *const f32,
-        rsa: usize,
-        csa: usize,
+        a: (*const f32, usize, usize),
         b: *const f32,
         ldb: usize,
-        sums: &mut [[f32; NC]; MR],
+        scale: (f32, f32),
+        c: *mut f32,
+        ldc: usize,
     ) {
-        const V: usize = NC / 8;
-        let nv = nc.div_ceil(8);
-        let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-        let mut masks = [_mm256_setzero_si256(); V];
-        for v in 0..nv {
-            masks[v] = _mm256_cmpgt_epi32(_mm256_set1_epi32((nc - 8 * v).min(8) as i32), lane);
-        }
-        for r0 in (0..mr).step_by(2) {
-            let rows = 2.min(mr - r0);
-            let mut acc = [[_mm256_setzero_ps(); V]; 2];
-            for p in 0..k {
-                let mut bv = [_mm256_setzero_ps(); V];
-                for v in 0..nv {
-                    // SAFETY: the run of row p holds nc floats; lanes past nc are masked off.
-                    bv[v] = unsafe { _mm256_maskload_ps(b.add(p * ldb + 8 * v), masks[v]) };
-                }
-                for r in 0..rows {
-                    // SAFETY: element (r0 + r, p) of `a` lies inside it.
-                    let x = _mm256_set1_ps(unsafe { *a.add((r0 + r) * rsa + p * csa) });
-                    for v in 0..nv {
-                        acc[r][v] = _mm256_fmadd_ps(x, bv[v], acc[r][v]);
+        // Lanes of the last vector inside the run (all 8 when `nc` is a multiple of 8).
+        let last = _mm256_cmpgt_epi32(
+            _mm256_set1_epi32(((nc - 1) % 8 + 1) as i32),
+            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+        );
+        // One instantiation per row count, vector count and whether the last vector is
+        // partial, whose loops the compiler unrolls into registers.
+        macro_rules! rows {
+            ($v:literal, $partial:literal) => {
+                // SAFETY (every arm): the caller's contract, with `R = mr`, `V` vectors
+                // covering `nc` and the last one masked when `nc` ends inside it.
+                unsafe {
+                    match mr {
+                        6 => avx2_rows::<6, $v, $partial>(k, a, b, ldb, last, scale, c, ldc),
+                        5 => avx2_rows::<5, $v, $partial>(k, a, b, ldb, last, scale, c, ldc),
+                        4 => avx2_rows::<4, $v, $partial>(k, a, b, ldb, last, scale, c, ldc),
+                        3 => avx2_rows::<3, $v, $partial>(k, a, b, ldb, last, scale, c, ldc),
+                        2 => avx2_rows::<2, $v, $partial>(k, a, b, ldb, last, scale, c, ldc),
+                        _ => avx2_rows::<1, $v, $partial>(k, a, b, ldb, last, scale, c, ldc),
                     }
                 }
+            };
+        }
+        match (nc > 8, !nc.is_multiple_of(8)) {
+            (true, false) => rows!(2, false),
+            (true, true) => rows!(2, true),
+            (false, false) => rows!(1, false),
+            (false, true) => rows!(1, true),
+        }
+    }
+
+    /// [`avx2_tile`] for `R` rows and `V` vectors of columns, the last one loaded and stored
+    /// through `last` when `PARTIAL`.
+    ///
+    /// # Safety
+    /// As for [`avx2_tile`] with `mr = R` and `nc` covered by `V` vectors: all `V` full, or
+    /// the last one's lanes past `nc` off in `last`.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn avx2_rows<const R: usize, const V: usize, const PARTIAL: bool>(
+        k: usize,
+        (a, rsa, csa): (*const f32, usize, usize),
+        b: *const f32,
+        ldb: usize,
+        last: __m256i,
+        (alpha, beta): (f32, f32),
+        c: *mut f32,
+        ldc: usize,
+    ) {
+        let masked = |v: usize| PARTIAL && v == V - 1;
+        let mut acc = [[_mm256_setzero_ps(); V]; R];
+        for p in 0..k {
+            let mut bv = [_mm256_setzero_ps(); V];
+            for v in 0..V {
+                let src = b.wrapping_add(p * ldb + 8 * v);
+                // SAFETY: row p's run holds the vector's lanes, all of them unless masked,
+                // and then the lanes `last` leaves on.
+                bv[v] = unsafe {
+                    if masked(v) {
+                        _mm256_maskload_ps(src, last)
+                    } else {
+                        _mm256_loadu_ps(src)
+                    }
+                };
             }
-            for r in 0..rows {
-                for v in 0..nv {
-                    // SAFETY: `sums[r0 + r]` holds 48 floats, and 8·v + 8 ≤ 48.
-                    unsafe { _mm256_storeu_ps(sums[r0 + r].as_mut_ptr().add(8 * v), acc[r][v]) };
+            for r in 0..R {
+                // SAFETY: element (r, p) of `a` lies inside it.
+                let x = _mm256_set1_ps(unsafe { *a.add(r * rsa + p * csa) });
+                for v in 0..V {
+                    acc[r][v] = _mm256_fmadd_ps(x, bv[v], acc[r][v]);
+                }
+            }
+        }
+        let (alpha_v, beta_v) = (_mm256_set1_ps(alpha), _mm256_set1_ps(beta));
+        for r in 0..R {
+            for v in 0..V {
+                // Row r's vector v of `c`: inside the caller's run of nc floats where unmasked.
+                let out = c.wrapping_add(r * ldc + 8 * v);
+                let mut y = _mm256_mul_ps(alpha_v, acc[r][v]);
+                // SAFETY (both blocks): as for the loads of `b`, in row r's run of `c`, which
+                // nothing else touches during the call.
+                if beta != 0.0 {
+                    let old = unsafe {
+                        if masked(v) {
+                            _mm256_maskload_ps(out, last)
+                        } else {
+                            _mm256_loadu_ps(out)
+                        }
+                    };
+                    y = _mm256_add_ps(y, _mm256_mul_ps(beta_v, old));
+                }
+                unsafe {
+                    if masked(v) {
+                        _mm256_maskstore_ps(out, last, y)
+                    } else {
+                        _mm256_storeu_ps(out, y)
+                    }
                 }
             }
         }

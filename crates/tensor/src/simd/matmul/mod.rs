@@ -197,12 +197,14 @@ fn write_scaled(out: &mut [f32], sums: &[f32], alpha: f32, beta: f32) {
 const DOT_MAX_ROWS: usize = 32;
 
 /// Products of at most this many rows whose right operand's rows are contiguous (a layer's
-/// input gradient `G·W` at a small batch, and at the 100 rows of an importance-weighted
-/// decoder's 20×5 draws) go to the row-axpy kernel ([`axpy`]), which reads both operands in
-/// place. At 100 rows it is 1.25× matrixmultiply's speed on Burda et al.'s input gradient; at
-/// 128 rows (the default batch) the two are level, and matrixmultiply keeps those
+/// input gradient `G·W` up to the default batch of 128, the forwards on the row-major copy of
+/// `Wᵀ`, and the 100 rows of an importance-weighted decoder's 20×5 draws) go to the row-axpy
+/// kernel ([`axpy`]), which reads both operands in place where matrixmultiply packs both.
+/// Above 128 rows matrixmultiply keeps them: the AVX-512 tile is faster there too on Zen 4,
+/// but the AVX2 tile is not (the k = 5000 evaluation's 5000-row products took 1.5 times as
+/// long), and one rule for every path keeps the bits the same on every CPU
 /// (`docs/performance.md`).
-const AXPY_MAX_ROWS: usize = 127;
+const AXPY_MAX_ROWS: usize = 128;
 
 /// Products at most this deep (`k`) whose right operand's rows are contiguous go to the
 /// row-axpy kernel whatever their row count: a layer's weight gradient `Gᵀ·X` at a batch of
@@ -502,22 +504,20 @@ fn gemm<T: Element>(
 }
 
 /// `Tensor` products (not batched) of at most this many rows on a column-major `b` go
-/// through a row-major copy of it ([`row_major_copy`]): a layer's forward at the
-/// default batch of 128, and at an importance-weighted decoder's 100 rows. With more rows
-/// matrixmultiply's packing of `b` is spread over enough of them that the copy, one more pass
-/// over `b`, does not pay (the 1,000-row decoder of IWAE at k = 50 ran slower through it);
-/// the convolutions' products, which do not go through `Tensor::matmul`, ran slower through
-/// it too. Products the dot kernel takes (at most 32 rows) keep it: the copy made Burda et
-/// al.'s batch-20 step 5 % slower on two threads (Zen 4).
-const COPY_MAX_ROWS: usize = 128;
+/// through a row-major copy of it ([`row_major_copy`]), which the axpy kernel reads in place
+/// ([`AXPY_MAX_ROWS`], the same bound): a layer's forward at the default batch of 128, and at
+/// an importance-weighted decoder's 100 rows. Products the dot kernel takes (at most 32 rows)
+/// keep it: the copy made Burda et al.'s batch-20 step 5 % slower on two threads (Zen 4).
+const COPY_MAX_ROWS: usize = AXPY_MAX_ROWS;
 
 /// Elements from which the row-major copy of a column-major `b` is split among threads.
 const COPY_SPLIT_MIN: usize = 1 << 16;
 
 /// A column-major `b` (a layer's `Wᵀ`, `k×n`) copied into row-major order, in a buffer from
 /// the storage pool (to give back when done), by blocks of its rows on the pool's threads
-/// when it is large: the row-axpy kernel reads the copy in place (up to its row count) and
-/// matrixmultiply packs it from contiguous runs ([`transpose`]). The copy moves values only,
+/// when it is large: the row-axpy kernel reads the copy in place, and where no kernel of our
+/// own runs (`f64`, a CPU without AVX2) matrixmultiply packs it from contiguous runs
+/// ([`transpose`]). The copy moves values only,
 /// so the bits do not depend on the pool. `None` when the buffer cannot be had.
 fn row_major_copy<T: Element>(b: Operand<T>, k: usize, n: usize) -> Option<std::sync::Arc<Vec<T>>> {
     let mut copy = crate::pool::take::<T>(k.checked_mul(n)?).ok()?;

@@ -1,10 +1,10 @@
 //! Row-major copies of column-major operands. A layer's forward `x·Wᵀ`, with `W` stored
-//! `[out, in]`, reads `Wᵀ` down its columns; above the dot kernel's row count it goes to
-//! matrixmultiply, which packs such an operand one element at a time and takes most of a
-//! product's extra time doing so. From a row-major copy it packs contiguous runs, and the
-//! copy, made 8×8 blocks at a time in registers, costs a fraction of that
-//! (`docs/performance.md`). A copy moves values only, so a product through it has the bits
-//! of the product on the strided operand.
+//! `[out, in]`, reads `Wᵀ` down its columns; above the dot kernel's row count the axpy
+//! kernel, which reads the right operand by rows, takes it from a row-major copy (and
+//! matrixmultiply, where it takes the product, packs the copy from contiguous runs, where it
+//! would pack `Wᵀ` one element at a time). The copy, made 8×8 blocks at a time in
+//! registers, costs a fraction of the product (`docs/performance.md`). A copy moves values
+//! only, so a product through it has the bits of the product on the strided operand.
 //!
 //! Part of the `matmul` module, which holds the crate's `unsafe`: the AVX2 path reads and
 //! writes through raw pointers inside the bounds [`rows_from_columns`] checks first.
