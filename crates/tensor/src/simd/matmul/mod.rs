@@ -201,9 +201,9 @@ const DOT_MAX_ROWS: usize = 32;
 /// `Wᵀ`, and the 100 rows of an importance-weighted decoder's 20×5 draws) go to the row-axpy
 /// kernel ([`axpy`]), which reads both operands in place where matrixmultiply packs both.
 /// Above 128 rows matrixmultiply keeps them: the AVX-512 tile is faster there too on Zen 4,
-/// but the AVX2 tile is not (the k = 5000 evaluation's 5000-row products took 1.5 times as
-/// long), and one rule for every path keeps the bits the same on every CPU
-/// (`docs/performance.md`).
+/// but the AVX2 tile is not (the k = 5000 evaluation, whose products have 5000 rows, took 1.5
+/// times as long through it), and one rule for both vector paths keeps a run's bits the same
+/// on either (`docs/performance.md`).
 const AXPY_MAX_ROWS: usize = 128;
 
 /// Products at most this deep (`k`) whose right operand's rows are contiguous go to the
@@ -517,8 +517,8 @@ const COPY_SPLIT_MIN: usize = 1 << 16;
 /// the storage pool (to give back when done), by blocks of its rows on the pool's threads
 /// when it is large: the row-axpy kernel reads the copy in place, and where no kernel of our
 /// own runs (`f64`, a CPU without AVX2) matrixmultiply packs it from contiguous runs
-/// ([`transpose`]). The copy moves values only,
-/// so the bits do not depend on the pool. `None` when the buffer cannot be had.
+/// ([`transpose`]). The copy moves values only, so the bits do not depend on the pool.
+/// `None` when the buffer cannot be had.
 fn row_major_copy<T: Element>(b: Operand<T>, k: usize, n: usize) -> Option<std::sync::Arc<Vec<T>>> {
     let mut copy = crate::pool::take::<T>(k.checked_mul(n)?).ok()?;
     let dst = std::sync::Arc::get_mut(&mut copy)?;
