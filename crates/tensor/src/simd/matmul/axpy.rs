@@ -41,8 +41,9 @@ pub fn axpy_nn(
     axpy_nn_on(Path::detect(), m, n, k, alpha, a, b, ldb, beta, c, ldc)
 }
 
-/// [`axpy_nn`] on the given path.
+/// [`axpy_nn`] on the given path (off x86-64 only the portable one exists).
 #[allow(clippy::too_many_arguments)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
 fn axpy_nn_on(
     path: Path,
     m: usize,
