@@ -324,8 +324,10 @@ mod x86 {
     }
 
     /// The AVX2 + FMA tile: each element's 16 lanes as two 8-lane registers (lanes 0–7 and
-    /// 8–15), one row of `A` at a time (the register file holds a row's `2·NR`
-    /// accumulators, not two rows'); the last, partial chunk is loaded masked.
+    /// 8–15). Two rows of `A` against the tile's four of `B` take one pass over `k` for each
+    /// half of the lanes: 8 accumulators, and 6 loads for 8 multiply-adds, where both halves
+    /// at once would need 16 accumulators (all 16 registers) and one row at a time 10 loads
+    /// for 8. The last, partial chunk is loaded masked.
     ///
     /// # Safety
     /// The CPU has AVX2 and FMA; `a`, `b`, `mr` and `nr` as for [`avx512_tile`].
@@ -341,51 +343,70 @@ mod x86 {
         ldb: usize,
         sums: &mut [[f32; NR]; MR],
     ) {
-        // SAFETY: the caller's contract: `b` holds `nr` rows, `a` holds row r < mr.
-        let bs = unsafe { b_rows(nr, b, ldb) };
-        for (r, row) in sums.iter_mut().enumerate().take(mr) {
-            // SAFETY: as above.
-            unsafe { avx2_row(k, a.add(r * lda), bs, row) };
+        // SAFETY: the caller's contract: `b` holds `nr` rows, `a` holds rows r < mr.
+        unsafe {
+            let bs = b_rows(nr, b, ldb);
+            let mut r = 0;
+            while r + 2 <= mr {
+                avx2_rows::<2>(k, a.add(r * lda), lda, bs, &mut sums[r..r + 2]);
+                r += 2;
+            }
+            if r < mr {
+                avx2_rows::<1>(k, a.add(r * lda), lda, bs, &mut sums[r..r + 1]);
+            }
         }
     }
 
-    /// [`avx2_tile`] for one row of `A`.
+    /// [`avx2_tile`] for `R` rows of `A` (`sums` holds their `R` rows of sums).
     ///
     /// # Safety
-    /// The CPU has AVX2 and FMA; `a` and each of `bs` hold `k` floats.
+    /// The CPU has AVX2 and FMA; `a` holds `R` rows of `k` floats `lda` apart, each of `bs`
+    /// a row of `k` floats.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
-    unsafe fn avx2_row(k: usize, a: *const f32, bs: [*const f32; NR], sums: &mut [f32; NR]) {
-        let mut acc = [[_mm256_setzero_ps(); 2]; NR];
-        // Lane l of the 16 is loaded when l < k − p: the masks of a chunk.
+    unsafe fn avx2_rows<const R: usize>(
+        k: usize,
+        a: *const f32,
+        lda: usize,
+        bs: [*const f32; NR],
+        sums: &mut [[f32; NR]],
+    ) {
+        // Lane l of a half is loaded when l < left, the floats left from its start.
         let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-        let mut step = |p: usize, left: i32| {
-            let masks = [
-                _mm256_cmpgt_epi32(_mm256_set1_epi32(left), lane),
-                _mm256_cmpgt_epi32(_mm256_set1_epi32(left - 8), lane),
-            ];
-            for h in 0..2 {
-                // SAFETY: `a` holds k floats; lanes at or past k are masked off and read
-                // nothing.
-                let av = unsafe { _mm256_maskload_ps(a.add(p + 8 * h), masks[h]) };
+        let whole = k - k % LANES;
+        let mut halves = [[[_mm256_setzero_ps(); NR]; R]; 2];
+        for (h, half) in halves.iter_mut().enumerate() {
+            let mut acc = [[_mm256_setzero_ps(); NR]; R];
+            let mut step = |p: usize, left: i32| {
+                let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(left), lane);
+                let mut av = [_mm256_setzero_ps(); R];
+                for r in 0..R {
+                    // SAFETY: row r of `a` holds k floats; lanes at or past k are masked off
+                    // and read nothing.
+                    av[r] = unsafe { _mm256_maskload_ps(a.add(r * lda + p), mask) };
+                }
                 for s in 0..NR {
                     // SAFETY: as for `a`.
-                    let bv = unsafe { _mm256_maskload_ps(bs[s].add(p + 8 * h), masks[h]) };
-                    acc[s][h] = _mm256_fmadd_ps(av, bv, acc[s][h]);
+                    let bv = unsafe { _mm256_maskload_ps(bs[s].add(p), mask) };
+                    for r in 0..R {
+                        acc[r][s] = _mm256_fmadd_ps(av[r], bv, acc[r][s]);
+                    }
                 }
+            };
+            let mut p = 8 * h;
+            while p < whole {
+                step(p, 8);
+                p += LANES;
             }
-        };
-        let whole = k - k % LANES;
-        let mut p = 0;
-        while p < whole {
-            step(p, LANES as i32);
-            p += LANES;
+            if p < k {
+                step(p, (k - p) as i32);
+            }
+            *half = acc;
         }
-        if p < k {
-            step(p, (k - p) as i32);
-        }
-        for s in 0..NR {
-            sums[s] = reduce256(_mm256_add_ps(acc[s][0], acc[s][1]));
+        for r in 0..R {
+            for s in 0..NR {
+                sums[r][s] = reduce256(_mm256_add_ps(halves[0][r][s], halves[1][r][s]));
+            }
         }
     }
 }
