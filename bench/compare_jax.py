@@ -12,6 +12,13 @@ importance-weighted bound (`--objective iwae`), every k·20 code through the dec
 
     python3 bench/compare_jax.py [--rounds 5] [--steps 300] [--threads 1 2]
     python3 bench/compare_jax.py --model burda [--objective iwae --k 5]
+    python3 bench/compare_jax.py --vector-path avx2 --exe DIR/release/examples/step_timer
+
+With `--vector-path avx2` both sides stop at AVX2 + FMA on a CPU that also has AVX-512, as
+on a host without it: XLA through `--xla_cpu_max_isa=AVX2`, ours through step_timer's
+`--vector-path avx2`; matrixmultiply chooses its kernel when it is built, so give `--exe` a
+`step_timer` built with `MMTEST_FEATURE=avx,avx2,fma,sse2` (and a `CARGO_TARGET_DIR` of its
+own).
 
 XLA's CPU thread pool does not follow its flags, so each JAX measurement runs in its own
 process under `taskset` on the first `threads` CPUs; ours runs under the same `taskset` with
@@ -142,18 +149,25 @@ def model_flags(args):
 
 
 def jax_in_process(threads, args):
+    env = dict(os.environ)
+    if args.vector_path is not None:
+        isa = args.vector_path.upper()
+        env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + f" --xla_cpu_max_isa={isa}").strip()
     out = subprocess.check_output(
         ["taskset", "-c", cpus(threads), sys.executable, __file__, "--worker", "--steps", str(args.steps)]
         + ["--warmup", str(args.warmup)]
         + model_flags(args),
         cwd=ROOT,
+        env=env,
     )
     return json.loads(out.decode().strip().splitlines()[-1])["median_ms"]
 
 
 def ours_step_ms(threads, args):
-    exe = ROOT / "target" / "release" / "examples" / "step_timer"
+    exe = args.exe or ROOT / "target" / "release" / "examples" / "step_timer"
     flags = ["--threads", str(threads), "--steps", str(args.steps), "--warmup", str(args.warmup)]
+    if args.vector_path is not None:
+        flags += ["--vector-path", args.vector_path]
     if args.model == "burda":
         flags += ["--preset", "burda", "--objective", args.objective, "--k", str(args.k)]
     out = subprocess.check_output(["taskset", "-c", cpus(threads), str(exe)] + flags, cwd=ROOT)
@@ -169,6 +183,8 @@ def main():
     ap.add_argument("--model", choices=["default", "burda"], default="default")
     ap.add_argument("--objective", choices=["elbo-mc", "iwae"], default="elbo-mc", help="burda only")
     ap.add_argument("--k", type=int, default=1, help="samples per image (burda only)")
+    ap.add_argument("--vector-path", choices=["avx2", "avx512"], help="the widest vectors both sides use")
+    ap.add_argument("--exe", type=Path, help="our step_timer (default: this tree's release build, made first)")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     import benchvenv
@@ -179,9 +195,13 @@ def main():
         return
     import jax
 
-    subprocess.check_call(["cargo", "build", "--release", "--quiet", "--example", "step_timer"], cwd=ROOT)
+    if args.exe is None:
+        subprocess.check_call(["cargo", "build", "--release", "--quiet", "--example", "step_timer"], cwd=ROOT)
+    elif not args.exe.is_file():
+        sys.exit(f"compare_jax: --exe {args.exe}: no such file")
     what = args.model if args.model == "default" else f"burda {args.objective} k={args.k}"
-    print(f"jax {jax.__version__}, {os.cpu_count()} CPUs; {what}; median ms per step over {args.steps} steps")
+    path = f"; vector path {args.vector_path}" if args.vector_path else ""
+    print(f"jax {jax.__version__}, {os.cpu_count()} CPUs; {what}{path}; median ms per step over {args.steps} steps")
     print(f"{'threads':>7} {'round':>5} {'jax':>9} {'ours':>9} {'ratio':>7}")
     for threads in args.threads:
         ratios, jx_all, us_all = [], [], []

@@ -9,10 +9,16 @@ is compared: `2t/1t` above 1 + `--tolerance` is a slowdown, and the script then 
 
     python3 bench/thread_scaling.py [--rounds 3] [--tolerance 0.03] [--only burda]
     python3 bench/thread_scaling.py --baseline /tmp/build-COMMIT/target/release/examples/step_timer
+    python3 bench/thread_scaling.py --vector-path avx2 --exe DIR/release/examples/step_timer
 
 With `--baseline`, another build's `step_timer` (a worktree of another commit, say) is timed
 interleaved with this one on every configuration, and the table shows both; the slowdowns
 flagged are this build's.
+
+With `--vector-path avx2`, both builds run their AVX2 + FMA kernels on a CPU that also has
+AVX-512, as on a host without it; matrixmultiply chooses its kernel when it is built, so
+for the whole step to run as there, build the `step_timer` given to `--exe` (and the
+baseline) with `MMTEST_FEATURE=avx,avx2,fma,sse2` and a `CARGO_TARGET_DIR` of its own.
 
 It needs nothing beyond Python's standard library and a release build of `step_timer`
 (which it makes). CI does not run it: its numbers belong to the host it runs on.
@@ -53,7 +59,7 @@ def cpus(threads):
 
 
 def step_ms(exe, flags, steps, threads):
-    """The median milliseconds of one run of the step_timer `exe`."""
+    """The median milliseconds of one run of the step_timer `exe` (`flags` last)."""
     cmd = ["taskset", "-c", cpus(threads), str(exe), "--threads", str(threads), "--steps", str(steps)] + flags
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     if out.returncode != 0:
@@ -79,29 +85,36 @@ def main():
     ap.add_argument("--tolerance", type=float, default=0.03, help="a 2t/1t ratio above 1 + this is a slowdown")
     ap.add_argument("--only", help="only the configurations whose name contains this")
     ap.add_argument("--baseline", type=Path, help="another build's step_timer, timed interleaved with this one")
+    ap.add_argument("--exe", type=Path, help="the step_timer to time (default: this tree's release build, made first)")
+    ap.add_argument("--vector-path", choices=["portable", "avx2", "avx512"], help="the widest kernels both builds use")
     args = ap.parse_args()
-    subprocess.check_call(["cargo", "build", "--release", "--quiet", "--example", "step_timer"], cwd=ROOT)
-    if args.baseline is not None and not args.baseline.is_file():
-        sys.exit(f"thread_scaling: --baseline {args.baseline}: no such file")
-    builds = ([args.baseline] if args.baseline else []) + [EXE]
+    exe = args.exe or EXE
+    if args.exe is None:
+        subprocess.check_call(["cargo", "build", "--release", "--quiet", "--example", "step_timer"], cwd=ROOT)
+    for given in (args.baseline, args.exe):
+        if given is not None and not given.is_file():
+            sys.exit(f"thread_scaling: {given}: no such file")
+    path_flags = ["--vector-path", args.vector_path] if args.vector_path else []
+    builds = ([args.baseline] if args.baseline else []) + [exe]
     configs = [c for c in CONFIGS if args.only is None or args.only in c[0]]
-    times = {(exe, name, t): [] for exe in builds for name, _, _ in configs for t in (1, 2)}
+    times = {(b, name, t): [] for b in builds for name, _, _ in configs for t in (1, 2)}
     for r in range(args.rounds):
         for name, flags, steps in configs:
             for t in (1, 2):
-                for exe in builds:
-                    times[(exe, name, t)].append(step_ms(exe, flags, steps, t))
+                for b in builds:
+                    times[(b, name, t)].append(step_ms(b, flags + path_flags, steps, t))
         print(f"round {r + 1} of {args.rounds} done", file=sys.stderr)
-    print(f"host: {cpu_kind()}; {args.rounds} rounds, interleaved, median ms per step")
+    path = f"; vector path {args.vector_path}" if args.vector_path else ""
+    print(f"host: {cpu_kind()}{path}; {args.rounds} rounds, interleaved, median ms per step")
     print()
-    heads = "".join(f" {'baseline ' if exe != EXE else ''}1 thread | 2 threads | 2t / 1t |" for exe in builds)
+    heads = "".join(f" {'baseline ' if b != exe else ''}1 thread | 2 threads | 2t / 1t |" for b in builds)
     print(f"| configuration |{heads} |")
     print("|---|" + "---|---|---|" * len(builds) + "---|")
     slow = []
     for name, _, _ in configs:
         cells = ""
-        for exe in builds:
-            one, two = (statistics.median(times[(exe, name, t)]) for t in (1, 2))
+        for b in builds:
+            one, two = (statistics.median(times[(b, name, t)]) for t in (1, 2))
             ratio = two / one
             cells += f" {one:.3f} | {two:.3f} | {ratio:.2f} |"
         flag = "**slower**" if ratio > 1 + args.tolerance else ""
