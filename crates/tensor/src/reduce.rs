@@ -35,14 +35,17 @@ pub fn sum_slice<T: Element>(s: &[T]) -> T {
     vectorized(Loop(s))
 }
 
-/// Elements [`sum_zip`] evaluates `f` on at once, before adding them up.
-const ZIP_BLOCK: usize = 64;
+/// Elements [`sum_zip`] evaluates `f` on at once, before adding them up: one AVX-512
+/// register of `f32` (two of AVX2). 16 was 2 to 4 % faster than 64 on Zen 4 on both paths
+/// (`docs/performance.md`).
+const ZIP_BLOCK: usize = 16;
 
 /// `Σ f(a[i], b[i])` over equal-length slices with eight accumulators, element `i` going to
 /// accumulator `i mod 8` in order. `f` runs on [`ZIP_BLOCK`] elements at a time into a
-/// buffer, so that it vectorizes at the widest width (16 `f32` lanes with AVX-512; the
-/// accumulators span 8) however costly it is; the sums then go into the accumulators in the
-/// same order as one element at a time, so the bits do not depend on the block.
+/// buffer, so that it vectorizes at the widest width (the accumulators span only 8 lanes),
+/// which pays where `f` is costly (the Bernoulli log-likelihood's exp and log); the values
+/// then go into the accumulators in the same order as one element at a time, so the bits
+/// do not depend on the block.
 #[inline(never)]
 fn sum_zip<T: Element, F: Fn(T, T) -> T>(a: &[T], b: &[T], f: &F) -> T {
     struct Loop<'a, T, F>(&'a [T], &'a [T], &'a F);
