@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rayon::{ThreadPool, ThreadPoolBuilder};
-use tensor::internals::{OWN_SPLIT_MIN_MACS, PAR_MIN_LEN, PAR_MIN_MACS};
+use tensor::internals::{gemm_slices, OWN_SPLIT_MIN_MACS, PAR_MIN_LEN, PAR_MIN_MACS};
 use tensor::{Element, Tensor};
 
 const THREADS: [usize; 6] = [1, 2, 3, 7, 32, 64];
@@ -246,6 +246,25 @@ fn forwards_through_a_row_major_copy_same_bits_at_any_thread_count() {
             acc.matmul_acc(0.5, &x, &w.t(), 1.5);
             vec![x.matmul(&w.t()), acc]
         });
+    }
+}
+
+/// Layer forwards `x·Wᵀ` of 512 rows and more, which matrixmultiply takes from a row-major
+/// copy of `Wᵀ` where it is deeper than the axpy kernel goes (32), and in place otherwise:
+/// the same bits as matrixmultiply reading `Wᵀ` in place, one call for the whole product,
+/// and the same bits on every pool.
+#[test]
+fn many_row_forwards_keep_matrixmultiplys_bits() {
+    let mut rng = StdRng::seed_from_u64(19);
+    for (m, k, n) in [(512, 40, 64), (700, 200, 100), (600, 20, 50), (5000, 50, 40)] {
+        let x = randn::<f32>(&[m, k], &mut rng);
+        let w = randn::<f32>(&[n, k], &mut rng);
+        let mut want = Tensor::<f32>::zeros(&[m, n]);
+        let (xv, wv) = (x.to_vec(), w.to_vec());
+        gemm_slices(m, k, n, 1.0, (&xv, k, 1), (&wv, 1, k), 0.0, want.make_mut_slice());
+        let what = format!("{m}x{k}·({n}x{k})ᵀ");
+        assert_eq!(bits(&x.matmul(&w.t())), bits(&want), "{what}");
+        same_bits_on_every_pool(&what, || vec![x.matmul(&w.t())]);
     }
 }
 

@@ -4,9 +4,10 @@
 //! each block one single-threaded GEMM call. Small-batch products go to kernels of our own
 //! instead: a layer's forward `x·Wᵀ` to [`dot`], its input gradient `G·W` and its weight
 //! gradient `Gᵀ·X` to [`axpy`], each with a tile per [`Path`]. The one operand ever copied
-//! is a column-major right operand (a layer's `Wᵀ`) of a product of at most 128 rows that
-//! no kernel of our own reads in place (a forward above 32 rows), which [`transpose`] lays
-//! out in rows for the kernel that takes the product.
+//! is a column-major right operand (a layer's `Wᵀ`) that no kernel of our own reads in
+//! place, of a product of at most 128 rows (a forward above 32 rows) or of at least 512
+//! (the k = 5000 evaluation's), which [`transpose`] lays out in rows for the kernel that
+//! takes the product: the axpy kernel, or matrixmultiply's packing.
 
 mod axpy;
 mod dot;
@@ -510,6 +511,16 @@ fn gemm<T: Element>(
 /// keep it: the copy made Burda et al.'s batch-20 step 5 % slower on two threads (Zen 4).
 const COPY_MAX_ROWS: usize = AXPY_MAX_ROWS;
 
+/// `Tensor` products (not batched) of at least this many rows that matrixmultiply takes read
+/// a column-major `b` (a layer's `Wᵀ`, at the k = 5000 evaluation's 5000 rows) through a
+/// row-major copy ([`row_major_copy`]), so that its packing, which each thread's block of
+/// rows repeats, copies runs of `b`'s rows instead of gathering elements: the evaluation
+/// 0.97 of the time on two threads, no change on one (Zen 4, `docs/performance.md`).
+/// Copying a row-major `a` into columns as well, for the same reason, cost as much as it
+/// saved. Between [`COPY_MAX_ROWS`] and this bound (no product of the presets) no copy is
+/// made.
+const PACK_COPY_MIN_ROWS: usize = 512;
+
 /// Elements from which the row-major copy of a column-major `b` is split among threads.
 const COPY_SPLIT_MIN: usize = 1 << 16;
 
@@ -601,14 +612,21 @@ impl Plan {
         let ops = |i: usize| (self.operand(a, &self.la, i), self.operand(b, &self.lb, i));
         if nb == 1 {
             let (oa, ob) = ops(0);
+            // A column-major `b` in rows: for the axpy kernel (few rows), or for
+            // matrixmultiply's packing (many rows), which then copies runs of each row where
+            // it would gather one element at a time. With many rows the copy leaves the
+            // product to matrixmultiply (the axpy kernel would take a row-major `b` at any
+            // row count up to AXPY_MAX_DEPTH deep): the kernel, not the layout, is what
+            // decides the bits and the speed.
             let copy_b = own_kernel(m, k, &oa, &ob).is_none()
-                && m <= COPY_MAX_ROWS
+                && (m <= COPY_MAX_ROWS || (m >= PACK_COPY_MIN_ROWS && k > AXPY_MAX_DEPTH))
                 && ob.rs == 1
                 && ob.cs > 1
                 && k > 1
                 && n > 1;
             let mut copy = if copy_b { row_major_copy(ob, k, n) } else { None };
             let ob = copy.as_deref().map_or(ob, |data| Operand { data, offset: 0, rs: n, cs: 1 });
+            debug_assert!(m <= COPY_MAX_ROWS || own_kernel(m, k, &oa, &ob).is_none(), "{m}x{k}x{n}");
             gemm(m, k, n, alpha, oa, ob, beta, c, true);
             if let Some(copy) = &mut copy {
                 crate::pool::give(copy);
@@ -633,8 +651,8 @@ impl Plan {
 impl<T: Element> Tensor<T> {
     /// The matrix product over the last two axes; leading axes are batch axes that
     /// broadcast. Operands of any strides are read in place, except a column-major right
-    /// operand of a product of at most 128 rows that no kernel of our own reads in place,
-    /// which is copied into rows first. Panics, naming both shapes, when the inner
+    /// operand of a product of at most 128 rows or at least 512 that no kernel of our own
+    /// reads in place, which is copied into rows first. Panics, naming both shapes, when the inner
     /// dimensions differ or an operand has rank below 2.
     ///
     /// ```
