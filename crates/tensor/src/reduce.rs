@@ -36,8 +36,8 @@ pub fn sum_slice<T: Element>(s: &[T]) -> T {
 }
 
 /// Elements [`sum_zip`] evaluates `f` on at once, before adding them up: one AVX-512
-/// register of `f32` (two of AVX2). 16 was 2 to 4 % faster than 64 on Zen 4 on both paths
-/// (`docs/performance.md`).
+/// register of `f32` (two of AVX2). A block of 64 is 2 to 4 % slower on Zen 4, on both
+/// paths (`docs/performance.md`).
 const ZIP_BLOCK: usize = 16;
 
 /// `Σ f(a[i], b[i])` over equal-length slices with eight accumulators, element `i` going to

@@ -517,8 +517,7 @@ const COPY_MAX_ROWS: usize = AXPY_MAX_ROWS;
 /// rows repeats, copies runs of `b`'s rows instead of gathering elements: the evaluation
 /// 0.97 of the time on two threads, no change on one (Zen 4, `docs/performance.md`).
 /// Copying a row-major `a` into columns as well, for the same reason, cost as much as it
-/// saved. Between [`COPY_MAX_ROWS`] and this bound (no product of the presets) no copy is
-/// made.
+/// saved. Between [`COPY_MAX_ROWS`] and this bound no copy is made (not measured there).
 const PACK_COPY_MIN_ROWS: usize = 512;
 
 /// Elements from which the row-major copy of a column-major `b` is split among threads.
