@@ -249,22 +249,51 @@ fn forwards_through_a_row_major_copy_same_bits_at_any_thread_count() {
     }
 }
 
-/// Layer forwards `x·Wᵀ` of 512 rows and more, which matrixmultiply takes from a row-major
-/// copy of `Wᵀ` where it is deeper than the axpy kernel goes (32), and in place otherwise:
-/// the same bits as matrixmultiply reading `Wᵀ` in place, one call for the whole product,
-/// and the same bits on every pool.
+/// Products of more than 128 rows: on AVX-512 the axpy kernel takes those at most 256 deep
+/// with `alpha` = 1, elsewhere matrixmultiply (a layer's `Wᵀ` read through a row-major copy
+/// from 512 rows). Either way the bits are matrixmultiply's reading the operands in place,
+/// one call for the whole product, written and accumulated (`beta` 1 and 0.5), and the same
+/// on every pool.
 #[test]
-fn many_row_forwards_keep_matrixmultiplys_bits() {
+fn many_row_products_keep_matrixmultiplys_bits() {
     let mut rng = StdRng::seed_from_u64(19);
-    for (m, k, n) in [(512, 40, 64), (700, 200, 100), (600, 20, 50), (5000, 50, 40)] {
+    for (m, k, n) in
+        [(512, 40, 64), (700, 200, 100), (600, 20, 50), (5000, 50, 40), (300, 256, 33), (520, 300, 40)]
+    {
         let x = randn::<f32>(&[m, k], &mut rng);
-        let w = randn::<f32>(&[n, k], &mut rng);
-        let mut want = Tensor::<f32>::zeros(&[m, n]);
-        let (xv, wv) = (x.to_vec(), w.to_vec());
-        gemm_slices(m, k, n, 1.0, (&xv, k, 1), (&wv, 1, k), 0.0, want.make_mut_slice());
-        let what = format!("{m}x{k}·({n}x{k})ᵀ");
-        assert_eq!(bits(&x.matmul(&w.t())), bits(&want), "{what}");
-        same_bits_on_every_pool(&what, || vec![x.matmul(&w.t())]);
+        let c = randn::<f32>(&[m, n], &mut rng);
+        let xv = x.to_vec();
+        for transposed in [true, false] {
+            // `Wᵀ` as a layer stores it (a transposed view of [n, k]), or `W` in rows.
+            let (b, bv, strides) = if transposed {
+                let w = randn::<f32>(&[n, k], &mut rng);
+                (w.t(), w.to_vec(), (1, k))
+            } else {
+                let w = randn::<f32>(&[k, n], &mut rng);
+                (w.clone(), w.to_vec(), (n, 1))
+            };
+            for beta in [0.0, 1.0, 0.5] {
+                let mut want = c.clone();
+                gemm_slices(
+                    m,
+                    k,
+                    n,
+                    1.0,
+                    (&xv, k, 1),
+                    (&bv, strides.0, strides.1),
+                    beta,
+                    want.make_mut_slice(),
+                );
+                let what = format!("{m}x{k}x{n}, b transposed {transposed}, beta {beta}");
+                let got = || {
+                    let mut acc = c.clone();
+                    acc.matmul_acc(1.0, &x, &b, beta);
+                    acc
+                };
+                assert_eq!(bits(&got()), bits(&want), "{what}");
+                same_bits_on_every_pool(&what, || vec![got()]);
+            }
+        }
     }
 }
 

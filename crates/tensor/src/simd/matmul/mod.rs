@@ -201,11 +201,33 @@ const DOT_MAX_ROWS: usize = 32;
 /// input gradient `G·W` up to the default batch of 128, the forwards on the row-major copy of
 /// `Wᵀ`, and the 100 rows of an importance-weighted decoder's 20×5 draws) go to the row-axpy
 /// kernel ([`axpy`]), which reads both operands in place where matrixmultiply packs both.
-/// Above 128 rows matrixmultiply keeps them: the AVX-512 tile is faster there too on Zen 4,
-/// but the AVX2 tile is not (the k = 5000 evaluation, whose products have 5000 rows, took 1.5
-/// times as long through it), and one rule for both vector paths keeps a run's bits the same
-/// on either (`docs/performance.md`).
+/// Above 128 rows the AVX2 tile is slower than matrixmultiply (the k = 5000 evaluation took
+/// 1.5 times as long through it), the AVX-512 tile faster: with AVX-512 the kernel takes
+/// those products too where it gives matrixmultiply's bits ([`same_bits_as_library`]), so
+/// that a run's bits do not depend on the path (`docs/performance.md`).
 const AXPY_MAX_ROWS: usize = 128;
+
+/// Elements of `b` up to which the AVX-512 axpy kernel takes products of more than
+/// [`AXPY_MAX_ROWS`] rows: 1 MiB of `f32`, an L2 cache of Zen 4, so that `b` stays there
+/// while every block of `a`'s rows passes over it (a layer's weight, 200×784 in the k = 5000
+/// evaluation). A larger `b`, as in some of the convolutional VAE's products, is read from
+/// farther for each block, and matrixmultiply, which packs it in cache-sized blocks, is
+/// faster there (the convolutional step 1.02 times as slow without this bound, Zen 4).
+const AXPY_WIDE_MAX_B: usize = 1 << 18;
+
+/// The depth up to which matrixmultiply sums an `f32` product in one block (its `S_KC`, 256
+/// unless `MATMUL_SGEMM_KC` sets another at its build). Up to it, each element of its product
+/// is one chain of fused multiply-adds over `k` in order from zero, then `alpha·ab + beta·c`
+/// with `alpha·ab` fused into the add, as in the axpy kernel on every path; deeper, it adds
+/// the blocks' sums into `C` one by one.
+const LIBRARY_KC: usize = 256;
+
+/// Whether the axpy kernel computes a product of depth `k` with these scales to the bits
+/// matrixmultiply gives: within one of its blocks, with `alpha` = 1 (so the fused and the
+/// rounded `alpha·ab` agree). `crates/tensor/tests/threads.rs` compares the two.
+fn same_bits_as_library<T: Element>(k: usize, alpha: T) -> bool {
+    k <= LIBRARY_KC && alpha == T::one()
+}
 
 /// Products at most this deep (`k`) whose right operand's rows are contiguous go to the
 /// row-axpy kernel whatever their row count: a layer's weight gradient `Gᵀ·X` at a batch of
@@ -236,14 +258,25 @@ enum Own<T> {
 /// `mul_add`, which without a fused instruction, as on wasm32, is a library call per
 /// element: there matrixmultiply takes every product (except under Miri, which checks the
 /// kernels through the portable path).
-fn own_kernel<T: Element>(m: usize, k: usize, a: &Operand<T>, b: &Operand<T>) -> Option<Own<T>> {
-    if !cfg!(miri) && Path::detect() == Path::Portable {
+fn own_kernel<T: Element>(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: T,
+    a: &Operand<T>,
+    b: &Operand<T>,
+) -> Option<Own<T>> {
+    let path = Path::detect();
+    if !cfg!(miri) && path == Path::Portable {
         return None;
     }
     if let Some(dot) = T::DOT.filter(|_| m <= DOT_MAX_ROWS && a.cs == 1 && b.rs == 1) {
         return Some(Own::Dot(dot));
     }
-    T::AXPY.filter(|_| (m <= AXPY_MAX_ROWS || k <= AXPY_MAX_DEPTH) && b.cs == 1).map(Own::Axpy)
+    let rows = m <= AXPY_MAX_ROWS
+        || k <= AXPY_MAX_DEPTH
+        || (path == Path::Avx512 && k.saturating_mul(n) <= AXPY_WIDE_MAX_B && same_bits_as_library(k, alpha));
+    T::AXPY.filter(|_| rows && b.cs == 1).map(Own::Axpy)
 }
 
 /// The one GEMM call: `c = alpha·a·b + beta·c` for `a` `m×k`, `b` `k×n`, and `c` the `m×n`
@@ -458,7 +491,7 @@ fn gemm<T: Element>(
 ) {
     let threads = if split { rayon::current_num_threads() } else { 1 };
     let large = m.saturating_mul(k).saturating_mul(n) >= PAR_MIN_MACS;
-    if let Some(own) = own_kernel(m, k, &a, &b) {
+    if let Some(own) = own_kernel(m, k, n, alpha, &a, &b) {
         let product = OwnProduct { own, k, alpha, a, b, beta };
         let macs = m.saturating_mul(k).saturating_mul(n);
         let few_rows = m <= OWN_COLUMN_SPLIT_MAX_ROWS;
@@ -613,11 +646,11 @@ impl Plan {
             let (oa, ob) = ops(0);
             // A column-major `b` in rows: for the axpy kernel (few rows), or for
             // matrixmultiply's packing (many rows), which then copies runs of each row where
-            // it would gather one element at a time. With many rows the copy leaves the
-            // product to matrixmultiply (the axpy kernel would take a row-major `b` at any
-            // row count up to AXPY_MAX_DEPTH deep): the kernel, not the layout, is what
-            // decides the bits and the speed.
-            let copy_b = own_kernel(m, k, &oa, &ob).is_none()
+            // it would gather one element at a time, or for the AVX-512 axpy kernel where it
+            // gives matrixmultiply's bits. With many rows the copy leaves products at most
+            // AXPY_MAX_DEPTH deep to matrixmultiply (the axpy kernel would take them on
+            // every path, and its AVX2 tile is the slower there).
+            let copy_b = own_kernel(m, k, n, alpha, &oa, &ob).is_none()
                 && (m <= COPY_MAX_ROWS || (m >= PACK_COPY_MIN_ROWS && k > AXPY_MAX_DEPTH))
                 && ob.rs == 1
                 && ob.cs > 1
@@ -625,7 +658,13 @@ impl Plan {
                 && n > 1;
             let mut copy = if copy_b { row_major_copy(ob, k, n) } else { None };
             let ob = copy.as_deref().map_or(ob, |data| Operand { data, offset: 0, rs: n, cs: 1 });
-            debug_assert!(m <= COPY_MAX_ROWS || own_kernel(m, k, &oa, &ob).is_none(), "{m}x{k}x{n}");
+            debug_assert!(
+                !copy_b
+                    || m <= COPY_MAX_ROWS
+                    || own_kernel(m, k, n, alpha, &oa, &ob).is_none()
+                    || same_bits_as_library(k, alpha),
+                "{m}x{k}x{n}"
+            );
             gemm(m, k, n, alpha, oa, ob, beta, c, true);
             if let Some(copy) = &mut copy {
                 crate::pool::give(copy);
