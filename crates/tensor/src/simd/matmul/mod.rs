@@ -3,7 +3,9 @@
 //! `C = alpha·A·B + beta·C`, and rayon over disjoint blocks of `C` (rows or columns) with
 //! each block one single-threaded GEMM call. Small-batch products go to kernels of our own
 //! instead: a layer's forward `x·Wᵀ` to [`dot`], its input gradient `G·W` and its weight
-//! gradient `Gᵀ·X` to [`axpy`], each with a tile per [`Path`]. The one operand ever copied
+//! gradient `Gᵀ·X` to [`axpy`], each with a tile per [`Path`]; with AVX-512 the axpy
+//! kernel also takes many-row products where it gives matrixmultiply's bits
+//! ([`same_bits_as_library`]), so the choice never shows in a result. The one operand ever copied
 //! is a column-major right operand (a layer's `Wᵀ`) that no kernel of our own reads in
 //! place, of a product of at most 128 rows (a forward above 32 rows) or of at least 512
 //! (the k = 5000 evaluation's), which [`transpose`] lays out in rows for the kernel that
@@ -544,13 +546,15 @@ fn gemm<T: Element>(
 /// keep it: the copy made Burda et al.'s batch-20 step 5 % slower on two threads (Zen 4).
 const COPY_MAX_ROWS: usize = AXPY_MAX_ROWS;
 
-/// `Tensor` products (not batched) of at least this many rows that matrixmultiply takes read
-/// a column-major `b` (a layer's `Wᵀ`, at the k = 5000 evaluation's 5000 rows) through a
-/// row-major copy ([`row_major_copy`]), so that its packing, which each thread's block of
-/// rows repeats, copies runs of `b`'s rows instead of gathering elements: the evaluation
-/// 0.97 of the time on two threads, no change on one (Zen 4, `docs/performance.md`).
-/// Copying a row-major `a` into columns as well, for the same reason, cost as much as it
-/// saved. Between [`COPY_MAX_ROWS`] and this bound no copy is made (not measured there).
+/// `Tensor` products (not batched) of at least this many rows read a column-major `b` (a
+/// layer's `Wᵀ`, at the k = 5000 evaluation's 5000 rows) through a row-major copy
+/// ([`row_major_copy`]): the AVX-512 axpy kernel reads the copy in place where it takes the
+/// product, and matrixmultiply's packing, which each thread's block of rows repeats, copies
+/// runs of its rows where it would gather elements one at a time (the evaluation 0.97 of
+/// the time on two threads with matrixmultiply, no change on one; Zen 4,
+/// `docs/performance.md`). Copying a row-major `a` into columns as well, for the packing of
+/// `a`, cost as much as it saved. Between [`COPY_MAX_ROWS`] and this bound no copy is made
+/// (not measured there).
 const PACK_COPY_MIN_ROWS: usize = 512;
 
 /// Elements from which the row-major copy of a column-major `b` is split among threads.
