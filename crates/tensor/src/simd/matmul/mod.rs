@@ -215,6 +215,7 @@ const AXPY_MAX_ROWS: usize = 128;
 /// evaluation). A larger `b`, as in some of the convolutional VAE's products, is read from
 /// farther for each block, and matrixmultiply, which packs it in cache-sized blocks, is
 /// faster there (the convolutional step 1.02 times as slow without this bound, Zen 4).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 const AXPY_WIDE_MAX_B: usize = 1 << 18;
 
 /// The depth up to which matrixmultiply sums an `f32` product in one block (its `S_KC`, 256
@@ -275,10 +276,20 @@ fn own_kernel<T: Element>(
     if let Some(dot) = T::DOT.filter(|_| m <= DOT_MAX_ROWS && a.cs == 1 && b.rs == 1) {
         return Some(Own::Dot(dot));
     }
-    let rows = m <= AXPY_MAX_ROWS
-        || k <= AXPY_MAX_DEPTH
-        || (path == Path::Avx512 && k.saturating_mul(n) <= AXPY_WIDE_MAX_B && same_bits_as_library(k, alpha));
+    let rows = m <= AXPY_MAX_ROWS || k <= AXPY_MAX_DEPTH || wide_axpy(path, k, n, alpha);
     T::AXPY.filter(|_| rows && b.cs == 1).map(Own::Axpy)
+}
+
+/// Whether the axpy kernel takes a product of more than [`AXPY_MAX_ROWS`] rows and depth
+/// `k` onto `n` columns: on the AVX-512 path, where `b` fits [`AXPY_WIDE_MAX_B`] and the
+/// kernel gives matrixmultiply's bits.
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+fn wide_axpy<T: Element>(path: Path, k: usize, n: usize, alpha: T) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if path == Path::Avx512 {
+        return k.saturating_mul(n) <= AXPY_WIDE_MAX_B && same_bits_as_library(k, alpha);
+    }
+    false
 }
 
 /// The one GEMM call: `c = alpha·a·b + beta·c` for `a` `m×k`, `b` `k×n`, and `c` the `m×n`
