@@ -1,6 +1,8 @@
 //! A product kernel of our own for `C = alpha·A·B + beta·C` in `f32` when `B`'s rows are
 //! contiguous and `C` has few rows or `A` few columns: a layer's input gradient `G·W` at a
-//! small batch, and its weight gradient `Gᵀ·X` at a small batch. Each row of `C` is a sum of
+//! small batch, and its weight gradient `Gᵀ·X` at a small batch (and, with AVX-512, products
+//! of many rows where it gives matrixmultiply's bits, which the next paragraph makes
+//! possible: `same_bits_as_library` in the parent module). Each row of `C` is a sum of
 //! rows of `B` scaled by elements of `A` (read at any strides): a register tile of rows of
 //! `C` (8 rows by 48 columns on AVX-512, 6 by 16 on AVX2) takes one element of `A` per row
 //! (broadcast) and one run of `B`'s row per step, straight from where they lie, and writes
