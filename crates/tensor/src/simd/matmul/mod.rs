@@ -564,8 +564,8 @@ const COPY_MAX_ROWS: usize = AXPY_MAX_ROWS;
 /// runs of its rows where it would gather elements one at a time (the evaluation 0.97 of
 /// the time on two threads with matrixmultiply, no change on one; Zen 4,
 /// `docs/performance.md`). Copying a row-major `a` into columns as well, for the packing of
-/// `a`, cost as much as it saved. Between [`COPY_MAX_ROWS`] and this bound no copy is made
-/// (not measured there).
+/// `a`, cost as much as it saved. Between [`COPY_MAX_ROWS`] and this bound the copy is made
+/// only where the AVX-512 axpy kernel takes the product from it.
 const PACK_COPY_MIN_ROWS: usize = 512;
 
 /// Elements from which the row-major copy of a column-major `b` is split among threads.
@@ -659,14 +659,16 @@ impl Plan {
         let ops = |i: usize| (self.operand(a, &self.la, i), self.operand(b, &self.lb, i));
         if nb == 1 {
             let (oa, ob) = ops(0);
-            // A column-major `b` in rows: for the axpy kernel (few rows), or for
-            // matrixmultiply's packing (many rows), which then copies runs of each row where
-            // it would gather one element at a time, or for the AVX-512 axpy kernel where it
-            // gives matrixmultiply's bits. With many rows the copy leaves products at most
-            // AXPY_MAX_DEPTH deep to matrixmultiply (the axpy kernel would take them on
-            // every path, and its AVX2 tile is the slower there).
+            // A column-major `b` in rows: for the axpy kernel (few rows, or any number on
+            // AVX-512 where it gives matrixmultiply's bits), or for matrixmultiply's packing
+            // (many rows), which then copies runs of each row where it would gather one
+            // element at a time. With many rows the copy leaves products at most
+            // AXPY_MAX_DEPTH deep to matrixmultiply elsewhere (the axpy kernel would take
+            // them on every path, and its AVX2 tile is the slower there).
             let copy_b = own_kernel(m, k, n, alpha, &oa, &ob).is_none()
-                && (m <= COPY_MAX_ROWS || (m >= PACK_COPY_MIN_ROWS && k > AXPY_MAX_DEPTH))
+                && (m <= COPY_MAX_ROWS
+                    || wide_axpy(Path::detect(), k, n, alpha)
+                    || (m >= PACK_COPY_MIN_ROWS && k > AXPY_MAX_DEPTH))
                 && ob.rs == 1
                 && ob.cs > 1
                 && k > 1
@@ -704,9 +706,10 @@ impl Plan {
 impl<T: Element> Tensor<T> {
     /// The matrix product over the last two axes; leading axes are batch axes that
     /// broadcast. Operands of any strides are read in place, except a column-major right
-    /// operand of a product of at most 128 rows or at least 512 that no kernel of our own
-    /// reads in place, which is copied into rows first. Panics, naming both shapes, when the inner
-    /// dimensions differ or an operand has rank below 2.
+    /// operand that no kernel of our own reads in place, which is copied into rows first where
+    /// the product has at most 128 rows or at least 512, or where the AVX-512 axpy kernel
+    /// takes it from the copy. Panics, naming both shapes, when the inner dimensions differ or
+    /// an operand has rank below 2.
     ///
     /// ```
     /// use tensor::Tensor;
