@@ -2,12 +2,14 @@
 //! default model, of the convolutional one (large enough that every product and kernel
 //! splits) and of Burda et al.'s two-stochastic-layer IWAE (a layer's two gradient products
 //! run at once) on pools of 1, 2, 7 and 32 threads leave bit-identical parameters and
-//! losses.
+//! losses. So does the importance-weighted evaluation, whose noise is drawn on the pool.
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use tensor::Tensor;
 use vae::config::{ConvNet, Objective};
+use vae::elbo::iwae_log_likelihood;
+use vae::run::IWAE_ROWS;
 use vae::train::{TrainConfig, Trainer};
 
 /// Losses and the bits of every parameter after four steps of `config` on a pool of
@@ -56,4 +58,22 @@ fn a_convolutional_training_step_gives_the_same_bits_on_1_2_7_and_32_threads() {
 #[test]
 fn a_two_layer_iwae_step_gives_the_same_bits_on_1_2_7_and_32_threads() {
     same_bits_on_every_pool(&TrainConfig::burda(Objective::Iwae, 5, 2), "two-layer IWAE, k = 5");
+}
+
+#[test]
+fn the_importance_weighted_evaluation_gives_the_same_bits_on_1_2_7_and_32_threads() {
+    let trainer = Trainer::new(TrainConfig::burda(Objective::Iwae, 1, 1));
+    let x = Tensor::<f32>::rand_uniform(&[2, 784], 0.0, 1.0, &mut StdRng::seed_from_u64(5));
+    // 2·400·50 = 40,000 draws: three blocks of noise, drawn in parallel.
+    let estimate = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| {
+            let ll = iwae_log_likelihood(&trainer.model, &x, 400, IWAE_ROWS, &mut StdRng::seed_from_u64(6));
+            ll.to_vec().iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        })
+    };
+    let one = estimate(1);
+    for threads in [2, 7, 32] {
+        assert!(one == estimate(threads), "the estimates differ between 1 and {threads} threads");
+    }
 }

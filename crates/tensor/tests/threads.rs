@@ -147,6 +147,29 @@ fn the_sizes_drawn_reach_the_parallel_paths() {
     pools()[0].install(|| assert!(!tensor::internals::parallel(PAR_MIN_LEN)));
 }
 
+/// Normal draws made in blocks on the pool's threads: the same values on every pool, at
+/// lengths of one block, of a part of one and of many (past the parallel bound), and no
+/// block repeats another's values.
+#[test]
+fn normal_draws_in_blocks_same_bits_at_any_thread_count() {
+    for n in [5, 16_384, 5 * 16_384 + 7, 300_000] {
+        let what = format!("randn_blocks of {n}");
+        same_bits_on_every_pool(&what, || {
+            vec![Tensor::<f32>::randn_blocks(&[n], &mut StdRng::seed_from_u64(2))]
+        });
+        same_bits_on_every_pool(&what, || {
+            vec![Tensor::<f64>::randn_blocks(&[n, 1], &mut StdRng::seed_from_u64(3))]
+        });
+    }
+    const { assert!(300_000 >= 4 * PAR_MIN_LEN) };
+    let v = Tensor::<f64>::randn_blocks(&[300_000], &mut StdRng::seed_from_u64(1)).to_vec();
+    let (head, rest) = v.split_at(16_384);
+    assert!(rest.chunks(16_384).all(|block| block[..8] != head[..8]), "a block repeats the first");
+    let mean = v.iter().sum::<f64>() / v.len() as f64;
+    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / v.len() as f64;
+    assert!(mean.abs() < 0.01 && (var - 1.0).abs() < 0.01, "mean {mean}, variance {var}");
+}
+
 /// A layer's forward `x·Wᵀ` and input gradient `G·W` at small batches, which the kernels of
 /// our own compute whole (1 row), in column blocks (2 and 5 rows) or in row blocks as even
 /// as the rows allow (6 to 32 rows), split among up to 64 threads, and the same products at
@@ -257,9 +280,15 @@ fn forwards_through_a_row_major_copy_same_bits_at_any_thread_count() {
 #[test]
 fn many_row_products_keep_matrixmultiplys_bits() {
     let mut rng = StdRng::seed_from_u64(19);
-    for (m, k, n) in
-        [(512, 40, 64), (700, 200, 100), (600, 20, 50), (5000, 50, 40), (300, 256, 33), (520, 300, 40)]
-    {
+    for (m, k, n) in [
+        (512, 40, 64),
+        (700, 200, 100),
+        (600, 20, 50),
+        (5000, 50, 40),
+        (300, 256, 33),
+        (200, 20, 70),
+        (520, 300, 40),
+    ] {
         let x = randn::<f32>(&[m, k], &mut rng);
         let c = randn::<f32>(&[m, n], &mut rng);
         let xv = x.to_vec();

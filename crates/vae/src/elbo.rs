@@ -280,7 +280,9 @@ where
 /// Importance-weighted estimates of `log p(x)` per image (`[batch]`):
 /// `log (1/k) Σᵢ p(x, zᵢ)/q(zᵢ|x)` with `zᵢ ~ q(z|x)`, a lower bound that tightens as `k`
 /// grows (Burda et al.). All samples of a chunk of images go through the decoder as one
-/// batch of matrix products; at most `max_rows` decoder rows are live at once.
+/// batch of matrix products; at most `max_rows` decoder rows are live at once. The noise is
+/// drawn on the pool's threads ([`Tensor::randn_blocks`]), so the estimates do not depend on
+/// the pool.
 pub fn iwae_log_likelihood<T: Element, R: Rng + ?Sized>(
     model: &Vae<T>,
     x: &Tensor<T>,
@@ -298,7 +300,7 @@ where
     let mut done = 0;
     while done < k {
         let kc = chunk.min(k - done);
-        let eps = Tensor::<T>::randn(&[kc, batch, units], rng);
+        let eps = Tensor::<T>::randn_blocks(&[kc, batch, units], rng);
         let g = Graph::no_grad();
         let log_w = log_weights(&model.bind(&g), g.constant(x.clone()), &eps).0.value();
         let chunk_lse = log_w.logsumexp_axis(0, false);
