@@ -170,6 +170,48 @@ fn normal_draws_in_blocks_same_bits_at_any_thread_count() {
     assert!(mean.abs() < 0.01 && (var - 1.0).abs() < 0.01, "mean {mean}, variance {var}");
 }
 
+/// `x·Wᵀ + b` in one product (`matmul_bias`, the bias written a few rows at a time by the
+/// kernels of our own) gives the bits of the bias written into every row and the product
+/// accumulated into it, through each kernel and split: the dot kernel (1, 5 and 20 rows,
+/// whole and in column blocks), the axpy kernel (100 rows; with AVX-512 also 300 and 1000),
+/// matrixmultiply (depth 300), `f64`, a batched product, and on every pool.
+#[test]
+fn products_into_a_bias_keep_the_bits_of_writing_it_first() {
+    let mut rng = StdRng::seed_from_u64(23);
+    fn both<T: Element>(x: &Tensor<T>, w: &Tensor<T>, b: &Tensor<T>) -> Vec<Tensor<T>> {
+        let shape = [x.shape()[0], w.shape()[0]];
+        let mut want = b.broadcast_to(&shape).contiguous();
+        want.matmul_acc(T::one(), x, &w.t(), T::one());
+        vec![want, x.matmul_bias(&w.t(), b)]
+    }
+    for (m, k, n) in [
+        (1, 784, 200),
+        (5, 784, 1000),
+        (20, 200, 784),
+        (100, 200, 784),
+        (300, 50, 200),
+        (1000, 200, 784),
+        (130, 300, 70),
+    ] {
+        let (x, w, b) =
+            (randn::<f32>(&[m, k], &mut rng), randn::<f32>(&[n, k], &mut rng), randn::<f32>(&[n], &mut rng));
+        let what = format!("{m}x{k}·({n}x{k})ᵀ + b");
+        let got = both(&x, &w, &b);
+        assert_eq!(bits(&got[1]), bits(&got[0]), "{what}");
+        same_bits_on_every_pool(&what, || vec![x.matmul_bias(&w.t(), &b)]);
+    }
+    let (x, w, b) =
+        (randn::<f64>(&[70, 30], &mut rng), randn::<f64>(&[40, 30], &mut rng), randn::<f64>(&[40], &mut rng));
+    let got = both(&x, &w, &b);
+    assert_eq!(bits(&got[1]), bits(&got[0]), "f64");
+    let x3 = randn::<f32>(&[3, 7, 20], &mut rng);
+    let (w, b) = (randn::<f32>(&[9, 20], &mut rng), randn::<f32>(&[9], &mut rng));
+    let mut want = b.broadcast_to(&[3, 7, 9]).contiguous();
+    want.matmul_acc(1.0, &x3, &w.t(), 1.0);
+    assert_eq!(bits(&x3.matmul_bias(&w.t(), &b)), bits(&want), "batched");
+    assert!(x3.try_matmul_bias(&w.t(), &randn::<f32>(&[8], &mut rng)).is_err());
+}
+
 /// A layer's forward `x·Wᵀ` and input gradient `G·W` at small batches, which the kernels of
 /// our own compute whole (1 row), in column blocks (2 and 5 rows) or in row blocks as even
 /// as the rows allow (6 to 32 rows), split among up to 64 threads, and the same products at

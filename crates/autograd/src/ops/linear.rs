@@ -1,5 +1,5 @@
-//! The fused fully connected layer `act(x·Wᵀ + b)`: the bias is written into the output
-//! before one accumulating GEMM, and the activation (a row of the unary table) is applied in
+//! The fused fully connected layer `act(x·Wᵀ + b)`: one GEMM that accumulates into the bias
+//! ([`Tensor::matmul_bias`]), and the activation (a row of the unary table) applied in
 //! place, so the layer makes one tensor where matmul, add and the activation would make
 //! three.
 
@@ -105,7 +105,7 @@ impl<'g, T: Element> Var<'g, T> {
         if sx.len() != 2 || sw.len() != 2 || sx[1] != sw[1] {
             return Err(TensorError::ShapeMismatch { op: "linear", lhs: sx.to_vec(), rhs: sw.to_vec() });
         }
-        let (n, out) = (sx[0], sw[0]);
+        let out = sw[0];
         let mut y = match b {
             Some(b) => {
                 self.same_graph("linear", &b);
@@ -117,12 +117,10 @@ impl<'g, T: Element> Var<'g, T> {
                         rhs: bv.shape().to_vec(),
                     });
                 }
-                bv.broadcast_to(&[n, out]).contiguous()
+                x.try_matmul_bias(&wv.t(), &bv)?
             }
-            None => Tensor::zeros(&[n, out]),
+            None => x.try_matmul(&wv.t())?,
         };
-        let beta = if b.is_some() { T::one() } else { T::zero() };
-        y.matmul_acc(T::one(), &x, &wv.t(), beta);
         let row = act.and_then(Activation::fused_row);
         if let Some(row) = row {
             (row.forward_inplace)(&mut y, T::zero());

@@ -371,6 +371,9 @@ struct OwnProduct<'a, T> {
     a: Operand<'a, T>,
     b: Operand<'a, T>,
     beta: T,
+    /// The values `beta` scales, the same in every row (a layer's bias, from `b`'s first
+    /// column on), in place of the output's own; `beta` is 1 then.
+    row: Option<&'a [T]>,
 }
 
 /// One segment of each row of a few-row product's output, all of the same width.
@@ -379,20 +382,41 @@ type RowSegments<'c, T> = SmallVec<[&'c mut [T]; OWN_COLUMN_SPLIT_MAX_ROWS]>;
 /// Elements of the tile a column block is computed in before it is copied to its rows.
 const COLUMN_TILE: usize = 4096;
 
+/// Rows of the output written with the broadcast row at a time, each run through the kernel
+/// right after, while it is in cache: 64 rows of a 784-wide layer are 200 KB.
+const ROW_FILL: usize = 64;
+
 impl<T: Element> OwnProduct<'_, T> {
     /// The product with `a` starting `rows` rows down.
     fn down(self, rows: usize) -> Self {
         OwnProduct { a: self.a.down(rows), ..self }
     }
 
-    /// The product with `b` starting `cols` columns to the right.
+    /// The product with `b` (and the row) starting `cols` columns to the right.
     fn right(self, cols: usize) -> Self {
-        OwnProduct { b: self.b.right(cols), ..self }
+        OwnProduct { b: self.b.right(cols), row: self.row.map(|r| &r[cols..]), ..self }
     }
 
-    /// `m` rows by `n` columns of the product into `c` (row-major, row stride `ldc`).
+    /// `m` rows by `n` columns of the product into `c` (row-major, row stride `ldc`): with a
+    /// broadcast row, by runs of [`ROW_FILL`] rows, each written with the row and then
+    /// accumulated into.
     fn block(self, m: usize, n: usize, c: &mut [T], ldc: usize) {
-        let OwnProduct { own, k, alpha, a, b, beta } = self;
+        let Some(row) = self.row else {
+            return self.kernel(m, n, c, ldc);
+        };
+        for i0 in (0..m).step_by(ROW_FILL) {
+            let rows = ROW_FILL.min(m - i0);
+            let c = &mut c[i0 * ldc..];
+            for r in 0..rows {
+                c[r * ldc..][..n].copy_from_slice(&row[..n]);
+            }
+            self.down(i0).kernel(rows, n, c, ldc);
+        }
+    }
+
+    /// `m` rows by `n` columns of the product into `c` through the kernel.
+    fn kernel(self, m: usize, n: usize, c: &mut [T], ldc: usize) {
+        let OwnProduct { own, k, alpha, a, b, beta, .. } = self;
         // Offsets are at most their storage's length (a valid layout's first index, or an
         // empty one's offset), so the slices start inside; the kernels check the rest.
         let (ad, bd) = (&a.data[a.offset..], &b.data[b.offset..]);
@@ -433,8 +457,8 @@ impl<T: Element> OwnProduct<'_, T> {
     }
 
     /// One block of columns (`b` starting at its first column) into the row segments `rows`:
-    /// in runs of columns through a tile on the stack (holding the segments first when
-    /// `beta` reads them), each run copied out to the segments.
+    /// in runs of columns through a tile on the stack (holding the segments, or the broadcast
+    /// row, first when `beta` reads them), each run copied out to the segments.
     fn column_block(self, rows: &mut [&mut [T]]) {
         let (m, width) = (rows.len(), rows.first().map_or(0, |r| r.len()));
         if m == 0 {
@@ -445,12 +469,16 @@ impl<T: Element> OwnProduct<'_, T> {
         for j in (0..width).step_by(run) {
             let w = run.min(width - j);
             let tile = &mut tile[..m * w];
-            if self.beta != T::zero() {
+            if let Some(row) = self.row {
+                for t in tile.chunks_mut(w) {
+                    t.copy_from_slice(&row[j..j + w]);
+                }
+            } else if self.beta != T::zero() {
                 for (t, row) in tile.chunks_mut(w).zip(rows.iter()) {
                     t.copy_from_slice(&row[j..j + w]);
                 }
             }
-            self.right(j).block(m, w, tile, w);
+            self.right(j).kernel(m, w, tile, w);
             for (t, row) in tile.chunks(w).zip(rows.iter_mut()) {
                 row[j..j + w].copy_from_slice(t);
             }
@@ -491,6 +519,7 @@ fn gemm_serial<T: Element>(
 /// start at multiples of [`BLOCK_ALIGN`], so they cut no tile the whole product would not,
 /// and each element is computed exactly as on one thread. `tests/threads.rs` checks this
 /// bit for bit on pools of 1 to 64 threads.
+#[allow(clippy::too_many_arguments)]
 fn gemm<T: Element>(
     m: usize,
     k: usize,
@@ -498,14 +527,17 @@ fn gemm<T: Element>(
     alpha: T,
     a: Operand<T>,
     b: Operand<T>,
-    beta: T,
+    (beta, row): (T, Option<&[T]>),
     c: &mut [T],
     split: bool,
 ) {
     let threads = if split { rayon::current_num_threads() } else { 1 };
     let large = m.saturating_mul(k).saturating_mul(n) >= PAR_MIN_MACS;
+    if let Some(row) = row {
+        assert!(row.len() >= n && beta == T::one(), "gemm: a row of {} for {n} columns", row.len());
+    }
     if let Some(own) = own_kernel(m, k, n, alpha, &a, &b) {
-        let product = OwnProduct { own, k, alpha, a, b, beta };
+        let product = OwnProduct { own, k, alpha, a, b, beta, row };
         let macs = m.saturating_mul(k).saturating_mul(n);
         let few_rows = m <= OWN_COLUMN_SPLIT_MAX_ROWS;
         // Blocks of rows, as even as the row count allows (the kernels' tiles need no
@@ -526,6 +558,16 @@ fn gemm<T: Element>(
             product.down(i * rows).block(block.len() / n, n, block, n);
         });
         return;
+    }
+    if let (Some(row), true) = (row, n > 0) {
+        // matrixmultiply reads `beta·c` from `c`: the row goes there first.
+        assert_holds(c.len(), m, n);
+        let row = &row[..n];
+        if threads > 1 && m * n >= crate::kernels::PAR_MIN_LEN {
+            c[..m * n].par_chunks_mut(n).for_each(|r| r.copy_from_slice(row));
+        } else {
+            c[..m * n].chunks_mut(n).for_each(|r| r.copy_from_slice(row));
+        }
     }
     let blocks = threads.min(m.max(n) / BLOCK_ALIGN);
     if blocks < 2 || !large {
@@ -652,10 +694,22 @@ impl Plan {
         Operand { data, offset, rs: l.strides()[r - 2], cs: l.strides()[r - 1] }
     }
 
-    /// `c = alpha·a·b + beta·c` over every batch, `c` row-major of [`out_shape`](Self::out_shape).
-    fn run<T: Element>(&self, alpha: T, a: &[T], b: &[T], beta: T, c: &mut [T]) {
+    /// `c = alpha·a·b + beta·c` over every batch, `c` row-major of [`out_shape`](Self::out_shape);
+    /// with a `row` of `n` values (and `beta` = 1), `c`'s old values are that row in every
+    /// row, whatever `c` holds.
+    fn run<T: Element>(&self, alpha: T, a: &[T], b: &[T], (beta, row): (T, Option<&[T]>), c: &mut [T]) {
         let (m, k, n) = (self.m, self.k, self.n);
         let nb = self.nbatch();
+        let row = match row {
+            Some(row) if nb != 1 => {
+                // Batches: the row written into every row of `c` first.
+                if n > 0 {
+                    c.chunks_mut(n).for_each(|r| r.copy_from_slice(&row[..n]));
+                }
+                None
+            }
+            row => row,
+        };
         let ops = |i: usize| (self.operand(a, &self.la, i), self.operand(b, &self.lb, i));
         if nb == 1 {
             let (oa, ob) = ops(0);
@@ -682,7 +736,7 @@ impl Plan {
                     || same_bits_as_library(k, alpha),
                 "{m}x{k}x{n}"
             );
-            gemm(m, k, n, alpha, oa, ob, beta, c, true);
+            gemm(m, k, n, alpha, oa, ob, (beta, row), c, true);
             if let Some(copy) = &mut copy {
                 crate::pool::give(copy);
             }
@@ -692,12 +746,12 @@ impl Plan {
         {
             c.par_chunks_mut(m * n).enumerate().for_each(|(i, c)| {
                 let (oa, ob) = ops(i);
-                gemm(m, k, n, alpha, oa, ob, beta, c, false);
+                gemm(m, k, n, alpha, oa, ob, (beta, None), c, false);
             });
         } else if m * n > 0 {
             for (i, c) in c.chunks_mut(m * n).enumerate() {
                 let (oa, ob) = ops(i);
-                gemm(m, k, n, alpha, oa, ob, beta, c, true);
+                gemm(m, k, n, alpha, oa, ob, (beta, None), c, true);
             }
         }
     }
@@ -729,7 +783,44 @@ impl<T: Element> Tensor<T> {
         let plan = Plan::new("matmul", self, rhs)?;
         let shape = plan.out_shape();
         // beta = 0: the GEMM writes every element without reading the stale buffer.
-        Tensor::try_fill_new(&shape, |out| plan.run(T::one(), self.storage(), rhs.storage(), T::zero(), out))
+        Tensor::try_fill_new(&shape, |out| {
+            plan.run(T::one(), self.storage(), rhs.storage(), (T::zero(), None), out)
+        })
+    }
+
+    /// `self·rhs + bias`, the `[n]` `bias` added to every row of the product (a layer's
+    /// `x·Wᵀ + b`): the same bits as writing `bias` into every row and accumulating the
+    /// product into it ([`matmul_acc`](Self::matmul_acc) with `alpha` = `beta` = 1), where
+    /// the kernels of our own write the bias a few rows at a time, just before they
+    /// accumulate into them. Panics, naming the shapes, when they do not fit.
+    ///
+    /// ```
+    /// use tensor::Tensor;
+    /// let x = Tensor::<f32>::from_vec(vec![1., 2., 3., 4.], &[2, 2]);
+    /// let b = Tensor::from_vec(vec![10., 20.], &[2]);
+    /// assert_eq!(x.matmul_bias(&Tensor::eye(2), &b).to_vec(), vec![11., 22., 13., 24.]);
+    /// ```
+    #[track_caller]
+    pub fn matmul_bias(&self, rhs: &Tensor<T>, bias: &Tensor<T>) -> Tensor<T> {
+        ok(self.try_matmul_bias(rhs, bias))
+    }
+
+    /// Fallible [`matmul_bias`](Self::matmul_bias).
+    pub fn try_matmul_bias(&self, rhs: &Tensor<T>, bias: &Tensor<T>) -> Result<Tensor<T>> {
+        let plan = Plan::new("matmul_bias", self, rhs)?;
+        if bias.shape() != [plan.n] {
+            return Err(TensorError::ShapeMismatch {
+                op: "matmul_bias (bias)",
+                lhs: plan.out_shape().to_vec(),
+                rhs: bias.shape().to_vec(),
+            });
+        }
+        let bias = bias.contiguous();
+        let row = bias.as_slice().expect("contiguous");
+        let shape = plan.out_shape();
+        Tensor::try_fill_new(&shape, |out| {
+            plan.run(T::one(), self.storage(), rhs.storage(), (T::one(), Some(row)), out)
+        })
     }
 
     /// `self = alpha·a·b + beta·self` in place (the GEMM accumulate form that backward
@@ -750,7 +841,7 @@ impl<T: Element> Tensor<T> {
                 rhs: plan.out_shape().to_vec(),
             });
         }
-        plan.run(alpha, a.storage(), b.storage(), beta, self.make_mut_slice());
+        plan.run(alpha, a.storage(), b.storage(), (beta, None), self.make_mut_slice());
         Ok(())
     }
 }
@@ -786,5 +877,5 @@ pub(crate) fn gemm_strided<T: Element>(
     beta: T,
     c: &mut [T],
 ) {
-    gemm(m, k, n, T::one(), a.into(), b.into(), beta, c, true);
+    gemm(m, k, n, T::one(), a.into(), b.into(), (beta, None), c, true);
 }
