@@ -4,7 +4,8 @@
 //! k = 1 and the IWAE's k = 5 (throughput in floating-point operations of its products, so
 //! criterion's "elem/s" reads as FLOP/s); and Adam's update of that model's parameters
 //! alone (throughput in the bytes it must move, 28 a parameter, so "B/s" reads against the
-//! host's bandwidth, `step_timer --floor`).
+//! host's bandwidth, `step_timer --floor`); and the noise of one image's k = 5000
+//! evaluation, 250,000 normal draws, from one generator and in blocks on the pool.
 //!
 //! Run: `cargo bench --bench backward`.
 
@@ -109,11 +110,30 @@ fn bench_adam(c: &mut Criterion) {
     group.finish();
 }
 
+/// One image's noise in the k = 5000 evaluation of Burda et al.'s model (5000 draws of 50
+/// latent units): `Tensor::randn` on one generator, `Tensor::randn_blocks` at 1 and 2
+/// threads (throughput in draws).
+fn bench_noise(c: &mut Criterion) {
+    let mut group = c.benchmark_group("eval_noise");
+    group.warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3)).sample_size(50);
+    let shape = [5000, 1, 50];
+    group.throughput(criterion::Throughput::Elements(5000 * 50));
+    let mut rng = StdRng::seed_from_u64(0);
+    group.bench_function("randn", |b| b.iter(|| Tensor::<f32>::randn(black_box(&shape), &mut rng)));
+    for threads in [1, 2] {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        group.bench_function(BenchmarkId::new("randn_blocks", format!("{threads}t")), |b| {
+            pool.install(|| b.iter(|| Tensor::<f32>::randn_blocks(black_box(&shape), &mut rng)))
+        });
+    }
+    group.finish();
+}
+
 // No plots: the workspace builds plotters with only the ab_glyph font backend (for
 // `vae`'s curves.png), where criterion's plot text would find no font.
 criterion_group! {
     name = benches;
     config = Criterion::default().without_plots();
-    targets = bench, bench_burda, bench_adam
+    targets = bench, bench_burda, bench_adam, bench_noise
 }
 criterion_main!(benches);
