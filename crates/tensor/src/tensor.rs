@@ -123,8 +123,8 @@ impl<T: Element> Tensor<T> {
     }
 
     /// Independent standard normal draws made on the pool's threads: the elements in blocks
-    /// of 16,384 ([`RANDN_BLOCK`]), each block drawn from a `StdRng` that `rng`
-    /// seeds, block by block in order. The values depend on `rng` and the element count
+    /// of 16,384, each block drawn from a `StdRng` that `rng` seeds, block by block in
+    /// order. The values depend on `rng` and the element count
     /// alone, not on the pool; they differ from [`randn`](Self::randn)'s on the same `rng`.
     /// For draws by the hundred thousand (a k = 5000 evaluation's noise), which one thread
     /// makes at about 5 ns each (`cargo bench --bench backward -- eval_noise`).

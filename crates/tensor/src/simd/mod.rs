@@ -101,7 +101,7 @@ pub trait VectorLoop {
 }
 
 /// Runs `work` inside a function compiled for the widest instruction set this CPU has
-/// ([`Path::detect`]): AVX2 and FMA or AVX-512 on x86-64 CPUs that have them, the
+/// (`Path::detect`): AVX2 and FMA or AVX-512 on x86-64 CPUs that have them, the
 /// target's baseline otherwise. The result is the same bits on every path (Rust does not
 /// fuse or reorder floating-point operations to use wider vectors); only the speed changes.
 #[inline(always)]
