@@ -204,12 +204,18 @@ fn products_into_a_bias_keep_the_bits_of_writing_it_first() {
         (randn::<f64>(&[70, 30], &mut rng), randn::<f64>(&[40, 30], &mut rng), randn::<f64>(&[40], &mut rng));
     let got = both(&x, &w, &b);
     assert_eq!(bits(&got[1]), bits(&got[0]), "f64");
-    let x3 = randn::<f32>(&[3, 7, 20], &mut rng);
-    let (w, b) = (randn::<f32>(&[9, 20], &mut rng), randn::<f32>(&[9], &mut rng));
-    let mut want = b.broadcast_to(&[3, 7, 9]).contiguous();
-    want.matmul_acc(1.0, &x3, &w.t(), 1.0);
-    assert_eq!(bits(&x3.matmul_bias(&w.t(), &b)), bits(&want), "batched");
-    assert!(x3.try_matmul_bias(&w.t(), &randn::<f32>(&[8], &mut rng)).is_err());
+    // Batched, one batch after another and (past PAR_MIN_MACS) batches on the pool.
+    for (nb, m, k, n) in [(3, 7, 20, 9), (4, 64, 200, 784)] {
+        let x3 = randn::<f32>(&[nb, m, k], &mut rng);
+        let (w, b) = (randn::<f32>(&[n, k], &mut rng), randn::<f32>(&[n], &mut rng));
+        let mut want = b.broadcast_to(&[nb, m, n]).contiguous();
+        want.matmul_acc(1.0, &x3, &w.t(), 1.0);
+        let what = format!("batched {nb}x{m}x{k}·({n}x{k})ᵀ + b");
+        assert_eq!(bits(&x3.matmul_bias(&w.t(), &b)), bits(&want), "{what}");
+        same_bits_on_every_pool(&what, || vec![x3.matmul_bias(&w.t(), &b)]);
+        assert!(x3.try_matmul_bias(&w.t(), &randn::<f32>(&[n - 1], &mut rng)).is_err());
+    }
+    const { assert!(4 * 64 * 200 * 784 >= PAR_MIN_MACS) };
 }
 
 /// A layer's forward `x·Wᵀ` and input gradient `G·W` at small batches, which the kernels of

@@ -700,16 +700,6 @@ impl Plan {
     fn run<T: Element>(&self, alpha: T, a: &[T], b: &[T], (beta, row): (T, Option<&[T]>), c: &mut [T]) {
         let (m, k, n) = (self.m, self.k, self.n);
         let nb = self.nbatch();
-        let row = match row {
-            Some(row) if nb != 1 => {
-                // Batches: the row written into every row of `c` first.
-                if n > 0 {
-                    c.chunks_mut(n).for_each(|r| r.copy_from_slice(&row[..n]));
-                }
-                None
-            }
-            row => row,
-        };
         let ops = |i: usize| (self.operand(a, &self.la, i), self.operand(b, &self.lb, i));
         if nb == 1 {
             let (oa, ob) = ops(0);
@@ -746,12 +736,12 @@ impl Plan {
         {
             c.par_chunks_mut(m * n).enumerate().for_each(|(i, c)| {
                 let (oa, ob) = ops(i);
-                gemm(m, k, n, alpha, oa, ob, (beta, None), c, false);
+                gemm(m, k, n, alpha, oa, ob, (beta, row), c, false);
             });
         } else if m * n > 0 {
             for (i, c) in c.chunks_mut(m * n).enumerate() {
                 let (oa, ob) = ops(i);
-                gemm(m, k, n, alpha, oa, ob, (beta, None), c, true);
+                gemm(m, k, n, alpha, oa, ob, (beta, row), c, true);
             }
         }
     }
