@@ -234,6 +234,7 @@ fn the_burda_rows_command_lines_give_their_stored_configurations() {
         ("burda-1l-iwae-k5", vec!["--objective", "iwae", "--k", "5"]),
         ("burda-2l-vae-k1", vec!["--stochastic-layers", "2"]),
         ("burda-2l-iwae-k5", vec!["--stochastic-layers", "2", "--objective", "iwae", "--k", "5"]),
+        ("burda-1l-vae-k5", vec!["--k", "5"]),
     ] {
         // A safetensors file opens with the length of its JSON header, then the header.
         let bytes = std::fs::read(results.join(row).join("checkpoint.safetensors")).unwrap();
