@@ -34,7 +34,8 @@ impl Display for DType {
 ///
 /// Besides the arithmetic of [`num_traits::Float`], it carries the GEMM routine of
 /// `matrixmultiply` for its precision and the product kernels of our own it has (a sealed
-/// supertrait implemented in the `simd::matmul` module, where the crate's only `unsafe` code is).
+/// supertrait implemented in the `simd::matmul` module, inside `simd`, where the crate's only
+/// `unsafe` code is).
 pub trait Element:
     Float
     + FromPrimitive
