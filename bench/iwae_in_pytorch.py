@@ -24,7 +24,9 @@ set of an MNIST folder, with the training files linked beside; then
     mnist_vae <the row's flags> --resume CHECKPOINT --epochs 3280 --iwae-k 5000 \\
         --data DIR --out /tmp/eval
 
-evaluates those images with our code (`summary.json` in `/tmp/eval`). The two estimates
+evaluates those images with our code (`summary.json` in `/tmp/eval`), and
+`cargo run --release --example iwae_per_image -- --checkpoint CHECKPOINT --data DIR` gives
+ours image by image (`--seed` for other draws). The two estimates
 differ by the bound's Monte Carlo noise only, a few hundredths of a nat over 500 images at
 k = 5000.
 

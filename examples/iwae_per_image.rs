@@ -1,7 +1,8 @@
 //! Each test image's importance-weighted estimate of `−log p(x)` from a checkpoint, one line
-//! each, with the draws of a seed of your choice: the run's k = 5000 evaluation image by
-//! image, for comparing it with another implementation's on the same images
-//! (`bench/iwae_in_pytorch.py`) and for seeing how far the estimate moves with the draws.
+//! each: the run's k = 5000 evaluation image by image. Without `--seed` the draws are the
+//! run's own, so for a run's final checkpoint the lines' mean is the `test_iwae_nll` of its
+//! `summary.json`; with `--seed`, other draws show how far the estimate moves with them. For
+//! comparing with another implementation on the same images, see `bench/iwae_in_pytorch.py`.
 //!
 //! ```sh
 //! cargo run --release --example iwae_per_image -- \
@@ -18,9 +19,8 @@ use clap::Parser;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use vae::checkpoint;
-use vae::data::{Mnist, TEST_BINARIZATION_SEED};
-use vae::elbo::iwae_log_likelihood;
-use vae::run::{check_iwae_time, IWAE_ROWS};
+use vae::data::Mnist;
+use vae::run::{check_iwae_time, iwae_nll_per_image, iwae_rng};
 
 /// Print each test image's importance-weighted estimate of −log p(x).
 #[derive(Parser, Debug)]
@@ -37,9 +37,9 @@ struct Args {
     /// Draws of z per image.
     #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     k: u64,
-    /// Seed of the draws.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
+    /// Seed of the draws (without it, the run's own draws of its final evaluation).
+    #[arg(long)]
+    seed: Option<u64>,
 }
 
 fn main() -> ExitCode {
@@ -53,28 +53,21 @@ fn main() -> ExitCode {
 fn estimate(args: &Args) -> vae::Result<()> {
     let bytes = checkpoint::read_file(&args.checkpoint)?;
     let (config, _) = checkpoint::read_meta(&args.checkpoint, &bytes)?;
-    let model = checkpoint::from_bytes(&args.checkpoint, &bytes, &config)?.0.model;
+    let trainer = checkpoint::from_bytes(&args.checkpoint, &bytes, &config)?.0;
     let mut test = Mnist::load(&args.data)?.test;
     test.truncate(args.images as usize);
-    if config.binarize {
-        test = test.binarized(TEST_BINARIZATION_SEED);
-    }
     let k = args.k as usize;
-    check_iwae_time(&model, &config, test.len(), k, "--k")?;
-    let mut rng = StdRng::seed_from_u64(args.seed);
-    let mut total = 0.0;
-    for i in 0..test.len() {
-        let x = test.intensities::<f32>(&[i]);
-        let ll = tensor::with_workers_awake(|| iwae_log_likelihood(&model, &x, k, IWAE_ROWS, &mut rng));
-        let nll = -f64::from(ll.to_vec()[0]);
-        total += nll;
-        println!("{nll:.5}");
+    check_iwae_time(&trainer.model, &config, test.len(), k, "--k")?;
+    let mut rng = args.seed.map_or_else(|| iwae_rng(&trainer), StdRng::seed_from_u64);
+    let nll = iwae_nll_per_image(&trainer.model, &config, &test, k, &mut rng, false);
+    for v in &nll {
+        println!("{v:.5}");
     }
+    let draws = args.seed.map_or("the run's draws".to_string(), |s| format!("seed {s}"));
     eprintln!(
-        "mean {:.4} over {} test images (k = {k}, seed {}), {}",
-        total / test.len() as f64,
-        test.len(),
-        args.seed,
+        "mean {:.4} over {} test images (k = {k}, {draws}), {}",
+        nll.iter().sum::<f64>() / nll.len().max(1) as f64,
+        nll.len(),
         args.checkpoint.display()
     );
     Ok(())

@@ -263,3 +263,33 @@ fn the_kl_example_refuses_distributions_that_do_not_fit() {
         assert_error(&out, 2, &["error:", needle]);
     }
 }
+
+/// `iwae_per_image` without `--seed` gives the run's own evaluation image by image: the mean
+/// of its lines is the summary's `test_iwae_nll`; with a seed, other draws give another.
+#[test]
+fn iwae_per_image_breaks_down_the_runs_evaluation() {
+    let (base, data) = with_data("iwae-per-image", 64);
+    let out = base.join("run");
+    let (d, o) = (data.to_str().unwrap(), out.to_str().unwrap());
+    let ran = run(&[quick(d, o), vec!["--binarize", "--iwae-k", "8"]].concat());
+    assert!(ran.status.success(), "{}", String::from_utf8_lossy(&ran.stderr));
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let reported = summary["test_iwae_nll"].as_f64().unwrap();
+    let checkpoint = out.join("checkpoint.safetensors");
+    let mean_of = |extra: &[&str]| {
+        let args =
+            [&["--checkpoint", checkpoint.to_str().unwrap(), "--data", d, "--k", "8"][..], extra].concat();
+        let run = Command::new(common::example("iwae_per_image")).args(&args).output().unwrap();
+        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+        let lines: Vec<f64> =
+            String::from_utf8(run.stdout).unwrap().lines().map(|l| l.parse().unwrap()).collect();
+        assert_eq!(lines.len(), 10, "one line per test image");
+        lines.iter().sum::<f64>() / lines.len() as f64
+    };
+    let own = mean_of(&[]);
+    assert!((own - reported).abs() < 1e-5, "{own} vs the run's {reported}");
+    let other = mean_of(&["--seed", "7"]);
+    assert!((other - reported).abs() > 1e-4, "seed 7 gave the run's draws: {other}");
+    std::fs::remove_dir_all(&base).unwrap();
+}

@@ -329,29 +329,50 @@ fn write_images(out: &Path, trainer: &Trainer, test: &Dataset) -> Result<()> {
     Ok(())
 }
 
-/// The importance-weighted estimate of the test negative log-likelihood, per image (nats).
-/// A model trained on binarized images is evaluated on one fixed binarization of the test
-/// set ([`TEST_BINARIZATION_SEED`]), the same for every run.
+/// The importance-weighted estimate of the test negative log-likelihood, per image (nats):
+/// the mean of [`iwae_nll_per_image`] with the run's own draws. A model trained on binarized
+/// images is evaluated on one fixed binarization of the test set
+/// ([`TEST_BINARIZATION_SEED`]), the same for every run.
 pub fn iwae_nll(trainer: &Trainer, test: &Dataset, k: usize, progress: bool) -> f64 {
-    let mut rng = stream_rng(trainer.config.seed, trainer.epoch, Stream::Final);
+    let mut rng = iwae_rng(trainer);
+    let nll = iwae_nll_per_image(&trainer.model, &trainer.config, test, k, &mut rng, progress);
+    nll.iter().sum::<f64>() / test.len().max(1) as f64
+}
+
+/// The generator of a run's importance-weighted evaluation after its last epoch.
+pub fn iwae_rng(trainer: &Trainer) -> StdRng {
+    stream_rng(trainer.config.seed, trainer.epoch, Stream::Final)
+}
+
+/// Each test image's importance-weighted estimate of `−log p(x)` (nats), in order, with `k`
+/// draws each from `rng`, [`iwae_images_per_call`] images at a time; with the binarized
+/// test set of [`iwae_nll`] where the configuration binarizes.
+pub fn iwae_nll_per_image(
+    model: &Vae<f32>,
+    config: &TrainConfig,
+    test: &Dataset,
+    k: usize,
+    rng: &mut StdRng,
+    progress: bool,
+) -> Vec<f64> {
     let per_call = iwae_images_per_call(k);
     let pb = bar(test.len(), progress, &format!("iwae k={k}"));
     let all: Vec<usize> = (0..test.len()).collect();
-    let binary = trainer.config.binarize.then(|| test.binarized(TEST_BINARIZATION_SEED));
-    let (model, test) = (&trainer.model, binary.as_ref().unwrap_or(test));
+    let binary = config.binarize.then(|| test.binarized(TEST_BINARIZATION_SEED));
+    let test = binary.as_ref().unwrap_or(test);
     // On a rayon worker with the others awake, like the training step.
-    let total: f64 = tensor::with_workers_awake(|| {
-        let mut total = 0.0;
+    let nll = tensor::with_workers_awake(|| {
+        let mut nll = Vec::with_capacity(test.len());
         for chunk in all.chunks(per_call) {
             let x = test.intensities::<f32>(chunk);
-            let ll = iwae_log_likelihood(model, &x, k, IWAE_ROWS, &mut rng);
-            total -= ll.to_vec().iter().map(|&v| v as f64).sum::<f64>();
+            let ll = iwae_log_likelihood(model, &x, k, IWAE_ROWS, &mut *rng);
+            nll.extend(ll.to_vec().iter().map(|&v| -f64::from(v)));
             pb.inc(chunk.len() as u64);
         }
-        total
+        nll
     });
     pb.finish_and_clear();
-    total / test.len().max(1) as f64
+    nll
 }
 
 /// Longest importance-weighted evaluation a run starts: 30 days.
