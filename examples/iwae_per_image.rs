@@ -1,7 +1,8 @@
 //! Each test image's importance-weighted estimate of `−log p(x)` from a checkpoint, one line
 //! each: the run's k = 5000 evaluation image by image. Without `--seed` the draws are the
-//! run's own, so for a run's final checkpoint the lines' mean is the `test_iwae_nll` of its
-//! `summary.json`; with `--seed`, other draws show how far the estimate moves with them. For
+//! run's own, so for a run's final checkpoint the lines' mean is the `test_iwae_nll` that
+//! `mnist_vae` of the same build writes (a build that draws the noise otherwise gives other
+//! draws); with `--seed`, other draws show how far the estimate moves with them. For
 //! comparing with another implementation on the same images, see `bench/iwae_in_pytorch.py`.
 //!
 //! ```sh
