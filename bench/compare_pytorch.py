@@ -17,7 +17,6 @@ It creates bench/.venv and installs torch there with pip on first use. CI does n
 """
 
 import argparse
-import gzip
 import json
 import os
 import statistics
@@ -39,12 +38,9 @@ def ensure_torch():
 
 
 def load_images():
-    import numpy as np
+    import mnist_idx
 
-    with gzip.open(ROOT / "data" / "mnist" / "train-images-idx3-ubyte.gz") as f:
-        raw = f.read()
-    n = int.from_bytes(raw[4:8], "big")
-    return np.frombuffer(raw[16:], dtype=np.uint8).reshape(n, 784)
+    return mnist_idx.images(ROOT / "data" / "mnist", "train")
 
 
 def timed(opt, steps, warmup, loss_of_step):

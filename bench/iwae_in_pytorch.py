@@ -34,48 +34,23 @@ It uses bench/.venv (created, with torch and safetensors, on first use). CI does
 """
 
 import argparse
-import gzip
 import json
 import math
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import mnist_idx  # noqa: E402
 
 
 def ensure_venv():
     """Re-executes this script inside bench/.venv (see benchvenv.py)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     import benchvenv
 
     benchvenv.ensure(__file__)
-
-
-def find(data_dir, name):
-    """The path of an MNIST file in `data_dir`, raw or `.gz`."""
-    for path in (data_dir / f"{name}.gz", data_dir / name):
-        if path.exists():
-            return path
-    sys.exit(f"error: {data_dir}: no {name}(.gz)")
-
-
-def read_idx(path):
-    """An IDX file of unsigned bytes as (dims, bytes)."""
-    import numpy as np
-
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rb") as f:
-        raw = f.read()
-    ndim = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    return dims, np.frombuffer(raw[4 + 4 * ndim :], dtype=np.uint8)
-
-
-def write_idx(path, dims, data):
-    """Writes unsigned bytes as an IDX file (type code 0x08)."""
-    header = bytes([0, 0, 8, len(dims)]) + b"".join(d.to_bytes(4, "big") for d in dims)
-    path.write_bytes(header + data.tobytes())
 
 
 def build_model(m):
@@ -185,22 +160,22 @@ def main():
     model.load_state_dict(state, strict=True)
     model.to(dtype)
 
-    dims, pixels = read_idx(find(args.data, "t10k-images-idx3-ubyte"))
-    n = min(args.images, dims[0])
-    images = pixels.reshape(dims[0], -1)[:n]
+    dims, pixels = mnist_idx.read(mnist_idx.find(args.data, "test"))
+    images = pixels.reshape(dims[0], -1)[: args.images]
+    n = len(images)
     if cfg["binarize"]:
         on = np.random.default_rng(args.seed).random(images.shape) < images / 255.0
         images = np.where(on, 255, 0).astype(np.uint8)
     if args.write_data:
         out = args.write_data
         out.mkdir(parents=True, exist_ok=True)
-        for name in MNIST_FILES[:2]:
-            link = out / find(args.data, name).name
-            if not link.exists():
-                link.symlink_to(find(args.data, name).resolve())
-        write_idx(out / MNIST_FILES[2], [n, *dims[1:]], images)
-        label_dims, labels = read_idx(find(args.data, MNIST_FILES[3]))
-        write_idx(out / MNIST_FILES[3], [n], labels[:n])
+        for kind in ("images", "labels"):
+            train = mnist_idx.find(args.data, "train", kind)
+            if not (out / train.name).exists():
+                (out / train.name).symlink_to(train.resolve())
+        mnist_idx.write(out / mnist_idx.FILES[("test", "images")], [n, *dims[1:]], images)
+        _, labels = mnist_idx.read(mnist_idx.find(args.data, "test", "labels"))
+        mnist_idx.write(out / mnist_idx.FILES[("test", "labels")], [n], labels[:n])
 
     x_all = torch.from_numpy(images.astype(np.float64) / 255.0).to(dtype)
     per_image = []

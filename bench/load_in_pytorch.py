@@ -14,7 +14,6 @@ It uses bench/.venv (created, with torch and safetensors, on first use). CI does
 """
 
 import argparse
-import gzip
 import json
 import math
 import sys
@@ -23,31 +22,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import mnist_idx  # noqa: E402
+
+
 def ensure_venv():
     """Re-executes this script inside bench/.venv (see benchvenv.py)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     import benchvenv
 
     benchvenv.ensure(__file__)
-
-
-def read_idx(path):
-    import numpy as np
-
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rb") as f:
-        raw = f.read()
-    ndim = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    data = np.frombuffer(raw[4 + 4 * ndim :], dtype=np.uint8)
-    return data.reshape(dims[0], -1)
-
-
-def test_images(data_dir):
-    for name in ("t10k-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte"):
-        if (data_dir / name).exists():
-            return read_idx(data_dir / name)
-    sys.exit(f"error: {data_dir}: no t10k-images-idx3-ubyte(.gz)")
 
 
 def default_config(arch):
@@ -182,7 +165,7 @@ def main():
     model.eval()
 
     torch.manual_seed(args.seed)
-    images = test_images(args.data).astype(np.float32) / 255.0
+    images = mnist_idx.images(args.data, "test").astype(np.float32) / 255.0
     total = 0.0
     with torch.no_grad():
         for start in range(0, len(images), 1000):

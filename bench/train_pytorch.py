@@ -17,27 +17,12 @@ It uses bench/.venv (created, with torch and safetensors, on first use). CI does
 """
 
 import argparse
-import gzip
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-
-def images(data_dir, name):
-    import numpy as np
-
-    for file in (f"{name}-images-idx3-ubyte.gz", f"{name}-images-idx3-ubyte"):
-        path = data_dir / file
-        if path.exists():
-            opener = gzip.open if file.endswith(".gz") else open
-            with opener(path, "rb") as f:
-                raw = f.read()
-            n = int.from_bytes(raw[4:8], "big")
-            return np.frombuffer(raw[16:], dtype=np.uint8).reshape(n, -1).astype(np.float32) / 255.0
-    sys.exit(f"error: {data_dir}: no {name}-images-idx3-ubyte(.gz)")
 
 
 def main():
@@ -48,6 +33,7 @@ def main():
     import torch
     import torch.nn.functional as F
 
+    import mnist_idx
     from load_in_pytorch import build_model, default_config
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -63,7 +49,7 @@ def main():
     rng = np.random.default_rng(args.seed)
     model = build_model(default_config(args.arch))
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    train, test = images(args.data, "train"), images(args.data, "t10k")
+    train, test = (mnist_idx.images(args.data, split).astype(np.float32) / 255.0 for split in ("train", "test"))
 
     def neg_elbo(x):
         mu, logvar = model.encode(x)
