@@ -27,8 +27,8 @@ set of an MNIST folder, with the training files linked beside; then
 evaluates those images with our code (`summary.json` in `/tmp/eval`), and
 `cargo run --release --example iwae_per_image -- --checkpoint CHECKPOINT --data DIR` gives
 ours image by image (`--seed` for other draws). The two estimates
-differ by the bound's Monte Carlo noise only, a few hundredths of a nat over 500 images at
-k = 5000.
+differ by the bound's Monte Carlo noise only: up to about a tenth of a nat over 500 images
+at k = 5000, a few thousandths over the 10,000 (`docs/results.md`).
 
 It uses bench/.venv (created, with torch and safetensors, on first use). CI does not run it.
 """
@@ -40,8 +40,6 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import mnist_idx  # noqa: E402
 
