@@ -218,34 +218,82 @@ fn a_convolutional_model_trains_and_refuses_sides_it_cannot_halve() {
     std::fs::remove_dir_all(&base).unwrap();
 }
 
-/// The command lines of the Burda rows in `results/` give, field for field, the
-/// configurations those runs stored when they started: the preset and the flags read as
-/// they did then, so each row can be continued.
+/// Every Burda row in `results/` is listed in `results/README.md` with the flags that
+/// continue it, and those flags (less the run's own `--threads` and `--iwae-k`) give, field
+/// for field, the configuration the run stored when it started. A finished row's bound and
+/// active units are what the README and `docs/results.md` show beside the same command.
 #[test]
-fn the_burda_rows_command_lines_give_their_stored_configurations() {
+fn the_burda_rows_in_results_are_the_ones_the_documents_show() {
     #[derive(clap::Parser)]
     struct Only {
         #[command(flatten)]
         config: vae::config::TrainConfig,
     }
-    let results = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("results");
-    for (row, flags) in [
-        ("burda-1l-vae-k1", vec![]),
-        ("burda-1l-iwae-k5", vec!["--objective", "iwae", "--k", "5"]),
-        ("burda-2l-vae-k1", vec!["--stochastic-layers", "2"]),
-        ("burda-2l-iwae-k5", vec!["--stochastic-layers", "2", "--objective", "iwae", "--k", "5"]),
-        ("burda-1l-vae-k5", vec!["--k", "5"]),
-    ] {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |path: &str| std::fs::read_to_string(root.join(path)).unwrap();
+    let (index, readme, results_md) = (read("results/README.md"), read("README.md"), read("docs/results.md"));
+    let mut stored_rows = 0;
+    for line in index.lines().filter(|l| l.starts_with("| `burda-")) {
+        // | folder | row | build | flags | state |
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        let (folder, flags, state) = (cells[1].trim_matches('`'), cells[4].trim_matches('`'), cells[5]);
+        let dir = root.join("results").join(folder);
+        if !dir.join("checkpoint.safetensors").exists() {
+            assert!(state.starts_with("running"), "{folder}: listed as {state:?} with no state");
+            continue;
+        }
+        stored_rows += 1;
+
         // A safetensors file opens with the length of its JSON header, then the header.
-        let bytes = std::fs::read(results.join(row).join("checkpoint.safetensors")).unwrap();
+        let bytes = std::fs::read(dir.join("checkpoint.safetensors")).unwrap();
         let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
         let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
         let stored: serde_json::Value =
             serde_json::from_str(header["__metadata__"]["config"].as_str().unwrap()).unwrap();
-        let argv = ["mnist_vae", "--preset", "burda"].into_iter().chain(flags);
-        let parsed = vae::config::cli::parse_run::<Only>(argv, |o| &mut o.config).unwrap().config;
-        assert_eq!(parsed.to_json(), stored, "{row}");
+        let words: Vec<&str> = flags.split_whitespace().collect();
+        let mut config_flags = vec!["mnist_vae"];
+        let mut i = 0;
+        while i < words.len() {
+            match words[i] {
+                "--threads" | "--iwae-k" => i += 2,
+                word => {
+                    config_flags.push(word);
+                    i += 1;
+                }
+            }
+        }
+        let parsed = vae::config::cli::parse_run::<Only>(config_flags, |o| &mut o.config).unwrap().config;
+        assert_eq!(parsed.to_json(), stored, "{folder}");
+
+        let Ok(summary) = std::fs::read_to_string(dir.join("summary.json")) else {
+            assert!(state.starts_with("running"), "{folder}: listed as {state:?} with no summary");
+            continue;
+        };
+        let summary: serde_json::Value = serde_json::from_str(&summary).unwrap();
+        let bound = format!("{:.2}", summary["test_iwae_nll"].as_f64().unwrap());
+        assert_eq!(state, format!("finished: {bound}"), "{folder}");
+        let command = format!("`cargo run --release --example mnist_vae -- {flags} --out runs/{folder}`");
+        let latents = std::iter::once(&stored["model"])
+            .chain(stored["model"]["upper"].as_array().into_iter().flatten());
+        let active: Vec<String> = summary["active_units_per_layer"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(latents)
+            .map(|(a, layer)| format!("{a} of {}", layer["latent"]))
+            .collect();
+        for (document, text, shown) in [
+            ("README.md", &readme, vec![format!("**{bound}**")]),
+            ("docs/results.md", &results_md, vec![format!("**{bound}**"), active.join(", ")]),
+        ] {
+            let row = text.lines().find(|l| l.contains(&command));
+            let row = row.unwrap_or_else(|| panic!("{document} has no row running {command}"));
+            for shown in shown {
+                assert!(row.contains(&format!("| {shown} |")), "{document}, {folder}: no {shown} in {row}");
+            }
+        }
     }
+    assert!(stored_rows >= 5, "{stored_rows} rows found in results/README.md");
 }
 
 /// The theory examples' own flags: distributions that do not fit together get one line and
