@@ -4,8 +4,10 @@
 //! k = 1 and the IWAE's k = 5 (throughput in floating-point operations of its products, so
 //! criterion's "elem/s" reads as FLOP/s); and Adam's update of that model's parameters
 //! alone (throughput in the bytes it must move, 28 a parameter, so "B/s" reads against the
-//! host's bandwidth, `step_timer --floor`); and the noise of one image's k = 5000
-//! evaluation, 250,000 normal draws, from one generator and in blocks on the pool.
+//! host's bandwidth, `step_timer --floor`), and three update rules on one parameter in L2
+//! and at that size, which tells the update's arithmetic from its bytes; and the noise of
+//! one image's k = 5000 evaluation, 250,000 normal draws, from one generator and in blocks
+//! on the pool.
 //!
 //! Run: `cargo bench --bench backward`.
 
@@ -110,6 +112,41 @@ fn bench_adam(c: &mut Criterion) {
     group.finish();
 }
 
+/// Where Adam's time goes: one thread's update of one parameter of `n` elements by three
+/// rules, at a length whose parameter, gradient and state fit in L2 (8,192) and at the
+/// Burda model's parameter count (425,284), throughput in elements. SGD with momentum
+/// streams 20 bytes an element with two multiply-adds; Adagrad streams the same bytes with a
+/// square root and a division; Adam streams 28 with both. Where a rule costs the same in
+/// L2 as from L3, its arithmetic, not its bytes, sets its pace.
+fn bench_update_rules(c: &mut Criterion) {
+    use vae::config::{OptimizerConfig, OptimizerKind};
+    use vae::nn::ParamSet;
+    use vae::optim::Optimizer;
+    let mut rng = StdRng::seed_from_u64(0);
+    let mut group = c.benchmark_group("update_rules");
+    group.warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(2)).sample_size(30);
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    let rules = [
+        ("adam", OptimizerKind::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-4 }),
+        ("adagrad", OptimizerKind::Adagrad { eps: 1e-10 }),
+        ("sgd_momentum", OptimizerKind::Sgd { momentum: 0.9 }),
+    ];
+    for (name, kind) in rules {
+        for n in [8192, 425_284] {
+            let mut params = ParamSet::new();
+            params.push("w", Tensor::<f32>::rand_uniform(&[n], -1.0, 1.0, &mut rng));
+            let grads = [Tensor::<f32>::rand_uniform(&[n], -1e-2, 1e-2, &mut rng)];
+            let mut optimizer =
+                Optimizer::new(OptimizerConfig { kind, ..OptimizerConfig::default() }, &params);
+            group.throughput(criterion::Throughput::Elements(n as u64));
+            group.bench_function(BenchmarkId::new(name, n), |b| {
+                pool.install(|| b.iter(|| optimizer.step(&mut params, black_box(&grads)).unwrap()))
+            });
+        }
+    }
+    group.finish();
+}
+
 /// One image's noise in the k = 5000 evaluation of Burda et al.'s model (5000 draws of 50
 /// latent units): `Tensor::randn` on one generator, `Tensor::randn_blocks` at 1 and 2
 /// threads (throughput in draws).
@@ -134,6 +171,6 @@ fn bench_noise(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().without_plots();
-    targets = bench, bench_burda, bench_adam, bench_noise
+    targets = bench, bench_burda, bench_adam, bench_update_rules, bench_noise
 }
 criterion_main!(benches);
