@@ -117,7 +117,8 @@ fn bench_adam(c: &mut Criterion) {
 /// Burda model's parameter count (425,284), throughput in elements. SGD with momentum
 /// streams 20 bytes an element with two multiply-adds; Adagrad streams the same bytes with a
 /// square root and a division; Adam streams 28 with both. Where a rule costs the same in
-/// L2 as from L3, its arithmetic, not its bytes, sets its pace.
+/// L2 as from L3, its arithmetic, not its bytes, sets its pace. Adam once more with its
+/// data pushed out of L3 before each update, as in a training step on a shared host.
 fn bench_update_rules(c: &mut Criterion) {
     use vae::config::{OptimizerConfig, OptimizerKind};
     use vae::nn::ParamSet;
@@ -142,6 +143,20 @@ fn bench_update_rules(c: &mut Criterion) {
             group.bench_function(BenchmarkId::new(name, n), |b| {
                 pool.install(|| b.iter(|| optimizer.step(&mut params, black_box(&grads)).unwrap()))
             });
+            if name == "adam" && n > 8192 {
+                // Each update after a pass over 32 MiB of other memory (the host's L3), as
+                // a training step's update finds its moments when the cache is shared.
+                let mut other = vec![0u8; 32 << 20];
+                group.bench_function(BenchmarkId::new("adam_after_32mib", n), |b| {
+                    pool.install(|| {
+                        b.iter_batched(
+                            || other.iter_mut().step_by(64).for_each(|x| *x = x.wrapping_add(1)),
+                            |()| optimizer.step(&mut params, black_box(&grads)).unwrap(),
+                            criterion::BatchSize::PerIteration,
+                        )
+                    })
+                });
+            }
         }
     }
     group.finish();
