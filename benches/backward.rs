@@ -16,7 +16,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::hint::black_box;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tensor::Tensor;
 use vae::config::Objective;
 use vae::elbo::{elbo_with_noise, sample_noise, ElboConfig};
@@ -117,8 +117,8 @@ fn bench_adam(c: &mut Criterion) {
 /// Burda model's parameter count (425,284), throughput in elements. SGD with momentum
 /// streams 20 bytes an element with two multiply-adds; Adagrad streams the same bytes with a
 /// square root and a division; Adam streams 28 with both. Where a rule costs the same in
-/// L2 as from L3, its arithmetic, not its bytes, sets its pace. Adam once more with its
-/// data pushed out of L3 before each update, as in a training step on a shared host.
+/// L2 as from L3, its arithmetic, not its bytes, sets its pace. Adam again with its data
+/// pushed out of L3 before each update, and again after the core idles for 5 ms.
 fn bench_update_rules(c: &mut Criterion) {
     use vae::config::{OptimizerConfig, OptimizerKind};
     use vae::nn::ParamSet;
@@ -144,18 +144,30 @@ fn bench_update_rules(c: &mut Criterion) {
                 pool.install(|| b.iter(|| optimizer.step(&mut params, black_box(&grads)).unwrap()))
             });
             if name == "adam" && n > 8192 {
-                // Each update after a pass over 32 MiB of other memory (the host's L3), as
-                // a training step's update finds its moments when the cache is shared.
+                // Each update after a pass over 32 MiB of other memory (the host's L3), and
+                // after 5 ms of arithmetic on registers alone (a few training steps' time),
+                // to tell where a training step's update finds its moments.
                 let mut other = vec![0u8; 32 << 20];
-                group.bench_function(BenchmarkId::new("adam_after_32mib", n), |b| {
-                    pool.install(|| {
-                        b.iter_batched(
-                            || other.iter_mut().step_by(64).for_each(|x| *x = x.wrapping_add(1)),
-                            |()| optimizer.step(&mut params, black_box(&grads)).unwrap(),
-                            criterion::BatchSize::PerIteration,
-                        )
-                    })
-                });
+                let mut evict = || other.iter_mut().step_by(64).for_each(|x| *x = x.wrapping_add(1));
+                let mut idle = || {
+                    let (start, mut x) = (Instant::now(), 1.0f64);
+                    while start.elapsed() < Duration::from_millis(5) {
+                        x = black_box(x * 1.000_000_1 + 1e-9);
+                    }
+                };
+                let cases: [(&str, &mut (dyn FnMut() + Send)); 2] =
+                    [("adam_after_32mib", &mut evict), ("adam_after_5ms_idle", &mut idle)];
+                for (case, before) in cases {
+                    group.bench_function(BenchmarkId::new(case, n), |b| {
+                        pool.install(|| {
+                            b.iter_batched(
+                                &mut *before,
+                                |()| optimizer.step(&mut params, black_box(&grads)).unwrap(),
+                                criterion::BatchSize::PerIteration,
+                            )
+                        })
+                    });
+                }
             }
         }
     }
