@@ -250,16 +250,11 @@ fn the_burda_rows_in_results_are_the_ones_the_documents_show() {
         let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
         let stored: serde_json::Value =
             serde_json::from_str(header["__metadata__"]["config"].as_str().unwrap()).unwrap();
-        let words: Vec<&str> = flags.split_whitespace().collect();
-        let mut config_flags = vec!["mnist_vae"];
-        let mut i = 0;
-        while i < words.len() {
-            match words[i] {
-                "--threads" | "--iwae-k" => i += 2,
-                word => {
-                    config_flags.push(word);
-                    i += 1;
-                }
+        let (mut words, mut config_flags) = (flags.split_whitespace(), vec!["mnist_vae"]);
+        while let Some(word) = words.next() {
+            match word {
+                "--threads" | "--iwae-k" => _ = words.next(),
+                _ => config_flags.push(word),
             }
         }
         let parsed = vae::config::cli::parse_run::<Only>(config_flags, |o| &mut o.config).unwrap().config;
