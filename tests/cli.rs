@@ -238,18 +238,16 @@ fn the_burda_rows_in_results_are_the_ones_the_documents_show() {
         let cells: Vec<&str> = line.split('|').map(str::trim).collect();
         let (folder, flags, state) = (cells[1].trim_matches('`'), cells[4].trim_matches('`'), cells[5]);
         let dir = root.join("results").join(folder);
-        if !dir.join("checkpoint.safetensors").exists() {
+        let path = dir.join("checkpoint.safetensors");
+        if !path.exists() {
             assert!(state.starts_with("running"), "{folder}: listed as {state:?} with no state");
             continue;
         }
         stored_rows += 1;
 
-        // A safetensors file opens with the length of its JSON header, then the header.
-        let bytes = std::fs::read(dir.join("checkpoint.safetensors")).unwrap();
-        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-        let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
-        let stored: serde_json::Value =
-            serde_json::from_str(header["__metadata__"]["config"].as_str().unwrap()).unwrap();
+        // The configuration as the run reads it when it continues.
+        let (stored, _) =
+            vae::checkpoint::read_meta(&path, &vae::checkpoint::read_file(&path).unwrap()).unwrap();
         let (mut words, mut config_flags) = (flags.split_whitespace(), vec!["mnist_vae"]);
         while let Some(word) = words.next() {
             match word {
@@ -258,7 +256,7 @@ fn the_burda_rows_in_results_are_the_ones_the_documents_show() {
             }
         }
         let parsed = vae::config::cli::parse_run::<Only>(config_flags, |o| &mut o.config).unwrap().config;
-        assert_eq!(parsed.to_json(), stored, "{folder}");
+        assert_eq!(parsed, stored, "{folder}");
 
         let Ok(summary) = std::fs::read_to_string(dir.join("summary.json")) else {
             assert!(state.starts_with("running"), "{folder}: listed as {state:?} with no summary");
@@ -268,14 +266,13 @@ fn the_burda_rows_in_results_are_the_ones_the_documents_show() {
         let bound = format!("{:.2}", summary["test_iwae_nll"].as_f64().unwrap());
         assert_eq!(state, format!("finished: {bound}"), "{folder}");
         let command = format!("`cargo run --release --example mnist_vae -- {flags} --out runs/{folder}`");
-        let latents = std::iter::once(&stored["model"])
-            .chain(stored["model"]["upper"].as_array().into_iter().flatten());
+        let latents = std::iter::once(stored.model.latent).chain(stored.model.upper.iter().map(|u| u.latent));
         let active: Vec<String> = summary["active_units_per_layer"]
             .as_array()
             .unwrap()
             .iter()
             .zip(latents)
-            .map(|(a, layer)| format!("{a} of {}", layer["latent"]))
+            .map(|(a, latent)| format!("{a} of {latent}"))
             .collect();
         for (document, text, shown) in [
             ("README.md", &readme, vec![format!("**{bound}**")]),
