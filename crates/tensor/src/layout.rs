@@ -374,6 +374,61 @@ mod tests {
     }
 
     #[test]
+    fn contiguous_strides_are_row_major() {
+        assert_eq!(contiguous_strides(&[2, 3, 4]).as_slice(), &[12, 4, 1]);
+        assert_eq!(contiguous_strides(&[0, 3]).as_slice(), &[3, 1]);
+        assert!(contiguous_strides(&[]).is_empty());
+        assert!(try_contiguous_strides(&[MAX_INDEX, 2]).is_err());
+    }
+
+    #[test]
+    fn try_new_accepts_exactly_the_layouts_whose_indices_fit_isize() {
+        // The last element's index is `offset + Σ (shape[i] − 1)·strides[i]`.
+        assert!(Layout::try_new(&[2], &[1], MAX_INDEX - 1).is_ok());
+        assert!(Layout::try_new(&[2], &[1], MAX_INDEX).is_err());
+        assert!(Layout::try_new(&[3], &[MAX_INDEX / 2], 0).is_ok());
+        assert!(Layout::try_new(&[3], &[MAX_INDEX / 2 + 1], 0).is_err());
+        // A stride or an offset past `isize` is refused even where no element reaches it.
+        assert!(Layout::try_new(&[1], &[MAX_INDEX], 0).is_ok());
+        assert!(Layout::try_new(&[1], &[MAX_INDEX + 1], 0).is_err());
+        assert!(Layout::try_new(&[0], &[1], MAX_INDEX).is_ok());
+        assert!(Layout::try_new(&[0], &[1], MAX_INDEX + 1).is_err());
+        assert!(Layout::try_new(&[2, 3], &[3], 0).is_err());
+    }
+
+    #[test]
+    fn index_of_refuses_indices_outside_the_shape() {
+        let l = Layout::contiguous(&[4, 5]);
+        assert_eq!(l.index_of(&[3, 4]), Some(19));
+        assert_eq!(l.index_of(&[4, 0]), None);
+        assert_eq!(l.index_of(&[0, 5]), None);
+        assert_eq!(l.index_of(&[1]), None);
+        assert_eq!(l.index_of(&[1, 2, 0]), None);
+    }
+
+    #[test]
+    fn permute_takes_only_permutations() {
+        let l = Layout::contiguous(&[4, 5]);
+        let p = l.permute(&[1, 0]).unwrap();
+        assert_eq!((p.shape(), p.strides()), (&[5, 4][..], &[1, 5][..]));
+        for bad in [&[0, 0][..], &[1, 1], &[0, 2], &[1], &[0, 1, 2]] {
+            assert!(l.permute(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn unsqueeze_gives_the_new_axis_the_stride_of_the_axes_it_precedes() {
+        let l = Layout::contiguous(&[2, 3]);
+        assert_eq!(l.unsqueeze(0).unwrap().strides(), &[6, 3, 1]);
+        assert_eq!(l.unsqueeze(1).unwrap().strides(), &[3, 3, 1]);
+        assert_eq!(l.unsqueeze(2).unwrap().strides(), &[3, 1, 1]);
+        // Where that stride would pass `isize`, the axis of extent 1 gets 0.
+        let wide = Layout::new(&[3], &[MAX_INDEX / 2], 0);
+        assert_eq!(wide.unsqueeze(0).unwrap().strides(), &[0, MAX_INDEX / 2]);
+        assert!(l.unsqueeze(3).is_err());
+    }
+
+    #[test]
     fn narrow_checks_bounds() {
         let l = Layout::contiguous(&[4, 5]);
         let n = l.narrow(1, 2, 3).unwrap();
