@@ -319,6 +319,33 @@ fn every_major_combination(sizes: &[(usize, usize, usize)]) {
 }
 
 #[test]
+fn views_report_their_layout_and_compare_by_value() {
+    let a = Tensor::<f64>::from_vec((0..6).map(f64::from).collect(), &[2, 3]);
+    assert_eq!((a.strides(), a.t().strides()), (&[3, 1][..], &[1, 3][..]));
+    assert!(!a.is_empty());
+    assert!(a.narrow(1, 1, 0).is_empty());
+    // Equal shapes and elements, wherever they lie; a different shape or element is unequal.
+    assert_eq!(a.t(), a.t().contiguous());
+    assert_ne!(a, a.reshape(&[3, 2]));
+    assert_ne!(a, a.t());
+    let mut b = a.contiguous();
+    b.make_mut_slice()[4] = -1.0;
+    assert_ne!(a, b);
+}
+
+#[test]
+fn into_vec_gives_a_views_elements_and_moves_storage_it_owns_whole() {
+    let a = Tensor::<f32>::from_vec((0..6u8).map(f32::from).collect(), &[2, 3]);
+    assert_eq!(a.t().into_vec(), vec![0., 3., 1., 4., 2., 5.]);
+    assert_eq!(a.narrow(0, 1, 1).into_vec(), vec![3., 4., 5.]);
+    assert_eq!(a.narrow(0, 0, 1).into_vec(), vec![0., 1., 2.]);
+    assert_eq!(a.clone().into_vec(), a.to_vec());
+    let at = a.as_slice().unwrap().as_ptr();
+    let v = a.into_vec();
+    assert_eq!((v.as_ptr(), v), (at, vec![0., 1., 2., 3., 4., 5.]));
+}
+
+#[test]
 fn views_never_copy_and_contiguous_copies_only_when_needed() {
     let mut rng = StdRng::seed_from_u64(1);
     let a = Tensor::<f32>::randn(&[4, 6], &mut rng);
