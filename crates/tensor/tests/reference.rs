@@ -474,6 +474,9 @@ fn in_place_scalar_forms_copy_on_write() {
     let mut filled = a.clone();
     filled.fill(7.5);
     assert_eq!(filled.to_vec(), vec![7.5; 6]);
+    let mut mapped = a.t();
+    mapped.map_inplace(|x| x * x + 1.0);
+    assert_eq!(mapped.to_vec(), vec![1., 10., 2., 17., 5., 26.]);
     assert_eq!(a.to_vec(), vec![0., 1., 2., 3., 4., 5.]); // the shared original is untouched
 }
 
