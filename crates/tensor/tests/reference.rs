@@ -451,6 +451,76 @@ fn fused_zip_sum_over_long_rows() {
     assert_eq!(tensor::internals::sum_slice(&(1..=100).map(f64::from).collect::<Vec<_>>()), 5050.0);
 }
 
+/// `got`'s elements and shape are `want`'s, NaN matching NaN.
+#[track_caller]
+fn assert_values<T: tensor::Element + std::fmt::Debug>(got: &Tensor<T>, shape: &[usize], want: &[T]) {
+    let same = |a: &T, b: &T| a == b || (a.is_nan() && b.is_nan());
+    let v = got.to_vec();
+    assert!(
+        got.shape() == shape && v.len() == want.len() && v.iter().zip(want).all(|(a, b)| same(a, b)),
+        "{got:?}, want {shape:?} {want:?}"
+    );
+}
+
+#[test]
+fn reductions_propagate_nan_and_keep_infinities_and_empty_axes() {
+    let (nan, inf) = (f64::NAN, f64::INFINITY);
+    // A NaN is never hidden by a maximum: not where it is the running maximum, nor where it
+    // is the next element (`f64::max` would drop it either way), on both the per-row fold
+    // (the last axis) and the row-by-row combine (the first); in f32 too.
+    let x = Tensor::from_vec(vec![nan, 1.0, 2.0, 4.0, 5.0, nan], &[2, 3]);
+    assert!(x.max().item().is_nan() && x.max_all(true).item().is_nan());
+    assert_values(&x.max_axis(1, false), &[2], &[nan, nan]);
+    assert_values(&x.max_axis(0, true), &[1, 3], &[nan, 5.0, nan]);
+    assert_values(&x.logsumexp_axis(1, false), &[2], &[nan, nan]);
+    let y = Tensor::from_vec(vec![1f32, f32::NAN, 3.0, 4.0, 0.0, 6.0], &[2, 3]);
+    assert!(y.max().item().is_nan());
+    assert_values(&y.max_axis(0, false), &[3], &[4.0, f32::NAN, 6.0]);
+    assert_values(&y.max_axis(1, false), &[2], &[f32::NAN, 6.0]);
+    // logsumexp of rows of −∞ is −∞, and of a row holding +∞ is +∞ (the shift by the
+    // maximum would make both NaN); finite rows are unchanged by their neighbours.
+    let z = Tensor::from_vec(vec![-inf, -inf, 0.0, inf, 0.0, 0.0], &[3, 2]);
+    assert_values(&z.logsumexp_axis(1, false), &[3], &[-inf, inf, 2f64.ln()]);
+    assert_eq!(z.narrow(0, 0, 1).logsumexp().item(), -inf);
+    assert_eq!(z.logsumexp().item(), inf);
+    // Empty: sums are 0, maxima and logsumexp −∞, means NaN, over all axes or one.
+    let e = Tensor::<f64>::zeros(&[2, 0]);
+    assert_eq!((e.sum().item(), e.max().item(), e.logsumexp().item()), (0.0, -inf, -inf));
+    assert!(e.mean().item().is_nan());
+    assert_values(&e.sum_axis(1, false), &[2], &[0.0, 0.0]);
+    assert_values(&e.max_axis(1, true), &[2, 1], &[-inf, -inf]);
+    assert_values(&e.logsumexp_axis(1, false), &[2], &[-inf, -inf]);
+    assert_values(&e.mean_axis(1, false), &[2], &[nan, nan]);
+    assert_values(&e.sum_axis(0, false), &[0], &[]);
+    // The mean of all elements, small and past a parallel task's chunk.
+    assert_eq!(Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.5], &[2, 2]).mean().item(), 2.625);
+    assert_eq!(Tensor::<f64>::arange(100_000).reshape(&[400, 250]).t().mean().item(), 49_999.5);
+}
+
+#[test]
+fn reductions_refuse_axes_and_shapes_they_cannot_take() {
+    let x = Tensor::<f64>::arange(6).reshape(&[2, 3]);
+    assert!(x.try_sum_axis(2, false).is_err() && x.try_mean_axis(2, true).is_err());
+    assert!(x.try_max_axis(5, false).is_err() && x.try_logsumexp_axis(2, false).is_err());
+    // sum_to: only shapes that broadcast up to [2, 3].
+    for bad in [&[2, 3, 1][..], &[3, 3], &[2], &[2, 2], &[1, 2]] {
+        assert!(x.try_sum_to(bad).is_err(), "sum_to {bad:?}");
+    }
+    assert_values(&x.sum_to(&[3]), &[3], &[3.0, 5.0, 7.0]);
+    assert_values(&x.sum_to(&[1, 3]), &[1, 3], &[3.0, 5.0, 7.0]);
+    assert_values(&x.sum_to(&[2, 1]), &[2, 1], &[3.0, 12.0]);
+    assert_values(&x.sum_to(&[1, 1]), &[1, 1], &[15.0]);
+    assert_values(&x.sum_to(&[]), &[], &[15.0]);
+    assert_values(&x.sum_to(&[2, 3]), &[2, 3], &x.to_vec());
+    // zip_sum_last: equal shapes of rank ≥ 1; rows of length 0 sum to 0.
+    assert!(x.try_zip_sum_last(&x.t(), |a, b| a * b).is_err());
+    assert!(x.try_zip_sum_last(&x.reshape(&[6]), |a, b| a * b).is_err());
+    let s = Tensor::scalar(2.0);
+    assert!(s.try_zip_sum_last(&s, |a, b| a * b).is_err());
+    let rows = Tensor::<f64>::zeros(&[3, 0]);
+    assert_values(&rows.zip_sum_last(&rows, |a, b| a * b + 1.0), &[3], &[0.0; 3]);
+}
+
 #[test]
 fn debug_shows_type_shape_and_at_most_32_elements() {
     assert_eq!(format!("{:?}", Tensor::<f32>::arange(3)), "Tensor<f32>[3] [0.0, 1.0, 2.0]");
