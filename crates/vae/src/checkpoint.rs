@@ -343,6 +343,36 @@ mod tests {
         assert_eq!(meta["format"], FORMAT, "UPDATE_FUZZ_SEED=1 rewrites it");
     }
 
+    /// What `save` writes, `load` and `read_meta` read back: weights, optimizer steps,
+    /// epochs and history, and the run's configuration; the loaded trainer takes the
+    /// expected run's number of epochs, not the stored one.
+    #[test]
+    fn save_then_load_gives_the_state_back() {
+        let mut trainer = Trainer::new(small());
+        trainer.epoch = 2;
+        trainer.history = (1..=2)
+            .map(|epoch| EpochMetrics {
+                epoch,
+                train_neg_elbo: 90.5,
+                test_neg_elbo: 91.25 + epoch as f64,
+                epoch_seconds: 1.5,
+            })
+            .collect();
+        trainer.optimizer.steps = 7;
+        let dir = std::env::temp_dir().join(format!("vae-checkpoint-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.safetensors");
+        save(&path, &trainer).unwrap();
+        assert_eq!(read_meta(&path, &read_file(&path).unwrap()).unwrap(), (small(), 2));
+        let expected = TrainConfig { epochs: small().epochs + 5, ..small() };
+        let (loaded, verified) = load(&path, &expected).unwrap();
+        assert!(verified);
+        assert_eq!((loaded.epoch, loaded.config.epochs, loaded.optimizer.steps), (2, expected.epochs, 7));
+        assert_eq!(loaded.history, trainer.history);
+        assert_eq!(loaded.model.params.tensors(), trainer.model.params.tensors());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
     #[test]
     fn round_trip_and_refusals() {
         let (t, verified) =
