@@ -499,6 +499,114 @@ mod tests {
         assert_eq!(parse_idx(&[0, 0, 0x0d, 1, 0, 0, 0, 0]).unwrap_err(), IdxError::ElementType(0x0d));
     }
 
+    /// Every way a header or body can be wrong is its own error; a stream that is not gzip
+    /// never reports a gzip error.
+    #[test]
+    fn every_malformed_header_and_body_is_refused() {
+        let refused = |bytes: &[u8]| parse_idx(bytes).unwrap_err();
+        assert_eq!(refused(&[]), IdxError::ShortHeader(0));
+        assert_eq!(refused(&[0, 0, 8]), IdxError::ShortHeader(3));
+        assert_eq!(refused(&[0, 1, 8, 1]), IdxError::Magic([0, 1, 8, 1]));
+        assert_eq!(refused(&[1, 0, 8, 1]), IdxError::Magic([1, 0, 8, 1]));
+        assert_eq!(refused(&[0, 0, 8, 0]), IdxError::RankZero);
+        assert_eq!(refused(&[0, 0, 8, 2, 0, 0, 0, 1, 0]), IdxError::TruncatedHeader { rank: 2, got: 5 });
+        let huge = u32::MAX as usize;
+        assert_eq!(refused(&idx(&[u32::MAX; 3], &[])), IdxError::Overflow(vec![huge; 3]));
+        assert_eq!(refused(&idx(&[2], &[1, 2, 3])), IdxError::Trailing { dims: vec![2], len: 2 });
+        assert_eq!(parse_idx(&idx(&[3], &[7, 8, 9])).unwrap(), Idx { dims: vec![3], data: vec![7, 8, 9] });
+        assert_eq!(parse_idx(&idx(&[2, 0], &[])).unwrap(), Idx { dims: vec![2, 0], data: vec![] });
+        assert!(matches!(decode_idx(b"not gzip at all", true).unwrap_err(), IdxError::Gzip(_)));
+        // A failing disk, in the header or in the data.
+        for fail in [6, 10] {
+            let broken =
+                Stream { bytes: idx(&[4], &[1, 2, 3, 4]), at: 0, interrupt: false, fail: Some(fail) };
+            assert!(matches!(read_idx_from(broken, false).unwrap_err(), IdxError::Read(_)), "at {fail}");
+        }
+    }
+
+    /// Reads interrupted before every chunk (`ErrorKind::Interrupted`, which a read retries)
+    /// give the whole file; any other error, at a given byte, is returned.
+    struct Stream {
+        bytes: Vec<u8>,
+        at: usize,
+        interrupt: bool,
+        fail: Option<usize>,
+    }
+
+    impl Read for Stream {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            self.interrupt = !self.interrupt;
+            if self.interrupt {
+                return Err(ErrorKind::Interrupted.into());
+            }
+            if self.fail.is_some_and(|f| self.at >= f) {
+                return Err(std::io::Error::new(ErrorKind::InvalidData, "the disk is failing"));
+            }
+            let n = buf.len().min(3).min(self.bytes.len() - self.at);
+            buf[..n].copy_from_slice(&self.bytes[self.at..self.at + n]);
+            self.at += n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn interrupted_reads_are_retried() {
+        let data: Vec<u8> = (0..100).collect();
+        let stream = Stream { bytes: idx(&[10, 10], &data), at: 0, interrupt: false, fail: None };
+        assert_eq!(read_idx_from(stream, false).unwrap(), Idx { dims: vec![10, 10], data });
+    }
+
+    /// `read_idx` gunzips a `.gz` file and reads any other raw, naming the file in errors.
+    #[test]
+    fn files_are_read_raw_or_gunzipped_by_their_name() {
+        use std::io::Write;
+        let dir = std::env::temp_dir().join(format!("vae-idx-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bytes = idx(&[2, 2], &[1, 2, 3, 4]);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&bytes).unwrap();
+        std::fs::write(dir.join("a.idx.gz"), gz.finish().unwrap()).unwrap();
+        std::fs::write(dir.join("a.idx"), &bytes).unwrap();
+        for name in ["a.idx.gz", "a.idx"] {
+            assert_eq!(read_idx(&dir.join(name)).unwrap().data, vec![1, 2, 3, 4], "{name}");
+        }
+        std::fs::write(dir.join("b.idx.gz"), &bytes).unwrap();
+        let err = read_idx(&dir.join("b.idx.gz")).unwrap_err().to_string();
+        assert!(err.contains("b.idx.gz") && err.contains("gzip"), "{err}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// An image file must be `[count, rows, cols]` of some pixels, its label file `[count]`
+    /// with the same count; the dataset then answers for what it holds.
+    #[test]
+    fn image_and_label_files_must_agree() {
+        let file = |dims: &[usize], data: &[u8]| Idx { dims: dims.to_vec(), data: data.to_vec() };
+        let from = |im: Idx, lb: Idx| Dataset::from_idx((Path::new("im"), im), (Path::new("lb"), lb));
+        let pixels: Vec<u8> = (0..6).map(|i| i * 40).collect();
+        let labels = file(&[3], &[7, 8, 9]);
+        let err = |r: Result<Dataset>| r.unwrap_err().to_string();
+        assert!(err(from(file(&[3, 2], &pixels), labels.clone())).contains("expected [count, rows, cols]"));
+        assert!(err(from(file(&[3, 0, 2], &[]), labels.clone())).contains("images of no pixels"));
+        assert!(err(from(file(&[3, 2, 0], &[]), labels.clone())).contains("images of no pixels"));
+        assert!(err(from(file(&[3, 1, 2], &pixels), file(&[3, 1], &[7, 8, 9]))).contains("expected [count]"));
+        assert!(err(from(file(&[3, 1, 2], &pixels), file(&[2], &[7, 8]))).contains("2 labels for 3 images"));
+        let mut ds = from(file(&[3, 1, 2], &pixels), labels).unwrap();
+        assert_eq!((ds.len(), ds.is_empty(), ds.dim(), ds.image_shape()), (3, false, 2, (1, 2)));
+        assert_eq!((ds.label(0), ds.label(2), ds.image(2)), (7, 9, &[160, 200][..]));
+        assert_eq!(ds.mean_image::<f64>().to_vec(), vec![240.0 / 765.0, 360.0 / 765.0]);
+        ds.truncate(5);
+        assert_eq!(ds.len(), 3);
+        ds.truncate(2);
+        assert_eq!(
+            (ds.len(), ds.image(1), ds.mean_image::<f64>().to_vec()),
+            (2, &[80, 120][..], vec![80.0 / 510.0, 160.0 / 510.0])
+        );
+        ds.truncate(1);
+        assert_eq!((ds.len(), ds.images.len()), (1, 2));
+        ds.truncate(0);
+        assert!(ds.is_empty() && ds.images.is_empty());
+    }
+
     #[test]
     fn batches_cover_everything_once_and_binarize_is_fair() {
         let ds = Dataset::new((0..10 * 4).map(|i| (i * 6) as u8).collect(), (0..10).collect(), 2, 2).unwrap();
