@@ -607,6 +607,37 @@ mod tests {
         assert!(ds.is_empty() && ds.images.is_empty());
     }
 
+    /// `Mnist::load` names what is wrong with a data directory: missing, not a directory, a
+    /// file missing in both forms, a set of no images, test images of another size.
+    #[test]
+    fn a_data_directory_is_refused_with_what_is_wrong() {
+        let dir = std::env::temp_dir().join(format!("vae-mnist-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let err = |d: &Path| Mnist::load(d).unwrap_err().to_string();
+        assert!(err(&dir.join("nowhere")).contains("data directory not found"));
+        std::fs::write(dir.join("plain"), b"").unwrap();
+        assert!(err(&dir.join("plain")).contains("not a directory"));
+        // Any other failure to look at it is the system's own error.
+        let under_a_file = err(&dir.join("plain").join("sub"));
+        assert!(under_a_file.contains("os error") && !under_a_file.contains("not found"), "{under_a_file}");
+        assert!(err(&dir).contains("train-images-idx3-ubyte.gz: file not found (nor without .gz)"));
+        let write =
+            |name: &str, dims: &[u32], data: &[u8]| std::fs::write(dir.join(name), idx(dims, data)).unwrap();
+        write(FILES[0], &[2, 1, 2], &[0, 51, 102, 255]);
+        write(FILES[1], &[2], &[3, 4]);
+        write(FILES[2], &[0, 1, 2], &[]);
+        write(FILES[3], &[0], &[]);
+        assert!(err(&dir).contains("t10k-images-idx3-ubyte: holds no images"));
+        write(FILES[2], &[1, 2, 1], &[9, 9]);
+        write(FILES[3], &[1], &[5]);
+        assert!(err(&dir).contains("test images are (2, 1), training images (1, 2)"));
+        write(FILES[2], &[1, 1, 2], &[9, 9]);
+        let mnist = Mnist::load(&dir).unwrap();
+        assert_eq!((mnist.train.len(), mnist.test.len(), mnist.test.label(0)), (2, 1, 5));
+        assert_eq!(mnist.train.mean_image::<f64>().to_vec(), vec![102.0 / 510.0, 306.0 / 510.0]);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
     #[test]
     fn batches_cover_everything_once_and_binarize_is_fair() {
         let ds = Dataset::new((0..10 * 4).map(|i| (i * 6) as u8).collect(), (0..10).collect(), 2, 2).unwrap();
