@@ -524,8 +524,8 @@ mod tests {
         }
     }
 
-    /// Reads interrupted before every chunk (`ErrorKind::Interrupted`, which a read retries)
-    /// give the whole file; any other error, at a given byte, is returned.
+    /// A reader of `bytes` in chunks of at most 3, failing with `ErrorKind::Interrupted`
+    /// (which a reader retries) before each, and with a disk's error from byte `fail` on.
     struct Stream {
         bytes: Vec<u8>,
         at: usize,
