@@ -359,8 +359,7 @@ mod tests {
             })
             .collect();
         trainer.optimizer.steps = 7;
-        let dir = std::env::temp_dir().join(format!("vae-checkpoint-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::io::test_dir("checkpoint");
         let path = dir.join("c.safetensors");
         save(&path, &trainer).unwrap();
         assert_eq!(read_meta(&path, &read_file(&path).unwrap()).unwrap(), (small(), 2));

@@ -560,8 +560,7 @@ mod tests {
     #[test]
     fn files_are_read_raw_or_gunzipped_by_their_name() {
         use std::io::Write;
-        let dir = std::env::temp_dir().join(format!("vae-idx-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::io::test_dir("idx");
         let bytes = idx(&[2, 2], &[1, 2, 3, 4]);
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         gz.write_all(&bytes).unwrap();
@@ -611,8 +610,7 @@ mod tests {
     /// file missing in both forms, a set of no images, test images of another size.
     #[test]
     fn a_data_directory_is_refused_with_what_is_wrong() {
-        let dir = std::env::temp_dir().join(format!("vae-mnist-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::io::test_dir("mnist");
         let err = |d: &Path| Mnist::load(d).unwrap_err().to_string();
         assert!(err(&dir.join("nowhere")).contains("data directory not found"));
         std::fs::write(dir.join("plain"), b"").unwrap();

@@ -193,8 +193,7 @@ mod tests {
 
     #[test]
     fn grid_and_scatter_write_valid_pngs() {
-        let dir = std::env::temp_dir().join(format!("vae-images-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::io::test_dir("images");
         let imgs = Tensor::from_vec((0..3 * 4).map(|i| i as f32 / 11.0).collect(), &[3, 4]);
         write_grid(&dir.join("g.png"), &imgs, 2, 2, 2).unwrap();
         let decoder =

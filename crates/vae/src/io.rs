@@ -224,6 +224,16 @@ pub fn human_bytes(n: u128) -> String {
     }
 }
 
+/// A fresh, empty directory for a unit test: `vae-{name}-{pid}` in the system's temporary
+/// directory, emptied first if a failed run left it behind.
+#[cfg(test)]
+pub(crate) fn test_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("vae-{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -157,8 +157,7 @@ mod tests {
         // Text and axes: dark pixels beyond the two lines.
         let dark = px.chunks_exact(3).filter(|p| p.iter().all(|&v| v < 80)).count();
         assert!(dark > 2000, "{dark} dark pixels: no text or axes");
-        let dir = std::env::temp_dir().join(format!("vae-curves-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::io::test_dir("curves");
         write_curves(&dir.join("curves.png"), &history).unwrap();
         assert!(std::fs::read(dir.join("curves.png")).unwrap().starts_with(b"\x89PNG"));
         std::fs::remove_dir_all(dir).unwrap();
