@@ -55,8 +55,11 @@ def compare_products(args, flags):
                 fastest[key] = min(fastest.get(key, float("inf")), line["fastest_us"])
         print(f"round {r + 1} of {args.rounds} done", flush=True)
     for name in dict.fromkeys(p for p, _ in fastest):
-        base, new = fastest[(name, "base")], fastest[(name, "new")]
-        print(f"{name}: base {base:.1f} us, new {new:.1f} us, ratio {new / base:.3f}")
+        base, new = fastest.get((name, "base")), fastest.get((name, "new"))
+        if base is None or new is None:
+            print(f"{name}: timed by one build only")
+        else:
+            print(f"{name}: base {base:.1f} us, new {new:.1f} us, ratio {new / base:.3f}")
 
 
 def main():
@@ -66,7 +69,7 @@ def main():
     ap.add_argument("--new", type=Path, help="the build compared (default: this tree's)")
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("flags", nargs=argparse.REMAINDER, help="-- then step_timer's flags")
+    ap.add_argument("flags", nargs=argparse.REMAINDER, help="-- then the timers' flags")
     args = ap.parse_args()
     if args.rounds < 1 or args.threads < 1:
         sys.exit("error: --rounds and --threads must be at least 1")
@@ -74,7 +77,7 @@ def main():
         args.new = EXAMPLES / ("product_timer" if args.products else "step_timer")
     for exe in (args.base, args.new):
         if not exe.is_file():
-            sys.exit(f"error: no {args.new.name} at {exe}")
+            sys.exit(f"error: no timer at {exe}")
     flags = args.flags[1:] if args.flags[:1] == ["--"] else args.flags
     if args.products:
         return compare_products(args, flags)
