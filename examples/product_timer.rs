@@ -44,10 +44,11 @@ enum Side {
 }
 use Side::{Rows, Transposed};
 
-/// Name, `m`, `k`, `n` and how each operand is stored: the forward `x·Wᵀ`, the input
-/// gradient `G·W` and the weight gradient `Gᵀ·X` of the default model's first and last
-/// layers at batch 128, and of Burda et al.'s first and last layers at batch 20 (and at the
-/// 100 rows of an importance-weighted decoder with k = 5).
+/// Name, `m`, `k`, `n` and how each operand is stored: the shapes of the forward `x·Wᵀ`,
+/// the input gradient `G·W` and the weight gradient `Gᵀ·X` of the default model's first and
+/// last layers at batch 128 and of Burda et al.'s at batch 20 (and of the last layer at the
+/// 100 rows of an importance-weighted decoder with k = 5), as `benches/matmul.rs` names
+/// them. (A step skips the first layer's input gradient; its shape is timed all the same.)
 const PRODUCTS: &[(&str, usize, usize, usize, Side, Side)] = &[
     ("fwd_128x784x400", 128, 784, 400, Rows, Transposed),
     ("fwd_128x400x784", 128, 400, 784, Rows, Transposed),
